@@ -1,0 +1,137 @@
+"""Finding, loading and saving images with Pillow, and naming outputs.
+
+Modes: L, LA, RGB and RGBA are blurred as they are (straight alpha, each channel on its own) and saved
+in the same mode.  Others are converted on load: 1 -> L, P -> RGBA (or RGB without transparency),
+PA -> RGBA, La -> LA, RGBa -> RGBA, RGBX, CMYK and YCbCr -> RGB.  16- and 32-bit images (I;16, I, F)
+are refused rather than silently cut to 8 bits.  Every problem with one file becomes an ImageError
+naming that file, so the caller can report it in one line and go on with the others.
+"""
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from approaches.core.errors import ConfigError, ImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+BLURRED_AS_IS = frozenset({"L", "LA", "RGB", "RGBA"})
+CONVERSIONS = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
+
+# Pillow only warns between 1x and 2x its pixel limit; a bomb is refused like any bad file, without
+# a stray warning line (load_image checks the limit itself too, where warning filters were reset).
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSource:
+    """An input file and the unique name used for its spans and its output file."""
+
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """Decoded pixels (H, W, C) uint8 and the mode they will be saved in."""
+
+    pixels: np.ndarray
+    mode: str
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+
+def find_images(directory: Path) -> list[ImageSource]:
+    """Every entry of directory whose suffix names an image format, sorted, with unique names.
+
+    Entries are listed even when they turn out not to be images (a directory called x.png, an empty
+    file) so that loading reports them instead of silently skipping them.  Two inputs with the same
+    stem (photo.png, photo.jpg) are named photo_png and photo_jpg so that neither output overwrites
+    the other.
+    """
+    if not directory.exists():
+        raise ConfigError(f"input directory {directory} does not exist")
+    if not directory.is_dir():
+        raise ConfigError(f"input {directory} is not a directory")
+    try:
+        paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as error:
+        raise ConfigError(f"cannot list input directory {directory}: {error.strerror}") from error
+    stems = [p.stem.lower() for p in paths]
+    return [
+        ImageSource(p, f"{p.stem}_{p.suffix[1:].lower()}" if stems.count(p.stem.lower()) > 1 else p.stem)
+        for p in paths
+    ]
+
+
+def load_image(path: Path) -> LoadedImage:
+    """Decode path into pixels, converting or refusing modes as the module docstring says."""
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image")
+    try:
+        with Image.open(path) as image:
+            image = _blurrable(image, path)
+            pixels = np.asarray(image)
+    except FileNotFoundError as error:
+        raise ImageError(path, "file not found") from error
+    except PermissionError as error:
+        raise ImageError(path, "permission denied") from error
+    except UnidentifiedImageError as error:
+        reason = "empty file" if _is_empty(path) else "not an image Pillow can read"
+        raise ImageError(path, f"{reason}") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(path, f"too large, over Pillow's limit of {Image.MAX_IMAGE_PIXELS} pixels") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(path, f"truncated or corrupt image ({error})") from error
+    return LoadedImage(pixels.reshape(pixels.shape[0], pixels.shape[1], -1), image.mode)
+
+
+def _blurrable(image: Image.Image, path: Path) -> Image.Image:
+    if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError("over the limit")  # reported below, like Pillow's own
+    if image.mode in BLURRED_AS_IS:
+        image.load()
+        return image
+    if image.mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in CONVERSIONS:
+        return image.convert(CONVERSIONS[image.mode])
+    raise ImageError(path, f"mode {image.mode} is not supported (only 8-bit images; convert it first)")
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def output_path(output_dir: Path, approach: str, name: str) -> Path:
+    """<output_dir>/<approach>/<name>_blurred.png; a name that would leave that folder is refused."""
+    if not name or name in {".", ".."} or Path(name).name != name or "\\" in name or "\0" in name:
+        raise ImageError(repr(name), f"not a plain file name, refusing to write outside {output_dir}")
+    return output_dir / approach / f"{name}_blurred.png"
+
+
+def save_image(pixels: np.ndarray, path: Path, png_level: int) -> None:
+    """Write pixels (H, W, C) as PNG; through a temporary file, so a crash never leaves half an image."""
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(partial, format="PNG", compress_level=png_level)
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise ImageError(path, f"cannot write ({error.strerror or error})") from error

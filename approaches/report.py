@@ -1,0 +1,352 @@
+"""Charts drawn from a run's results document: one comparison of all approaches, one timeline each.
+
+Only the plain JSON-able document goes in, so charts can be redrawn from a saved results file
+without importing any approach.  Figures are built with ``Figure`` + ``FigureCanvasAgg`` rather than
+pyplot, so drawing changes no global state (backend, open-figure list) of the calling program.
+"""
+
+import re
+import textwrap
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+
+DPI = 120
+# Okabe-Ito colours: they stay distinct under the common colour-vision deficiencies.  The same stage
+# has the same colour in every chart, so the comparison and the timelines read together.
+STAGE_COLOURS = {
+    "load": "#0072B2",
+    "cut": "#56B4E9",
+    "queue-wait": "#F0E442",
+    "blur": "#E69F00",
+    "assemble": "#CC79A7",
+    "save": "#009E73",
+}
+OTHER_COLOUR = "#999999"
+WALL_COLOUR = "#4C5B69"
+MISMATCH_COLOUR = "#D62728"
+CAPTION_COLOUR = "#555555"
+LABEL_SPAN_LIMIT = 60  # above this many spans, image labels would only clutter the timeline
+EDGE_SPAN_LIMIT = 400  # above this, white bar edges would wash thin tile bars out to white
+CAPTION_CHARS_PER_INCH = 15  # 8 pt text, with some slack, so a wrapped caption never runs off the page
+LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
+    (4, ("assembl",)),
+    (5, ("saver", "writer")),
+    (0, ("loader", "reader")),
+    (2, ("worker",)),
+    (1, ("main", "coordinator", "dispatcher", "producer")),
+)
+OTHER_LANE_RANK = 3
+CAPTION_SETTINGS = (
+    ("kernel_size", "kernel {}"),
+    ("tile_size", "tile {} px"),
+    ("workers", "workers {}"),
+    ("repeat", "repeat ×{}"),
+)
+
+
+def draw_all(doc: dict[str, Any], directory: Path) -> list[Path]:
+    """Draw comparison.png and timeline_<approach>.png for every result into directory (created)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [draw_comparison(doc, directory / "comparison.png")]
+    for result in doc.get("results", []):
+        name = re.sub(r"[^\w.-]", "_", str(result["approach"]))
+        paths.append(draw_timeline(doc, result, directory / f"timeline_{name}.png"))
+    return paths
+
+
+def draw_comparison(doc: dict[str, Any], path: Path) -> Path:
+    """Wall time (left) and per-stage seconds (right) for each approach, side by side."""
+    results = doc.get("results", [])
+    fig = _new_figure(doc, 11.0, max(5.0, 1.9 + 0.4 * len(results)))
+    wall_ax, stage_ax = fig.subplots(1, 2, sharey=True)
+    fig.suptitle(_comparison_title(results), fontsize=13, fontweight="bold")
+    if not results:
+        for ax in (wall_ax, stage_ax):
+            _say(ax, "no results")
+        return _save(fig, path)
+    _plot_wall(wall_ax, results)
+    _plot_stages(stage_ax, results)
+    wall_ax.set_yticks(range(len(results)), [_approach_label(result) for result in results])
+    wall_ax.set_ylim(len(results) - 0.5, -0.5)  # first approach on top
+    stage_ax.tick_params(axis="y", left=False)
+    fig.draw_without_rendering()  # settle the layout, then make room for the end-of-bar annotations
+    _fit_annotations(wall_ax)
+    _fit_annotations(stage_ax)
+    return _save(fig, path)
+
+
+def draw_timeline(doc: dict[str, Any], result: dict[str, Any], path: Path) -> Path:
+    """Gantt chart of one approach run: a row per lane, a bar per span, coloured by stage."""
+    spans = result.get("spans") or []
+    lanes = sorted({span["lane"] for span in spans}, key=_lane_key)
+    fig = _new_figure(doc, 12.0, max(3.2, 2.0 + 0.42 * len(lanes)))
+    ax = fig.subplots()
+    ax.set_title(f"Timeline — {_approach_label(result)}", loc="left", fontsize=13, fontweight="bold")
+    ax.set_title(_timeline_summary(result, spans), loc="right", fontsize=9, color=CAPTION_COLOUR)
+    ax.set_xlabel("seconds since the run started")
+    if not spans:
+        _say(ax, "no spans recorded")
+        return _save(fig, path)
+    _plot_spans(ax, spans, lanes)
+    wall = result.get("wall_s")
+    handles = _stage_handles(span["stage"] for span in spans)
+    if wall is not None:
+        ax.axvline(wall, color="#333333", linestyle="--", linewidth=0.9)
+        handles.append(Line2D([], [], color="#333333", linestyle="--", linewidth=0.9, label="wall time"))
+    ax.set_xlim(0, max([wall or 0.0, *(span["end"] for span in spans)]) * 1.01 or 1.0)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, fontsize=9)
+    if len(spans) < LABEL_SPAN_LIMIT:
+        _label_whole_image_blurs(ax, spans, {lane: row for row, lane in enumerate(lanes)})
+    return _save(fig, path)
+
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+
+def _new_figure(doc: dict[str, Any], width: float, height: float) -> Figure:
+    """A constrained-layout figure on its own Agg canvas, with the run's settings as a bottom caption."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    caption = "\n".join(textwrap.wrap(_caption(doc), width=int(width * CAPTION_CHARS_PER_INCH)))
+    # supxlabel (unlike fig.text) gets space reserved for it by the constrained layout.
+    fig.supxlabel(caption, x=0.01, ha="left", fontsize=8, color=CAPTION_COLOUR)
+    return fig
+
+
+def _caption(doc: dict[str, Any]) -> str:
+    config = doc.get("config", {})
+    settings = [template.format(config[key]) for key, template in CAPTION_SETTINGS if config.get(key) is not None]
+    parts = [config.get("machine"), *settings, config.get("timestamp")]
+    return " · ".join(str(part) for part in parts if part)
+
+
+def _approach_label(result: dict[str, Any]) -> str:
+    title = result.get("title")
+    return f"{result['approach']} · {title}" if title else str(result["approach"])
+
+
+def _stage_colour(stage: str) -> str:
+    return STAGE_COLOURS.get(stage, OTHER_COLOUR)
+
+
+def _ordered_stages(stages: Iterable[str]) -> list[str]:
+    """Known stages in pipeline order, then unknown ones alphabetically, so stacks read left to right."""
+    present = set(stages)
+    known = [stage for stage in STAGE_COLOURS if stage in present]
+    return known + sorted(present - set(STAGE_COLOURS))
+
+
+def _stage_handles(stages: Iterable[str]) -> list[Any]:
+    """Legend entries for the stages present; unknown stages share one grey entry, as they share a colour."""
+    ordered = _ordered_stages(stages)
+    handles: list[Any] = [Patch(color=STAGE_COLOURS[s], label=s) for s in ordered if s in STAGE_COLOURS]
+    others = [stage for stage in ordered if stage not in STAGE_COLOURS]
+    if others:
+        handles.append(Patch(color=OTHER_COLOUR, label="other: " + ", ".join(others)))
+    return handles
+
+
+def _format_seconds(seconds: float) -> str:
+    """Millisecond resolution below a second, two decimals (as in "1.92 s") above."""
+    return f"{seconds:.3f} s" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _say(ax: Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color=CAPTION_COLOUR)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path)
+    return path
+
+
+# --- comparison ------------------------------------------------------------------------------------
+
+
+def _comparison_title(results: list[dict[str, Any]]) -> str:
+    title = "Gaussian blur — wall time and stage time per approach"
+    if not results:
+        return title
+    images, failed = len(results[0].get("images") or []), len(results[0].get("failed") or [])
+    skipped = f", {failed} skipped" if failed else ""
+    return f"{title} ({images} images{skipped})"
+
+
+def _plot_wall(ax: Axes, results: list[dict[str, Any]]) -> None:
+    """Bars of wall time with min..max whiskers over the repeated runs, annotated with the speed-up."""
+    for row, result in enumerate(results):
+        wall = result.get("wall_s") or 0.0
+        ax.barh(row, wall, height=0.6, color=WALL_COLOUR)
+        runs = result.get("wall_runs") or []
+        end = wall
+        if runs:
+            low, high = min(runs), max(runs)
+            whisker = [[max(wall - low, 0.0)], [max(high - wall, 0.0)]]
+            ax.errorbar(wall, row, xerr=whisker, fmt="none", ecolor="black", elinewidth=1, capsize=3)
+            end = max(wall, high)
+        _annotate_wall(ax, row, end, result)
+    ax.set_xlabel("wall time, s\n(whiskers: fastest to slowest run)")
+    ax.grid(axis="x", color="#DDDDDD")
+    ax.set_axisbelow(True)
+
+
+def _annotate_wall(ax: Axes, row: int, end: float, result: dict[str, Any]) -> None:
+    text = _format_seconds(result.get("wall_s") or 0.0)
+    speedup = result.get("speedup_vs_a")
+    if speedup is not None:
+        text += f" · {speedup:.1f}× vs a" if speedup >= 1 else f" · {speedup:.2f}× vs a"
+    label = _annotate_end(ax, row, end, text)
+    if result.get("identical_to_a") is False:  # None means a was not run: nothing to compare with
+        ax.annotate(
+            "≠ a",
+            xy=(1, 0.5),
+            xycoords=label,
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            color=MISMATCH_COLOUR,
+            fontweight="bold",
+            fontsize=9,
+        )
+
+
+def _annotate_end(ax: Axes, row: int, end: float, text: str) -> Text:
+    """Text just right of a bar's end; _fit_annotations later widens the axes to make it fit."""
+    return ax.annotate(text, xy=(end, row), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
+
+
+def _plot_stages(ax: Axes, results: list[dict[str, Any]]) -> None:
+    """Stacked bars of seconds per stage, summed over lanes, with the total at the end."""
+    stage_seconds = [result.get("stage_s") or {} for result in results]
+    stages = _ordered_stages(stage for seconds in stage_seconds for stage in seconds)
+    rows = range(len(results))
+    left = [0.0] * len(results)
+    for stage in stages:
+        widths = [seconds.get(stage) or 0.0 for seconds in stage_seconds]
+        ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor="white", linewidth=0.6)
+        left = [start + width for start, width in zip(left, widths, strict=True)]
+    for row, total in enumerate(left):
+        if total:
+            _annotate_end(ax, row, total, _format_seconds(total))
+    ax.set_xlabel("stage time, s\n(summed over lanes: can exceed wall time)")
+    ax.grid(axis="x", color="#DDDDDD")
+    ax.set_axisbelow(True)
+    if stages:
+        ax.legend(
+            handles=_stage_handles(stages),
+            title="stage",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+            fontsize=9,
+        )
+
+
+def _fit_annotations(ax: Axes) -> None:
+    """Widen the x range just enough that every end-of-bar annotation ends inside the axes.
+
+    Annotations sit a fixed number of pixels right of their data point, so for a bar ending at x with
+    text w pixels wide in an axes W pixels wide, the range must reach x * W / (W - w).
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    x0, x1 = ax.get_xlim()
+    right = x1
+    for text in ax.texts:
+        anchor = _anchor_x(text)
+        overhang = text.get_window_extent(renderer).x1 - ax.transData.transform((anchor, 0))[0] + 4
+        if overhang < box.width:
+            right = max(right, x0 + (anchor - x0) * box.width / (box.width - overhang))
+    ax.set_xlim(x0, right)
+
+
+def _anchor_x(text: Text) -> float:
+    """The data x an annotation hangs from (a chained annotation hangs from the one it follows)."""
+    while isinstance(text.xycoords, Text):
+        text = text.xycoords
+    return text.xy[0]
+
+
+# --- timeline --------------------------------------------------------------------------------------
+
+
+def _lane_key(lane: str) -> tuple[int, list[Any]]:
+    """Order lanes as work flows: loaders, main/coordinator, workers by number, assembler, savers."""
+    lowered = lane.lower()
+    rank = next((rank for rank, names in LANE_RANKS if any(n in lowered for n in names)), OTHER_LANE_RANK)
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", lowered)]
+    return rank, natural
+
+
+def _timeline_summary(result: dict[str, Any], spans: list[dict[str, Any]]) -> str:
+    parts = []
+    if result.get("wall_s") is not None:
+        parts.append(f"wall {_format_seconds(result['wall_s'])}")
+    parts.append(f"{len(result.get('images') or [])} images")
+    if result.get("failed"):
+        parts.append(f"{len(result['failed'])} failed")
+    parts.append(f"{len(spans):,} spans")
+    return " · ".join(parts)
+
+
+def _plot_spans(ax: Axes, spans: list[dict[str, Any]], lanes: list[str]) -> None:
+    """One broken_barh per (lane, stage): tens of thousands of spans draw as a few collections."""
+    row = {lane: index for index, lane in enumerate(lanes)}
+    bars: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for span in spans:
+        bars[span["lane"], span["stage"]].append((span["start"], span["end"] - span["start"]))
+    edges = {"edgecolor": "white", "linewidth": 0.4} if len(spans) <= EDGE_SPAN_LIMIT else {"linewidth": 0}
+    for (lane, stage), ranges in bars.items():
+        ax.broken_barh(ranges, (row[lane] - 0.4, 0.8), facecolors=_stage_colour(stage), **edges)
+    ax.set_yticks(range(len(lanes)), lanes)
+    ax.set_ylim(len(lanes) - 0.5, -0.5)  # first lane on top
+    ax.grid(axis="x", color="#DDDDDD")
+    ax.set_axisbelow(True)
+
+
+def _label_whole_image_blurs(ax: Axes, spans: list[dict[str, Any]], row: dict[str, int]) -> None:
+    """Name the image inside each whole-image blur bar, shortened to fit, or left out if it cannot."""
+    fig = ax.figure
+    fig.draw_without_rendering()  # the layout must be final to know how many pixels a second is
+    renderer = fig.canvas.get_renderer()
+    (left, _), (right, _) = ax.transData.transform([(0.0, 0.0), (1.0, 0.0)])
+    font = FontProperties(size=8)
+    for span in spans:
+        if span["stage"] != "blur" or span.get("tile") is not None or not span.get("image"):
+            continue
+        room = (span["end"] - span["start"]) * (right - left) - 4
+        label = _fit_label(str(span["image"]), room, renderer, font)
+        if label:
+            ax.text(
+                (span["start"] + span["end"]) / 2,
+                row[span["lane"]],
+                label,
+                ha="center",
+                va="center",
+                fontproperties=font,
+                clip_on=True,
+                in_layout=False,
+            )
+
+
+def _fit_label(label: str, room: float, renderer: RendererBase, font: FontProperties) -> str | None:
+    """label, or its longest prefix + '…' of at least two characters, that fits in room pixels."""
+    candidates = [label] + [label[:cut] + "…" for cut in range(len(label) - 1, 1, -1)]
+    for candidate in candidates:
+        width, _, _ = renderer.get_text_width_height_descent(candidate, font, ismath=False)
+        if width <= room:
+            return candidate
+    return None

@@ -1,0 +1,118 @@
+"""run_all.py end to end: flags, env, the table, logs, JSON, charts, and bad input never stopping a run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from approaches.runner import main
+from tests.test_images import bad_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(tmp_path: Path, *args: str, env: dict | None = None) -> int:
+    return main([*args, "--logs", str(tmp_path / "logs"), "--charts", str(tmp_path / "charts")], env=env or {})
+
+
+def test_approach_a_writes_outputs_log_json_and_charts(tmp_path, image_dir, capsys):
+    status = run(tmp_path, "--approaches", "a", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+                 "--kernel-size", "5", "--json", str(tmp_path / "r.json"), "--repeat", "2")
+    assert status == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    (result,) = doc["results"]
+    assert result["approach"] == "a" and result["identical_to_a"] and len(result["wall_runs"]) == 2
+    assert {i["name"] for i in result["images"]} == {"one", "two", "three"}
+    for image in result["images"]:
+        assert Path(image["output"]).exists() and image["blur_s"] > 0 and image["load_s"] > 0
+    assert {i["mode"] for i in result["images"]} == {"RGBA", "RGB", "L"}
+    assert doc["config"]["kernel_size"] == 5 and result["failed"] == []
+    log = next((tmp_path / "logs").glob("*.txt")).read_text()
+    assert "=== a_Sequential Results ===" in log and "Images processed: 3" in log and "Kernel size: 5" in log
+    assert (tmp_path / "charts" / "comparison.png").exists() and (tmp_path / "charts" / "timeline_a.png").exists()
+    table = capsys.readouterr().out
+    assert "a Sequential" in table and "identical to a" in table
+
+
+def test_bad_images_are_reported_and_the_good_ones_still_processed(tmp_path, image_dir, capsys):
+    reasons = bad_inputs(image_dir)
+    status = run(tmp_path, "--approaches", "a", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+                 "--kernel-size", "3", "--json", str(tmp_path / "r.json"), "--no-charts", "--quiet")
+    assert status == 1
+    (result,) = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert {i["name"] for i in result["images"]} == {"one", "two", "three"}
+    failed = {Path(f["path"]).name: f["reason"] for f in result["failed"]}
+    assert set(failed) == set(reasons)
+    for name, reason in reasons.items():
+        assert reason in failed[name]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == len(reasons)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--kernel-size", "4"], "--kernel-size"),
+    (["--kernel-size", "0"], "--kernel-size"),
+    (["--kernel-size", "-3"], "--kernel-size"),
+    (["--kernel-size", "100001"], "--kernel-size"),
+    (["--tile-size", "0"], "--tile-size"),
+    (["--tile-size", "-5"], "--tile-size"),
+    (["--workers", "0"], "--workers"),
+    (["--approaches", "a,z"], "--approaches"),
+])
+def test_bad_flags_give_one_line_and_status_2(tmp_path, image_dir, capsys, flags, message):
+    assert run(tmp_path, "--input", str(image_dir), "--output", str(tmp_path / "out"), *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_missing_input_directory(tmp_path, capsys):
+    assert run(tmp_path, "--input", str(tmp_path / "missing")) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unwritable_output_directory(tmp_path, image_dir, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder should be")
+    assert run(tmp_path, "--input", str(image_dir), "--output", str(blocker / "out")) == 2
+    assert "cannot create output directory" in capsys.readouterr().err
+
+
+def test_environment_sets_defaults_and_flags_override_it(tmp_path, image_dir):
+    env = {"KERNEL_SIZE": "7", "INPUT_PATH": str(image_dir), "OUTPUT_PATH": str(tmp_path / "env-out"),
+           "TILE_SIZE": "64", "NUM_WORKERS": "3"}
+    assert run(tmp_path, "--approaches", "a", "--json", str(tmp_path / "r.json"), "--no-charts", "--quiet",
+               "--tile-size", "32", env=env) == 0
+    config = json.loads((tmp_path / "r.json").read_text())["config"]
+    assert (config["kernel_size"], config["tile_size"], config["workers"]) == (7, 32, 3)
+    assert (tmp_path / "env-out" / "a" / "one_blurred.png").exists()
+
+
+def test_bad_environment_value_is_one_line(tmp_path, capsys):
+    assert run(tmp_path, env={"KERNEL_SIZE": "big"}) == 2
+    assert "KERNEL_SIZE" in capsys.readouterr().err
+
+
+def test_outputs_keep_the_input_mode(tmp_path, image_dir):
+    assert run(tmp_path, "--approaches", "a", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+               "--no-charts", "--quiet") == 0
+    assert Image.open(tmp_path / "out" / "a" / "one_blurred.png").mode == "RGBA"
+    assert Image.open(tmp_path / "out" / "a" / "three_blurred.png").mode == "L"
+
+
+def test_help_lists_the_flags():
+    out = subprocess.run([sys.executable, "run_all.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for flag in ("--approaches", "--kernel-size", "--tile-size", "--workers", "--png-level", "--repeat", "--json"):
+        assert flag in out.stdout
+
+
+def test_default_input_makes_the_bundled_samples(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--approaches", "a", "--kernel-size", "3", "--no-charts", "--quiet"], env={}) == 0
+    made = sorted(p.name for p in (tmp_path / "data" / "input").iterdir())
+    assert len(made) >= 5 and all(name.endswith(".png") for name in made)
+    assert len(list((tmp_path / "data" / "output" / "a").glob("*_blurred.png"))) == len(made)
+    assert list((tmp_path / "logs").glob("*.json"))
+
