@@ -124,10 +124,15 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], known_approach
 
 
 def _parse_approaches(text: str, known: Sequence[str]) -> tuple[str, ...]:
+    """'all', or letters and variants: 'b' selects every variant b.threads, b.processes, ..."""
     if text.strip().lower() == "all":
         return tuple(known)
-    letters = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [letter for letter in letters if letter not in known]
-    if unknown or not letters:
+    chosen, unknown = [], []
+    for token in (part.strip().lower() for part in text.split(",") if part.strip()):
+        matches = [key for key in known if key == token or key.startswith(f"{token}.")]
+        chosen += matches
+        if not matches:
+            unknown.append(token)
+    if unknown or not chosen:
         raise ConfigError(f"--approaches: unknown {','.join(unknown) or 'empty list'}; choose from {','.join(known)}")
-    return tuple(dict.fromkeys(letters))
+    return tuple(dict.fromkeys(chosen))
