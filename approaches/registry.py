@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from approaches import a_sequential
+from approaches import a_sequential, b_tile_parallel, c_pipeline
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
 
@@ -20,5 +20,15 @@ APPROACHES: dict[str, Approach] = {
     approach.letter: approach
     for approach in (
         Approach("a", "Sequential", "the baseline: load, blur, save, one image after another", a_sequential.run),
+        Approach("b.threads", "Tile-parallel, threads",
+                 "the kernel releases the GIL, so threads blur one image's tiles at once", b_tile_parallel.run_threads),
+        Approach("b.processes", "Tile-parallel, processes",
+                 "tiles are pickled to worker processes and back: parallel, at the price of copies",
+                 b_tile_parallel.run_processes),
+        Approach("b.shm", "Tile-parallel, shared memory",
+                 "the image lives in shared memory; worker processes get tile coordinates only",
+                 b_tile_parallel.run_shared_memory),
+        Approach("c", "Pipelined", "loading, blurring and saving overlap across images, with bounded queues",
+                 c_pipeline.run),
     )
 }

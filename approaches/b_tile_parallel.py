@@ -1,0 +1,187 @@
+"""b — Tile-parallel: N workers blur the tiles of one image at once; images one after another.
+
+Per image, the coordinator loads it and cuts tiles into a bounded tile queue, N workers blur them, and a
+result queue feeds the assembler, which pastes them into a canvas and saves it.  The same shape runs on
+three executors, each a lesson:
+
+- b.threads: the kernel releases the GIL (``nogil=True``), so threads really blur at the same time,
+  and the image reaches them without a copy;
+- b.processes: every padded tile is pickled into a worker process and its blurred block pickled back,
+  about twice the image's bytes through pipes (benchmarks/bc_transfer.py prints the cost per tile);
+- b.shm: the image and its canvas live in ``multiprocessing.shared_memory``; a task is a tile's
+  coordinates, the worker cuts, blurs and pastes in place, and no pixels cross a pipe.
+
+Images are still taken one after another, so while one is loaded or saved every worker waits: the
+timeline shows the gaps, and approach c removes them.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from multiprocessing import resource_tracker
+from multiprocessing.shared_memory import SharedMemory
+from typing import NamedTuple
+
+import numpy as np
+
+from approaches.core.errors import ImageError
+from approaches.core.images import ImageSource, load_image
+from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.kernel import blur, blur_tile
+from approaches.core.pool import WorkerLost, WorkerPool
+from approaches.core.tasks import Assembly, SpanFor, TileTask, Work, blur_padded
+from approaches.core.tiling import cut, paste, plan_tiles
+from approaches.core.trace import Tracer
+
+COORDINATOR, ASSEMBLER = "coordinator", "assembler"
+
+
+def run_threads(job: Job, tracer: Tracer) -> Outcome:
+    return _run(job, tracer, processes=False, shared=False)
+
+
+def run_processes(job: Job, tracer: Tracer) -> Outcome:
+    return _run(job, tracer, processes=True, shared=False)
+
+
+def run_shared_memory(job: Job, tracer: Tracer) -> Outcome:
+    return _run(job, tracer, processes=True, shared=True)
+
+
+def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
+    config, outcome = job.config, Outcome()
+    blur(np.zeros((1, 1, 1), np.uint8), config.kernel_size)  # compile (or load) it once: forked workers inherit it
+    with ExitStack() as stack:
+        arena = stack.enter_context(SharedPixels()) if shared else None  # before the fork, see SharedPixels
+        work = (_blur_in_place if shared else blur_padded)(config.kernel_size, config.truncate)
+        pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes))
+        assembler = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=ASSEMBLER))
+        for source in job.images:
+            done = _blur_one(source, job, tracer, pool, assembler, arena)
+            (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
+            job.progress()
+    return outcome
+
+
+def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, assembler: ThreadPoolExecutor,
+              arena: "SharedPixels | None") -> Saved | Failure:
+    """Coordinator: load, cut tiles into the pool while the assembler collects them; its result is the image's."""
+    config = job.config
+    try:
+        with tracer.span(COORDINATOR, "load", source.name):
+            image = load_image(source.path)
+            placed = arena.hold(image.pixels) if arena else (image.pixels, np.empty_like(image.pixels), None)
+    except ImageError as error:
+        return Failure(str(source.path), error.reason)
+    pixels, canvas, where = placed
+    if pool.broken:  # a worker died with the previous image: start this one with a whole pool
+        pool.restart()
+    tiles = plan_tiles(image.width, image.height, config.tile_size)
+    assembled = assembler.submit(_assemble, Assembly(source, image.mode, canvas, len(tiles)), pool, tracer, job)
+    try:
+        for tile in tiles:
+            if where is None:
+                with tracer.span(COORDINATOR, "cut", source.name, tile.id):
+                    task = TileTask(source.name, tile, cut(pixels, tile, config.radius))
+            else:
+                task = TileTask(source.name, tile, where)  # coordinates only: the worker cuts from shared memory
+            with tracer.span(COORDINATOR, "queue-wait", source.name, tile.id):
+                pool.submit(task)
+    except WorkerLost:
+        pass  # the assembler, waiting for this image's tiles, learns it too and reports the image failed
+    return assembled.result()
+
+
+def _assemble(assembly: Assembly, pool: WorkerPool, tracer: Tracer, job: Job) -> Saved | Failure:
+    """Assembler: paste results until the image's last tile is in, then save it, or report why not."""
+    config, name = job.config, assembly.source.name
+    try:
+        while True:
+            result = pool.result()
+            tracer.extend(result.spans)
+            with tracer.span(ASSEMBLER, "assemble", name, result.tile.id):
+                if assembly.add(result):
+                    break
+    except WorkerLost as lost:
+        return Failure(str(assembly.source.path), f"{lost}; the tiles it held are lost")
+    if assembly.error is not None:
+        return assembly.failure()
+    try:
+        with tracer.span(ASSEMBLER, "save", name):
+            return assembly.save(config.output_dir, job.letter, config.png_level)
+    except ImageError as error:
+        return Failure(str(assembly.source.path), error.reason)
+
+
+# --- b.shm: the image in shared memory ---------------------------------------------------------------
+
+
+class SharedRef(NamedTuple):
+    """All a b.shm task carries besides the tile: which segment holds the image, and the image's shape."""
+
+    segment: str
+    shape: tuple[int, ...]
+
+
+class SharedPixels:
+    """One shared-memory segment holding the current image and, after it, its canvas; reused per image.
+
+    Reuse spares creating and faulting in a fresh segment for every image; it grows when an image is
+    larger than any before.  numpy views export the segment's buffer, and a segment cannot be closed
+    while a view lives: views of an image exist only inside _blur_one, which has returned before the
+    next hold() may replace the segment.
+    """
+
+    def __enter__(self) -> "SharedPixels":
+        # Before forking: workers that attach a segment register it with the resource tracker.  Forked
+        # from a process whose tracker runs, they share it; otherwise each starts its own, which warns of
+        # "leaked" segments and unlinks them when the worker exits.
+        resource_tracker.ensure_running()
+        self._segment: SharedMemory | None = None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def hold(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, SharedRef]:
+        """Copy pixels into shared memory; return the shared image, its shared canvas and their ref."""
+        if self._segment is None or self._segment.size < 2 * pixels.nbytes:
+            self._release()
+            self._segment = SharedMemory(create=True, size=2 * pixels.nbytes)
+        ref = SharedRef(self._segment.name, pixels.shape)
+        source, canvas = _views(self._segment, ref)
+        source[...] = pixels
+        return source, canvas, ref
+
+    def _release(self) -> None:
+        if self._segment is not None:
+            self._segment.close()
+            self._segment.unlink()
+            self._segment = None
+
+
+def _views(segment: SharedMemory, ref: SharedRef) -> tuple[np.ndarray, np.ndarray]:
+    size = int(np.prod(ref.shape))
+    return (np.ndarray(ref.shape, np.uint8, segment.buf, 0), np.ndarray(ref.shape, np.uint8, segment.buf, size))
+
+
+def _blur_in_place(kernel_size: int, truncate: bool) -> Work:
+    """The work of a b.shm worker: cut the tile from the shared image, blur it, paste it into the shared canvas."""
+    radius = kernel_size // 2
+    attached: dict[str, SharedMemory] = {}  # this worker's mapping of the current segment
+
+    def work(task: TileTask, span: SpanFor) -> None:
+        ref: SharedRef = task.payload
+        if ref.segment not in attached:
+            for old in attached.values():  # the segment was replaced: no view of the old one is left
+                old.close()
+            attached.clear()
+            attached[ref.segment] = SharedMemory(ref.segment)
+        source, canvas = _views(attached[ref.segment], ref)
+        with span("cut"):
+            padded = cut(source, task.tile, radius)
+        with span("blur"):
+            block = blur_tile(padded, kernel_size, truncate=truncate)
+        with span("assemble"):
+            paste(canvas, task.tile, block)
+
+    return work

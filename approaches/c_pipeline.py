@@ -1,0 +1,140 @@
+"""c — Pipelined: every stage runs at once, across images, with a bounded queue between each two.
+
+    loaders --tiles--> workers --results--> assembler --finished images--> savers
+
+Loaders decode images in parallel and cut each into tiles that carry their image's name; workers
+(threads: the kernel releases the GIL) blur tiles of any image from the one shared tile queue; the
+assembler routes each result to its image's Assembly and, the moment an image's last tile is pasted,
+hands the image to a saver.  So blurring starts as soon as the first image is loaded, and each image is
+saved as soon as it is whole; the original course loaded every image first and saved them all at the end.
+
+Memory stays flat however many images there are: every queue is bounded, and a loader takes one of a
+few permits before decoding an image, given back once the image is saved or has failed.  A full queue or
+no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).
+
+Outputs are named from each input's own name: the original course numbered them by position, so when
+one input was missing img3 was saved as img2.
+"""
+
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from approaches.core.errors import ImageError
+from approaches.core.images import ImageSource, load_image
+from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.pool import WorkerPool
+from approaches.core.tasks import Assembly, TileTask, blur_padded
+from approaches.core.tiling import cut, plan_tiles
+from approaches.core.trace import Tracer
+
+LOADERS = 2
+SAVERS = 2
+ASSEMBLER = "assembler"
+
+
+def run(job: Job, tracer: Tracer, *, loaders: int = LOADERS, savers: int = SAVERS) -> Outcome:
+    config = job.config
+    with WorkerPool(blur_padded(config.kernel_size, config.truncate), config.workers, processes=False) as pool:
+        line = _Pipeline(job, tracer, pool, savers, images_in_flight=loaders + savers + 1)
+        loading = _start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
+        rest = _start(line.route, [ASSEMBLER]) + _start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])
+        for thread in loading:
+            thread.join()
+        pool.stop()  # every image is cut: the workers finish the queued tiles, then the assembler hears the end
+        for thread in rest:
+            thread.join()
+    order = {str(source.path): i for i, source in enumerate(job.images)}  # report in input order, as a does
+    line.outcome.saved.sort(key=lambda saved: order[str(saved.source)])
+    line.outcome.failed.sort(key=lambda failure: order[failure.path])
+    return line.outcome
+
+
+def _start(stage: Callable[[str], None], lanes: list[str]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=stage, args=(lane,), name=lane, daemon=True) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+class _Pipeline:
+    """The state the stages share; each method is one stage's thread."""
+
+    def __init__(self, job: Job, tracer: Tracer, pool: WorkerPool, savers: int, images_in_flight: int) -> None:
+        self.job, self.tracer, self.pool, self.savers = job, tracer, pool, savers
+        self.todo: queue.SimpleQueue[ImageSource] = queue.SimpleQueue()
+        for source in job.images:
+            self.todo.put(source)
+        self.permits = threading.BoundedSemaphore(images_in_flight)
+        self.assemblies: dict[str, Assembly] = {}
+        self.finished: queue.Queue[Assembly | None] = queue.Queue(maxsize=savers)
+        self.outcome = Outcome()
+
+    def load(self, lane: str) -> None:
+        """Loader: take the next image, wait for a permit, decode it and cut it into the tile queue."""
+        while True:
+            try:
+                source = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            with self.tracer.span(lane, "queue-wait", source.name):
+                self.permits.acquire()
+            self._load_one(lane, source)
+
+    def _load_one(self, lane: str, source: ImageSource) -> None:
+        config, tracer = self.job.config, self.tracer
+        try:
+            with tracer.span(lane, "load", source.name):
+                image = load_image(source.path)
+        except ImageError as error:
+            self._done(Failure(str(source.path), error.reason))
+            return
+        tiles = plan_tiles(image.width, image.height, config.tile_size)
+        # Registered before its first tile is queued, and the queues hand that order on: the assembler
+        # always finds an image's Assembly when its first result arrives.
+        self.assemblies[source.name] = Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles))
+        for tile in tiles:
+            with tracer.span(lane, "cut", source.name, tile.id):
+                task = TileTask(source.name, tile, cut(image.pixels, tile, config.radius))
+            with tracer.span(lane, "queue-wait", source.name, tile.id):
+                self.pool.submit(task)
+
+    def route(self, lane: str) -> None:
+        """Assembler: paste each result into its image; a whole image goes to the savers at once."""
+        while (result := self.pool.result()) is not None:
+            self.tracer.extend(result.spans)
+            assembly = self.assemblies[result.image]
+            with self.tracer.span(lane, "assemble", result.image, result.tile.id):
+                last = assembly.add(result)
+            if not last:
+                continue
+            del self.assemblies[result.image]
+            if assembly.error is not None:
+                self._done(assembly.failure())
+            else:
+                with self.tracer.span(lane, "queue-wait", result.image):
+                    self.finished.put(assembly)
+        for _ in range(self.savers):
+            self.finished.put(None)
+
+    def save(self, lane: str) -> None:
+        """Saver: write each finished image, then give its permit back."""
+        config = self.job.config
+        while (assembly := self.finished.get()) is not None:
+            try:
+                with self.tracer.span(lane, "save", assembly.source.name):
+                    saved = assembly.save(config.output_dir, self.job.letter, config.png_level)
+            except ImageError as error:
+                self._done(Failure(str(assembly.source.path), error.reason))
+            else:
+                self._done(saved)
+
+    def _done(self, result: Saved | Failure) -> None:
+        if isinstance(result, Saved):
+            self.outcome.saved.append(result)
+        else:
+            self.outcome.failed.append(result)
+        self.permits.release()
+        self.job.progress()
