@@ -350,3 +350,40 @@ def _fit_label(label: str, room: float, renderer: RendererBase, font: FontProper
         if width <= room:
             return candidate
     return None
+
+
+# --- tile-size sweep -------------------------------------------------------------------------------
+
+
+def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
+    """Wall time (left) and blur seconds summed over lanes (right) against tile size, a line per approach."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sizes = doc.get("tile_sizes") or []
+    results = doc.get("results") or []
+    fig = _new_figure(doc, 11.0, 5.0)
+    wall_ax, blur_ax = fig.subplots(1, 2)
+    fig.suptitle("Tile-size sweep — wall time and blur work per approach", fontsize=13, fontweight="bold")
+    if not sizes or not results:
+        for ax in (wall_ax, blur_ax):
+            _say(ax, "no results")
+        return _save(fig, path)
+    for result in results:
+        walls, runs = result["wall_s"], result.get("wall_runs") or [[wall] for wall in result["wall_s"]]
+        whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
+                    [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
+        drawn = wall_ax.errorbar(sizes, walls, yerr=whiskers, marker="o", capsize=3, label=_approach_label(result))
+        blur_ax.plot(sizes, result["blur_s"], marker="o", color=drawn.lines[0].get_color())
+    for ax, label in ((wall_ax, "wall time, s\n(whiskers: fastest to slowest run)"),
+                      (blur_ax, "blur span time, s, summed over lanes\n(halos, and waits for a core or the GIL)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("tile size, px")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(color="#DDDDDD")
+        ax.set_axisbelow(True)
+    handles, labels = wall_ax.get_legend_handles_labels()
+    blur_ax.legend(handles, labels, title="approach", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                   fontsize=9)
+    return _save(fig, path)

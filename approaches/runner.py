@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except BlurSuiteError as error:
         print(f"run_all.py: error: {error}", file=sys.stderr)
         return 2
+    if config.sweep:
+        from approaches.sweep import sweep  # its own run, table and chart
+
+        return sweep(config, sources)
     with tqdm(total=len(sources) * len(config.approaches) * config.repeat, unit="image",
               disable=True if config.quiet else None, leave=False) as bar:
         measured = []

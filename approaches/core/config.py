@@ -35,6 +35,7 @@ class RunConfig:
     logs_dir: Path = Path("logs")
     charts_dir: Path | None = Path("visualize")
     quiet: bool = False
+    sweep: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -101,6 +102,8 @@ def build_parser(known_approaches: Sequence[str], describe: str) -> argparse.Arg
     add("--charts", type=Path, default=Path("visualize"), metavar="DIR", help="where charts go (default: visualize)")
     add("--no-charts", action="store_true", help="do not draw charts")
     add("--quiet", action="store_true", help="no progress bar and no table, only errors")
+    add("--sweep", choices=("tile-size",),
+        help="run the approaches at tile sizes 64..1024 and chart it (visualize/sweep_tile_size.png)")
     return parser
 
 
@@ -119,6 +122,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], known_approach
         logs_dir=args.logs,
         charts_dir=None if args.no_charts else args.charts,
         quiet=args.quiet,
+        sweep=args.sweep,
         **values,
     )
 
