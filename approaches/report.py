@@ -99,7 +99,7 @@ def draw_timeline(doc: dict[str, Any], result: dict[str, Any], path: Path) -> Pa
         _say(ax, "no spans recorded")
         return _save(fig, path)
     _plot_spans(ax, spans, lanes)
-    wall = result.get("wall_s")
+    wall = result.get("last_wall_s", result.get("wall_s"))  # the spans are the last run's
     handles = _stage_handles(span["stage"] for span in spans)
     if wall is not None:
         ax.axvline(wall, color="#333333", linestyle="--", linewidth=0.9)

@@ -178,6 +178,7 @@ def _result(m: Measured, config: RunConfig, baseline: float | None) -> dict:
         "title": m.approach.title,
         "wall_s": round(m.wall_s, 6),
         "wall_runs": [round(t, 6) for t in m.wall_runs],
+        "last_wall_s": round(m.wall_runs[-1], 6),
         "identical_to_a": m.identical_to_a,
         "speedup_vs_a": round(baseline / m.wall_s, 3) if baseline and m.wall_s > 0 else None,
         "stage_s": {stage: round(seconds, 6) for stage, seconds in m.stage_seconds().items()},
