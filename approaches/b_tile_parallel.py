@@ -5,7 +5,8 @@ result queue feeds the assembler, which pastes them into a canvas and saves it. 
 three executors, each a lesson:
 
 - b.threads: the kernel releases the GIL (``nogil=True``), so threads really blur at the same time,
-  and the image reaches them without a copy;
+  and a tile reaches them as a reference, never pickled.  What still holds the GIL (cutting a tile,
+  pasting it, the queues) runs one thread at a time, which is what keeps 2 cores short of 2x;
 - b.processes: every padded tile is pickled into a worker process and its blurred block pickled back,
   about twice the image's bytes through pipes (benchmarks/bc_transfer.py prints the cost per tile);
 - b.shm: the image and its canvas live in ``multiprocessing.shared_memory``; a task is a tile's
