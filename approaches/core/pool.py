@@ -54,6 +54,7 @@ def work_loop(lane: str, tasks: Any, results: Any, work: Work) -> None:
         try:
             if fault is not None:
                 fault(task)
+            # The lambda sees this iteration's task: work() returns before the loop moves on.
             pixels = work(task, lambda stage: local.span(lane, stage, task.image, task.tile.id))  # noqa: B023
         except Exception as exc:  # the image fails with this reason; the worker goes on with the next tile
             error = f"tile {task.tile.id}: {type(exc).__name__}: {exc}"
