@@ -8,8 +8,9 @@ assembler routes each result to its image's Assembly and, the moment an image's 
 hands the image to a saver.  So blurring starts as soon as the first image is loaded, and each image is
 saved as soon as it is whole; the original course loaded every image first and saved them all at the end.
 
-Memory stays flat however many images there are: every queue is bounded, and a loader takes one of a
-few permits before decoding an image, given back once the image is saved or has failed.  A full queue or
+Memory stays flat however many images there are: every queue is bounded, and a loader takes one of
+loaders + savers + 1 permits before decoding an image (one per image being loaded, being saved, and one
+being assembled), given back once the image is saved or has failed.  A full queue or
 no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).
 
 Outputs are named from each input's own name: the original course numbered them by position, so when
