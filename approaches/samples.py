@@ -15,6 +15,8 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class SampleSpec:
+    """One sample's recipe: the seed fixes every random choice, so the spec alone names the pixels."""
+
     name: str
     width: int
     height: int
