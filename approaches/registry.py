@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from approaches import a_sequential, b_tile_parallel, c_pipeline
+from approaches import a_sequential, b_tile_parallel, c_pipeline, d_distributed_sequential, e_naive_queue
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
 
@@ -30,5 +30,11 @@ APPROACHES: dict[str, Approach] = {
                  b_tile_parallel.run_shared_memory),
         Approach("c", "Pipelined", "loading, blurring and saving overlap across images, with bounded queues",
                  c_pipeline.run),
+        Approach("d", "Distributed sequential",
+                 "a's loop in one pod, a fresh process: its start-up is timed apart from the work",
+                 d_distributed_sequential.run),
+        Approach("e", "Naive Redis queue",
+                 "pods around LPUSH/BRPOP lists: at-most-once, so a worker killed holding a tile loses it",
+                 e_naive_queue.run),
     )
 }

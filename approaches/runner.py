@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from approaches.cluster.broker import redact
 from approaches.core.config import RunConfig, build_parser, config_from, cores_present
 from approaches.core.errors import BlurSuiteError, ConfigError, ImageError
 from approaches.core.images import ImageSource, find_images, load_image
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         from approaches.sweep import sweep  # its own run, table and chart
 
         return sweep(config, sources)
+    if config.chaos:
+        from approaches.cluster.chaos import chaos  # its own run and summary
+
+        return chaos(config, sources)
     with tqdm(total=len(sources) * len(config.approaches) * config.repeat, unit="image",
               disable=True if config.quiet else None, leave=False) as bar:
         measured = []
@@ -159,6 +164,7 @@ def document(config: RunConfig, measured: Sequence[Measured]) -> dict:
     """The run as plain data: what the JSON file, the log, the table and the charts are made from."""
     baseline = next((m.wall_s for m in measured if m.approach.letter == "a"), None)
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()}
+    settings["broker"] = redact(config.broker)  # a redis:// URL may hold a password
     return {
         "config": {**settings, "approaches": list(config.approaches), "machine": machine(),
                    "timestamp": time.strftime("%Y-%m-%d %H:%M:%S")},

