@@ -7,7 +7,7 @@ A tile message is a fixed binary header followed by the raw pixels, row-major, c
 
 A 256-px RGBA tile with a halo of 10 is 304,704 bytes of pixels plus the header.  The original course
 sent JSON with an object per pixel, {"R":12,"G":34,"B":56,"A":255}, about 30 bytes per pixel: 2.3 MB
-for the same tile (benchmarks/cluster_wire.py measures both).
+for the same tile (benchmarks/cluster_targets.py measures both).
 
 An image's plan (name, size, mode, kernel, tiling) is a small JSON record.  Decoding checks a message
 against its image's plan before a single pixel is read: the run, the tile's id and rectangle (so a tile
