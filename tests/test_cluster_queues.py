@@ -1,14 +1,16 @@
 """The work-queue interface, over every variant and broker; each variant's guarantee sentence, proven."""
 
+import time
+
 import pytest
 
 from approaches.cluster.board import RUN_TTL_S
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue, dead_letters
+from approaches.cluster.queues import Delivery, NaiveQueue, ReliableQueue, WorkQueue, dead_letters, reap
 
 pytestmark = pytest.mark.timeout(60)
 
-VARIANTS = {"naive": NaiveQueue}
+VARIANTS = {"naive": NaiveQueue, "reliable": ReliableQueue}
 
 
 @pytest.fixture(scope="module", params=["memory://", "embedded://"])
@@ -21,8 +23,14 @@ def broker_url(request):
 def queue(request, broker_url) -> WorkQueue:
     client = connect(broker_url)
     key = f"blur:test-{request.node.name}:jobs"
-    client.delete(key, f"{key}:dead")
+    _clear(client, key)
     return VARIANTS[request.param](client, key)
+
+
+def _clear(client, key: str) -> None:
+    """Remove what an earlier test left under key (the embedded server lives for the whole module)."""
+    if stale := client.keys(f"{key}*"):
+        client.delete(*stale)
 
 
 def test_messages_come_out_in_the_order_they_went_in(queue):
@@ -68,3 +76,66 @@ def test_naive_is_at_most_once_a_consumer_that_dies_holding_a_message_loses_it(b
     assert queue.guarantee == "at-most-once" and queue.next(0.1).body == b"tile"
     # Then no other consumer ever gets it: Redis no longer has it
     assert NaiveQueue(connect(broker_url), queue.key).next(0.2) is None and queue.waiting() == 0
+
+
+@pytest.fixture
+def reliable_key(request, broker_url):
+    client = connect(broker_url)
+    key = f"blur:test-{request.node.name}:jobs"
+    _clear(client, key)
+    return key
+
+
+def test_reliable_is_at_least_once_a_dead_consumers_message_goes_to_another_after_its_heartbeat_expires(
+        broker_url, reliable_key):
+    # Given a message handed out to a consumer that then dies without acking it
+    dying = ReliableQueue(connect(broker_url), reliable_key, "dying", visibility_s=0.1)
+    dying.put(b"tile")
+    assert dying.guarantee == "at-least-once" and dying.next(0.1).body == b"tile"
+    other = ReliableQueue(connect(broker_url), reliable_key, "other")
+    # Then it is not lost: Redis holds it on the dead consumer's list, and nobody else gets it yet
+    assert dying.in_flight() == 1 and other.next(0.05) is None
+    # And once its heartbeat has expired (long past its 0.1 s), the reaper hands it to another consumer
+    time.sleep(0.5)
+    assert reap(other.client, reliable_key) == 1
+    assert other.next(0.1).body == b"tile" and dying.in_flight() == 0
+
+
+def test_reap_leaves_the_messages_of_live_consumers_alone_and_acked_ones_are_gone_for_good(broker_url, reliable_key):
+    queue = ReliableQueue(connect(broker_url), reliable_key, "alive")
+    for body in (b"held", b"done"):
+        queue.put(body)
+    held, done = queue.next(0.1), queue.next(0.1)
+    queue.ack(done)
+    assert reap(queue.client, reliable_key) == 0 and queue.in_flight() == 1 and queue.waiting() == 0
+    queue.client.delete(f"{reliable_key}:alive:alive")  # its heartbeat expires
+    assert reap(queue.client, reliable_key) == 1 and queue.next(0.1).body == held.body
+    assert queue.next(0.05) is None
+
+
+def test_a_message_handed_out_too_often_is_dead_lettered_and_the_others_still_flow(broker_url, reliable_key):
+    # Given a message that is taken and handed back again and again (a worker that crashes on it)
+    queue = ReliableQueue(connect(broker_url), reliable_key, "w", max_deliveries=3)
+    queue.put(b"poison")
+    for _ in range(3):
+        queue.requeue(queue.next(0.1))
+    queue.put(b"good")
+    # Then the fourth delivery dead-letters it with the reason, and the next message is handed out
+    assert queue.next(0.1) is None
+    (letter,) = dead_letters(queue.client, reliable_key)
+    assert letter.body == b"poison" and letter.reason == "handed out 3 times without an ack"
+    assert queue.next(0.1).body == b"good" and queue.in_flight() == 1
+
+
+def test_a_slow_consumers_late_ack_after_its_message_was_handed_back_is_harmless(broker_url, reliable_key):
+    slow = ReliableQueue(connect(broker_url), reliable_key, "slow")
+    slow.put(b"tile")
+    late = slow.next(0.1)
+    slow.client.delete(f"{reliable_key}:alive:slow")
+    assert reap(slow.client, reliable_key) == 1
+    fast = ReliableQueue(connect(broker_url), reliable_key, "fast")
+    taken = fast.next(0.1)
+    slow.ack(late)  # the slow one finishes after all
+    assert fast.in_flight() == 1  # the copy the fast one holds is untouched
+    fast.ack(taken)
+    assert fast.in_flight() == 0 and fast.waiting() == 0

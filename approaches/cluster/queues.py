@@ -17,6 +17,8 @@ Dead letters go to a stream, whatever the variant: XADD needs no blocking read, 
 on fakeredis and a real server, and a stream keeps each reason beside its message.
 """
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +27,8 @@ import redis
 from approaches.cluster.board import RUN_TTL_S
 
 MAX_BLOCK_S = 10.0
+VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reap() hands its messages back
+MAX_DELIVERIES = 5  # a message handed out this many times without an ack is dead-lettered on the next
 DEAD_LETTERS_KEPT = 1000  # the dead-letter stream is trimmed to about this many entries
 
 
@@ -87,17 +91,117 @@ class NaiveQueue:
         return self.client.llen(self.key)
 
 
+class ReliableQueue:
+    """At-least-once: a message stays in Redis, on its consumer's processing list, until that consumer acks it.
+
+    next() is BRPOPLPUSH from the queue onto <key>:processing:<consumer>, one atomic step, so there is no
+    moment at which a message is in neither place.  Each consumer keeps a heartbeat key that expires
+    visibility_s after its last sign of life; reap() returns the messages of consumers whose heartbeat
+    has expired to the queue, for others to take.  A consumer that was only slow may still deliver its
+    result afterwards, so the same work can be done twice: whoever consumes results must de-duplicate.
+    A message handed out max_deliveries times without an ack is dead-lettered on the next, so one that
+    crashes every worker cannot cycle forever.
+
+    Why BRPOPLPUSH and not its successor BLMOVE: fakeredis's BLMOVE returns at once instead of blocking.
+    Identical bodies count as one message for the delivery count: they are the same work.
+    """
+
+    guarantee = "at-least-once"
+
+    def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
+                 visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
+        self.client, self.key = client, key
+        self.consumer = consumer or secrets.token_hex(4)
+        self.processing = f"{key}:processing:{self.consumer}"
+        self.visibility_s, self.max_deliveries = visibility_s, max_deliveries
+
+    def put(self, body: bytes) -> None:
+        self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
+
+    def next(self, timeout: float) -> Delivery | None:
+        """The next message, now on this consumer's processing list; None after the timeout, or when the
+        message taken had used up its deliveries (it is then dead-lettered)."""
+        self.heartbeat()
+        body = self.client.brpoplpush(self.key, self.processing, _block(timeout))
+        if body is None:
+            return None
+        counts = f"{self.key}:deliveries"
+        delivered, *_ = (self.client.pipeline(transaction=False).hincrby(counts, _digest(body), 1)
+                         .expire(counts, RUN_TTL_S).expire(self.processing, RUN_TTL_S).execute())
+        delivery = Delivery(body, receipt=body)
+        if delivered > self.max_deliveries:
+            self.nack(delivery, f"handed out {delivered - 1} times without an ack")
+            return None
+        return delivery
+
+    def ack(self, delivery: Delivery) -> None:
+        """Forget it.  Harmless when reap() has handed it back meanwhile: it is no longer on our list."""
+        (self.client.pipeline(transaction=True).lrem(self.processing, 1, delivery.receipt)
+         .hdel(f"{self.key}:deliveries", _digest(delivery.body)).execute())
+
+    def nack(self, delivery: Delivery, reason: str) -> None:
+        """Onto the dead-letter stream and off our list, in one transaction: never both, never neither."""
+        pipe = self.client.pipeline(transaction=True)
+        _dead_letter_into(pipe, self.key, delivery.body, reason)
+        pipe.lrem(self.processing, 1, delivery.receipt or delivery.body).execute()
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Back at the end BRPOPLPUSH takes from, in one transaction with taking it off our list."""
+        (self.client.pipeline(transaction=True).lrem(self.processing, 1, delivery.receipt)
+         .rpush(self.key, delivery.body).execute())
+
+    def heartbeat(self) -> None:
+        """Say this consumer is alive for another visibility_s; a worker busy on one message calls it as it goes."""
+        consumers = f"{self.key}:consumers"
+        (self.client.pipeline(transaction=False).set(f"{self.key}:alive:{self.consumer}", 1,
+                                                     px=int(self.visibility_s * 1000))
+         .sadd(consumers, self.consumer).expire(consumers, RUN_TTL_S).execute())
+
+    def waiting(self) -> int:
+        return self.client.llen(self.key)
+
+    def in_flight(self) -> int:
+        """Messages this consumer holds and has not acked."""
+        return self.client.llen(self.processing)
+
+
+def reap(client: redis.Redis, key: str) -> int:
+    """Hand the messages of every consumer whose heartbeat expired back to the queue at key; how many.
+
+    RPOPLPUSH moves one message atomically, so a reaper that dies midway loses nothing either.  Several
+    reapers may run at once: each message is moved by exactly one of them.
+    """
+    returned = 0
+    for consumer in client.smembers(f"{key}:consumers"):
+        name = consumer.decode()
+        if client.exists(f"{key}:alive:{name}"):
+            continue
+        while client.rpoplpush(f"{key}:processing:{name}", key) is not None:
+            returned += 1
+        client.srem(f"{key}:consumers", consumer)
+    return returned
+
+
 def dead_letter(client: redis.Redis, key: str, body: bytes, reason: str) -> None:
-    dead = f"{key}:dead"
     pipe = client.pipeline(transaction=False)
+    _dead_letter_into(pipe, key, body, reason)
+    pipe.execute()
+
+
+def _dead_letter_into(pipe: redis.client.Pipeline, key: str, body: bytes, reason: str) -> None:
+    dead = f"{key}:dead"
     pipe.xadd(dead, {"reason": reason, "body": body}, maxlen=DEAD_LETTERS_KEPT, approximate=True)
-    pipe.expire(dead, RUN_TTL_S).execute()
+    pipe.expire(dead, RUN_TTL_S)
 
 
 def dead_letters(client: redis.Redis, key: str) -> list[DeadLetter]:
     """The messages set aside from the queue at key, oldest first."""
     return [DeadLetter(fields[b"reason"].decode(errors="replace"), fields[b"body"])
             for _, fields in client.xrange(f"{key}:dead")]
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 def _block(timeout: float) -> float:
