@@ -14,6 +14,7 @@ class Approach:
     title: str
     lesson: str
     run: Callable[[Job, Tracer], Outcome]
+    uses_broker: bool = False
 
 
 APPROACHES: dict[str, Approach] = {
@@ -35,6 +36,6 @@ APPROACHES: dict[str, Approach] = {
                  d_distributed_sequential.run),
         Approach("e", "Naive Redis queue",
                  "pods around LPUSH/BRPOP lists: at-most-once, so a worker killed holding a tile loses it",
-                 e_naive_queue.run),
+                 e_naive_queue.run, uses_broker=True),
     )
 }

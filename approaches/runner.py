@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from approaches.cluster.broker import redact
+from approaches.cluster.broker import check_reachable, redact
 from approaches.core.config import RunConfig, build_parser, config_from, cores_present
 from approaches.core.errors import BlurSuiteError, ConfigError, ImageError
 from approaches.core.images import ImageSource, find_images, load_image
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         config = config_from(args, os.environ if env is None else env, letters)
         sources = _inputs(config, using_default_input=args.input is None and "INPUT_PATH" not in (env or os.environ))
+        if config.chaos or any(APPROACHES[letter].uses_broker for letter in config.approaches):
+            check_reachable(config.broker)  # one line now, not one failure per image and approach
         _make_output_dirs(config)
     except BlurSuiteError as error:
         print(f"run_all.py: error: {error}", file=sys.stderr)
