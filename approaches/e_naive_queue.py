@@ -22,31 +22,30 @@ holds the whole padded input at its peak.
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from functools import partial
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from approaches.cluster.board import Board, new_run_id
+from approaches.cluster import deployment
+from approaches.cluster.board import Board
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
-from approaches.cluster.pods import FaultHook, Life, Pod, running
+from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.pods import FaultHook, Life
 from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.errors import ImageError
 from approaches.core.images import load_image, output_path, save_image
-from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.job import Failure, Job, Outcome
 from approaches.core.kernel import blur, blur_tile
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Span, Tracer
 
-COORDINATOR, ASSEMBLER = "coordinator", "assembler"
 STOP = b"STOP"  # the poison pill: not a tile message, so it can never be mistaken for one
 POLL_S = 0.25  # the longest a pod blocks in BRPOP before it passes a fault point again
 GIVE_UP_S = 30.0  # the original assembler's timeout
-STOP_GRACE_S = 5.0  # after the assembler ends, how long the others get to stop before they are killed
 
 log = logging.getLogger(__name__)
 
@@ -61,102 +60,10 @@ def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, tile_delay_s:
         return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])
 
 
-@dataclass
-class Cluster:
-    """e's pods on one broker, and the run's board, for whoever started them (run, the chaos demo)."""
-
-    job: Job
-    board: Board
-    coordinator: Pod
-    workers: list[Pod]
-    assembler: Pod
-
-    def collect(self, tracer: Tracer) -> tuple[Outcome, dict[str, ImageReport]]:
-        """Wait for the assembler to finish, stop the other pods, and say how each image ended."""
-        while not self.assembler.wait(POLL_S):
-            if self.coordinator.wait(0) and self.board.coordinated() is None:
-                self._coordinator_lost()
-        pills_sent = self.coordinator.wait(STOP_GRACE_S) and self.coordinator.report is not None
-        deadline = time.monotonic() + (STOP_GRACE_S if pills_sent else 0.0)
-        for pod in (self.coordinator, *self.workers):  # a worker stops at its pill; without one it is killed
-            if not pod.wait(max(deadline - time.monotonic(), 0.0)):
-                log.warning("%s still running after the run: killed", pod.name)
-                pod.kill()
-        for pod in (self.coordinator, *self.workers, self.assembler):
-            if pod.report is not None:  # a killed pod's spans died with it
-                tracer.extend(pod.report.spans)
-        return self._outcome()
-
-    def _coordinator_lost(self) -> None:
-        """The coordinator died before queuing everything: images it never planned are failed, so the
-        assembler's give-up clock can run for the ones it did."""
-        reports, planned = self.board.reports(), set(self.board.planned())
-        for image in range(len(self.job.images)):
-            if image not in reports and image not in planned:
-                self.board.report(image, ImageReport(State.FAILED, reason="the coordinator died before queuing it"))
-        self.board.mark_coordinated(len(self.job.images))
-
-    def _outcome(self) -> tuple[Outcome, dict[str, ImageReport]]:
-        config, outcome, reports = self.job.config, Outcome(), self.board.reports()
-        by_name = {}
-        for image, source in enumerate(self.job.images):
-            report = reports.get(image, ImageReport(State.FAILED, reason="not finished when the assembler stopped"))
-            by_name[source.name] = report
-            target = output_path(config.output_dir, self.job.letter, source.name)
-            if report.state is State.SAVED and target.exists():
-                plan = self.board.plan(image)
-                outcome.saved.append(Saved(source.name, source.path, target, plan.width, plan.height, plan.mode))
-            else:
-                reason = report.reason or f"reported saved, but {target} is missing"
-                outcome.failed.append(Failure(str(source.path), reason))
-            self.job.progress()
-        return outcome, by_name
-
-    def tiles_in_flight(self) -> int | None:
-        """Tiles taken by a worker and not yet back as a result; None until every tile is queued.
-
-        Counted from outside, as the original demo did, from counters read one after another: a tile
-        moving meanwhile can make it one off for a moment.
-        """
-        board = self.board
-        if board.coordinated() is None:
-            return None
-        queued = sum(len(board.plan(image).tiles) for image in board.planned())
-        jobs, results = self.left_in_queues()
-        jobs = max(jobs - len(self.workers), 0)  # the STOP pills wait behind the last tile
-        return queued - jobs - results - board.assembled()
-
-    def left_in_queues(self) -> tuple[int, int]:
-        """(jobs, results) still in the lists."""
-        return (NaiveQueue(self.board.client, self.board.key("jobs")).waiting(),
-                NaiveQueue(self.board.client, self.board.key("results")).waiting())
-
-
-@contextmanager
-def launched(broker: Broker, job: Job, *, give_up_s: float = GIVE_UP_S, tile_delay_s: float = 0.0,
-             hook: FaultHook | None = None) -> Iterator[Cluster]:
-    """Start the assembler, the workers, then the coordinator; afterwards kill any still running and
-    delete every key of the run.  tile_delay_s makes each worker that much slower per tile (a slow node)."""
-    config, run_id = job.config, new_run_id()
-    plain = {"url": broker.url, "run": run_id}
-    pod = partial(Pod, process=broker.pods_are_processes, hook=hook)
-    cluster = Cluster(
-        job,
-        Board(connect(broker.url), run_id),
-        coordinator=pod(COORDINATOR, coordinator, {
-            **plain, "images": [[str(source.path), source.name] for source in job.images],
-            "kernel_size": config.kernel_size, "tile_size": config.tile_size, "workers": config.workers}),
-        workers=[pod(f"worker-{i}", worker, {**plain, "truncate": config.truncate, "tile_delay_s": tile_delay_s})
-                 for i in range(1, config.workers + 1)],
-        assembler=pod(ASSEMBLER, assembler, {
-            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
-            "give_up_s": give_up_s}),
-    )
-    try:
-        with running([cluster.assembler, *cluster.workers, cluster.coordinator]):
-            yield cluster
-    finally:
-        cluster.board.delete()
+def launched(broker: Broker, job: Job, *, give_up_s: float = GIVE_UP_S,
+             **options: Any) -> AbstractContextManager[Cluster]:
+    """e's pods started on broker (cluster/deployment.py); the chaos demo uses this to kill them."""
+    return deployment.launched(broker, job, ROLES, give_up_s=give_up_s, **options)
 
 
 # --- the pods ------------------------------------------------------------------------------------------
@@ -354,3 +261,6 @@ class Assembler:
     def _finish(self, image: int, canvas: Canvas, report: ImageReport) -> None:
         self.board.report(image, report)
         canvas.final, canvas.pixels = report, None  # keep the counts, free the pixels
+
+
+ROLES = Roles(coordinator, worker, assembler, pills=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from approaches import e_naive_queue
 from approaches.cluster.broker import open_broker
+from approaches.cluster.deployment import Cluster
 from approaches.cluster.wire import ImageReport
 from approaches.core.config import RunConfig
 from approaches.core.images import ImageSource, output_path
@@ -72,7 +73,7 @@ def tile_loss(config: RunConfig, sources: Sequence[ImageSource], *, tile_delay_s
     return _summary(job, reports, say)
 
 
-def _wait_for_tiles_in_flight(cluster: e_naive_queue.Cluster, at_least: int) -> int:
+def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> int:
     """Poll until at_least tiles are in flight (or IN_FLIGHT_TIMEOUT_S passes); the last count seen."""
     deadline, held = time.monotonic() + IN_FLIGHT_TIMEOUT_S, 0
     while time.monotonic() < deadline:

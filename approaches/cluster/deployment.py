@@ -1,0 +1,141 @@
+"""Deploying a queue approach: its coordinator, workers and assembler as pods on one broker, and the run's end.
+
+e and f differ in what their pods do, not in how they are started, watched and stopped: that is here.
+The assembler decides when the run is over (every image the coordinator dealt with has a report on the
+board); then the others get STOP_GRACE_S to stop by themselves and are killed after it, and every key of
+the run is deleted.  If the coordinator dies before queuing everything, the images it never planned are
+failed here, so the assembler's give-up clock can run for the others.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+from approaches.cluster.board import Board, new_run_id
+from approaches.cluster.broker import Broker, connect
+from approaches.cluster.pods import FaultHook, Pod, running
+from approaches.cluster.wire import ImageReport, State
+from approaches.core.images import output_path
+from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.trace import Tracer
+
+COORDINATOR, ASSEMBLER = "coordinator", "assembler"
+POLL_S = 0.25  # how often the run's end is checked
+STOP_GRACE_S = 5.0  # after the assembler ends, how long the others get to stop before they are killed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What each pod of an approach runs; pills: the coordinator ends the queue with a STOP per worker."""
+
+    coordinator: Callable[..., None]
+    worker: Callable[..., None]
+    assembler: Callable[..., None]
+    pills: bool
+
+
+@dataclass
+class Cluster:
+    """One run's pods on one broker, and the run's board, for whoever started them (run, the chaos demo)."""
+
+    job: Job
+    roles: Roles
+    board: Board
+    coordinator: Pod
+    workers: list[Pod]
+    assembler: Pod
+
+    def collect(self, tracer: Tracer) -> tuple[Outcome, dict[str, ImageReport]]:
+        """Wait for the assembler to finish, stop the other pods, and say how each image ended."""
+        while not self.assembler.wait(POLL_S):
+            if self.coordinator.wait(0) and self.board.coordinated() is None:
+                self._coordinator_lost()
+        coordinated = self.coordinator.wait(STOP_GRACE_S) and self.coordinator.report is not None
+        deadline = time.monotonic() + (STOP_GRACE_S if coordinated else 0.0)
+        for pod in (self.coordinator, *self.workers):  # a worker stops by itself (a pill, the run's end) or is killed
+            if not pod.wait(max(deadline - time.monotonic(), 0.0)):
+                log.warning("%s still running after the run: killed", pod.name)
+                pod.kill()
+        for pod in (self.coordinator, *self.workers, self.assembler):
+            if pod.report is not None:  # a killed pod's spans died with it
+                tracer.extend(pod.report.spans)
+        return self._outcome()
+
+    def _coordinator_lost(self) -> None:
+        """The coordinator died before queuing everything: images it never planned are failed, so the
+        assembler's give-up clock can run for the ones it did."""
+        reports, planned = self.board.reports(), set(self.board.planned())
+        for image in range(len(self.job.images)):
+            if image not in reports and image not in planned:
+                self.board.report(image, ImageReport(State.FAILED, reason="the coordinator died before queuing it"))
+        self.board.mark_coordinated(len(self.job.images))
+
+    def _outcome(self) -> tuple[Outcome, dict[str, ImageReport]]:
+        config, outcome, reports = self.job.config, Outcome(), self.board.reports()
+        by_name = {}
+        for image, source in enumerate(self.job.images):
+            report = reports.get(image, ImageReport(State.FAILED, reason="not finished when the assembler stopped"))
+            by_name[source.name] = report
+            target = output_path(config.output_dir, self.job.letter, source.name)
+            if report.state is State.SAVED and target.exists():
+                plan = self.board.plan(image)
+                outcome.saved.append(Saved(source.name, source.path, target, plan.width, plan.height, plan.mode))
+            else:
+                reason = report.reason or f"reported saved, but {target} is missing"
+                outcome.failed.append(Failure(str(source.path), reason))
+            self.job.progress()
+        return outcome, by_name
+
+    def tiles_in_flight(self) -> int | None:
+        """Tiles taken by a worker and not yet back as a result; None until every tile is queued.
+
+        Counted from outside, as the original demo did, from counters read one after another: a tile
+        moving meanwhile can make it one off for a moment.
+        """
+        board = self.board
+        if board.coordinated() is None:
+            return None
+        queued = sum(len(board.plan(image).tiles) for image in board.planned())
+        jobs, results = self.left_in_queues()
+        if self.roles.pills:
+            jobs = max(jobs - len(self.workers), 0)  # the STOP pills wait behind the last tile
+        return queued - jobs - results - board.assembled()
+
+    def left_in_queues(self) -> tuple[int, int]:
+        """(jobs, results) still in the lists."""
+        return self.board.client.llen(self.board.key("jobs")), self.board.client.llen(self.board.key("results"))
+
+
+@contextmanager
+def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,
+             hook: FaultHook | None = None) -> Iterator[Cluster]:
+    """Start the assembler, the workers, then the coordinator; afterwards kill any still running and
+    delete every key of the run.  tile_delay_s makes each worker that much slower per tile (a slow node)."""
+    config, run_id = job.config, new_run_id()
+    plain = {"url": broker.url, "run": run_id}
+    pod = partial(Pod, process=broker.pods_are_processes, hook=hook)
+    cluster = Cluster(
+        job,
+        roles,
+        Board(connect(broker.url), run_id),
+        coordinator=pod(COORDINATOR, roles.coordinator, {
+            **plain, "images": [[str(source.path), source.name] for source in job.images],
+            "kernel_size": config.kernel_size, "tile_size": config.tile_size,
+            **({"workers": config.workers} if roles.pills else {})}),
+        workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate,
+                                                   "tile_delay_s": tile_delay_s})
+                 for i in range(1, config.workers + 1)],
+        assembler=pod(ASSEMBLER, roles.assembler, {
+            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
+            "give_up_s": give_up_s}),
+    )
+    try:
+        with running([cluster.assembler, *cluster.workers, cluster.coordinator]):
+            yield cluster
+    finally:
+        cluster.board.delete()
