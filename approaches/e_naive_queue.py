@@ -31,14 +31,14 @@ import numpy as np
 
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
-from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
+from approaches.cluster.broker import Broker, connect
 from approaches.cluster.deployment import Cluster, Roles
-from approaches.cluster.pods import FaultHook, Life
+from approaches.cluster.pods import Life
 from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.errors import ImageError
 from approaches.core.images import load_image, output_path, save_image
-from approaches.core.job import Failure, Job, Outcome
+from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur, blur_tile
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Span, Tracer
@@ -50,14 +50,8 @@ GIVE_UP_S = 30.0  # the original assembler's timeout
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, tile_delay_s: float = 0.0,
-        hook: FaultHook | None = None) -> Outcome:
-    try:
-        with open_broker(job.config.broker) as broker, launched(broker, job, give_up_s=give_up_s,
-                                                                tile_delay_s=tile_delay_s, hook=hook) as cluster:
-            return cluster.collect(tracer)[0]
-    except BrokerError as error:
-        return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])
+def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, **options: Any) -> Outcome:
+    return deployment.run(job, tracer, ROLES, give_up_s=give_up_s, **options)
 
 
 def launched(broker: Broker, job: Job, *, give_up_s: float = GIVE_UP_S,

@@ -3,7 +3,14 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from approaches import a_sequential, b_tile_parallel, c_pipeline, d_distributed_sequential, e_naive_queue
+from approaches import (
+    a_sequential,
+    b_tile_parallel,
+    c_pipeline,
+    d_distributed_sequential,
+    e_naive_queue,
+    f_reliable_queue,
+)
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
 
@@ -37,5 +44,8 @@ APPROACHES: dict[str, Approach] = {
         Approach("e", "Naive Redis queue",
                  "pods around LPUSH/BRPOP lists: at-most-once, so a worker killed holding a tile loses it",
                  e_naive_queue.run, uses_broker=True),
+        Approach("f", "Reliable queue",
+                 "at-least-once: a tile stays in Redis until its result is stored; dead workers' tiles go to others",
+                 f_reliable_queue.run, uses_broker=True),
     )
 }

@@ -1,4 +1,4 @@
-"""run_all.py with the cluster approaches: d and e give a's pixels on both brokers; --broker and BROKER_URL."""
+"""run_all.py with the cluster approaches: d, e and f give a's pixels on both brokers; --broker and BROKER_URL."""
 
 import json
 
@@ -11,15 +11,15 @@ from approaches.runner import main
     pytest.param("memory://", marks=pytest.mark.timeout(60)),
     pytest.param("embedded://", marks=pytest.mark.timeout(120)),
 ])
-def test_a_d_and_e_agree_on_every_pixel(tmp_path, image_dir, broker):
-    status = main(["--approaches", "a,d,e", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+def test_a_d_e_and_f_agree_on_every_pixel(tmp_path, image_dir, broker):
+    status = main(["--approaches", "a,d,e,f", "--input", str(image_dir), "--output", str(tmp_path / "out"),
                    "--kernel-size", "5", "--tile-size", "16", "--workers", "2", "--json", str(tmp_path / "r.json"),
                    "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"], env={"BROKER_URL": broker})
     assert status == 0
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["config"]["broker"] == broker
     results = {r["approach"]: r for r in doc["results"]}
-    assert set(results) == {"a", "d", "e"} and all(r["identical_to_a"] for r in results.values())
+    assert set(results) == {"a", "d", "e", "f"} and all(r["identical_to_a"] for r in results.values())
     assert results["d"]["stage_s"]["start"] > 0 and results["e"]["stage_s"]["start"] > 0
 
 

@@ -9,6 +9,10 @@ behind for long; a run that ends deletes all of its keys.
     status       hash   image id -> ImageReport (how the image ended; one per image)
     progress     hash   image id -> tiles assembled so far
     coordinated  string how many images the coordinator has dealt with, set once it has queued them all
+    results:<i>  hash   tile id -> blurred tile (f: a result is stored before its job is acked)
+    stored:<i>   set    tile ids whose result came in, kept after the image is saved (f)
+    duplicates   hash   image id -> results stored again for a tile already in (f)
+    done         string set by the assembler once every image has a report: workers stop (f)
 
 A pod trusts nothing another pod wrote: records are checked as they are read (wire.py).
 """
@@ -36,8 +40,9 @@ class Board:
     def key(self, name: str) -> str:
         return f"blur:{self.run}:{name}"
 
-    def publish_plan(self, image: int, plan: ImagePlan) -> None:
-        self._hset("plans", image, plan.encode())
+    def publish_plan(self, image: int, plan: ImagePlan, pipe: redis.client.Pipeline | None = None) -> None:
+        """Publish the plan; with pipe, as part of that pipeline (a transaction that also queues the tiles)."""
+        self._hset("plans", image, plan.encode(), pipe)
 
     def plan(self, image: int) -> ImagePlan:
         """The image's plan; WireError if there is none or it does not pass the checks."""
@@ -69,8 +74,7 @@ class Board:
         return self.client.hlen(self.key("status"))
 
     def count_assembled(self, image: int) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self.key("progress"), image, 1).expire(self.key("progress"), RUN_TTL_S).execute()
+        self._hincr("progress", image)
 
     def assembled(self) -> int:
         """Tiles assembled so far, over every image."""
@@ -84,12 +88,49 @@ class Board:
         value = self.client.get(self.key("coordinated"))
         return None if value is None else int(value)
 
+    def store_result(self, image: int, tile: int, body: bytes) -> bool:
+        """Keep a tile's result until its image is saved; False (and counted) if that tile came in before.
+
+        The set of tiles stored outlives the results, which go once the image is saved, so a duplicate
+        that comes even later is still recognised.  Both are written in one transaction."""
+        results, stored = self.key(f"results:{image}"), self.key(f"stored:{image}")
+        fresh, *_ = (self.client.pipeline(transaction=True).sadd(stored, tile).hset(results, tile, body)
+                     .expire(stored, RUN_TTL_S).expire(results, RUN_TTL_S).execute())
+        if not fresh:
+            self._hincr("duplicates", image)
+        return bool(fresh)
+
+    def results_stored(self, image: int) -> int:
+        return self.client.hlen(self.key(f"results:{image}"))
+
+    def results(self, image: int) -> dict[int, bytes]:
+        return {int(tile): body for tile, body in self.client.hgetall(self.key(f"results:{image}")).items()}
+
+    def drop_results(self, image: int) -> None:
+        self.client.unlink(self.key(f"results:{image}"))
+
+    def duplicates(self, image: int) -> int:
+        return int(self.client.hget(self.key("duplicates"), image) or 0)
+
+    def mark_done(self) -> None:
+        self.client.set(self.key("done"), 1, ex=RUN_TTL_S)
+
+    def done(self) -> bool:
+        return bool(self.client.exists(self.key("done")))
+
     def delete(self) -> None:
         """Remove every key of the run."""
         keys = list(self.client.scan_iter(match=f"blur:{self.run}:*", count=1000))
         if keys:
             self.client.unlink(*keys)
 
-    def _hset(self, name: str, image: int, value: bytes) -> None:
+    def _hset(self, name: str, image: int, value: bytes, pipe: redis.client.Pipeline | None = None) -> None:
+        own = pipe is None
+        pipe = self.client.pipeline(transaction=False) if own else pipe
+        pipe.hset(self.key(name), image, value).expire(self.key(name), RUN_TTL_S)
+        if own:
+            pipe.execute()
+
+    def _hincr(self, name: str, image: int) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.key(name), image, value).expire(self.key(name), RUN_TTL_S).execute()
+        pipe.hincrby(self.key(name), image, 1).expire(self.key(name), RUN_TTL_S).execute()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from approaches.cluster.board import Board, new_run_id
-from approaches.cluster.broker import Broker, connect
+from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
 from approaches.cluster.pods import FaultHook, Pod, running
 from approaches.cluster.wire import ImageReport, State
 from approaches.core.images import output_path
@@ -139,3 +139,14 @@ def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_d
             yield cluster
     finally:
         cluster.board.delete()
+
+
+def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,
+        hook: FaultHook | None = None) -> Outcome:
+    """Run a queue approach on the job's broker; a broker that cannot be had fails every image with why."""
+    try:
+        with open_broker(job.config.broker) as broker, launched(broker, job, roles, give_up_s=give_up_s,
+                                                                tile_delay_s=tile_delay_s, hook=hook) as cluster:
+            return cluster.collect(tracer)[0]
+    except BrokerError as error:
+        return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])

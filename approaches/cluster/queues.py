@@ -38,6 +38,7 @@ class Delivery:
 
     body: bytes
     receipt: bytes | None = None
+    attempt: int = 1  # how many times this message has been handed out, this time included
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,20 @@ class ReliableQueue:
     def put(self, body: bytes) -> None:
         self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
 
+    def put_all(self, bodies: list[bytes], pipe: redis.client.Pipeline) -> None:
+        """Queue the messages as part of pipe, a transaction the caller executes (with the image's plan)."""
+        pipe.lpush(self.key, *bodies).expire(self.key, RUN_TTL_S)
+
+    def recover(self) -> int:
+        """Return what an earlier life of this consumer held, unacked, to the queue, to be handed out next;
+        how many.  A restarted pod comes back under its old name, and its own fresh heartbeat would keep
+        reap() away from those messages forever.  LMOVE moves one message atomically, so a crash midway
+        loses nothing."""
+        returned = 0
+        while self.client.lmove(self.processing, self.key, "RIGHT", "RIGHT") is not None:
+            returned += 1
+        return returned
+
     def next(self, timeout: float) -> Delivery | None:
         """The next message, now on this consumer's processing list; None after the timeout, or when the
         message taken had used up its deliveries (it is then dead-lettered)."""
@@ -128,7 +143,7 @@ class ReliableQueue:
         counts = f"{self.key}:deliveries"
         delivered, *_ = (self.client.pipeline(transaction=False).hincrby(counts, _digest(body), 1)
                          .expire(counts, RUN_TTL_S).expire(self.processing, RUN_TTL_S).execute())
-        delivery = Delivery(body, receipt=body)
+        delivery = Delivery(body, receipt=body, attempt=delivered)
         if delivered > self.max_deliveries:
             self.nack(delivery, f"handed out {delivered - 1} times without an ack")
             return None
@@ -166,18 +181,16 @@ class ReliableQueue:
 
 
 def reap(client: redis.Redis, key: str) -> int:
-    """Hand the messages of every consumer whose heartbeat expired back to the queue at key; how many.
-
-    RPOPLPUSH moves one message atomically, so a reaper that dies midway loses nothing either.  Several
-    reapers may run at once: each message is moved by exactly one of them.
+    """Hand the messages of every consumer whose heartbeat expired back to the queue at key, to be handed
+    out next (they are the oldest work); how many.  Several reapers may run at once: each message is
+    moved by exactly one of them.
     """
     returned = 0
     for consumer in client.smembers(f"{key}:consumers"):
         name = consumer.decode()
         if client.exists(f"{key}:alive:{name}"):
             continue
-        while client.rpoplpush(f"{key}:processing:{name}", key) is not None:
-            returned += 1
+        returned += ReliableQueue(client, key, name).recover()
         client.srem(f"{key}:consumers", consumer)
     return returned
 

@@ -1,0 +1,244 @@
+"""f — Reliable queue: e's pods, made to survive the faults that make e lose tiles.
+
+Delivery guarantee: at-least-once, with idempotent assembly.  A tile job stays in Redis until the worker
+that took it has stored the result and acks it; a job whose worker dies (or falls silent for longer than
+the visibility timeout) is handed to another; a result stored twice counts as a duplicate and changes
+nothing.  So no tile is lost, some may be blurred twice, and each image is saved once, whole.
+
+    coordinator --LPUSH jobs--> worker pods x N --HSET results:<image>, then ack--> assembler --> <output>/f/
+                 (one transaction   (BRPOPLPUSH onto      (a tile's result is kept     (saves an image once
+                  per image)         its own list)         in Redis, keyed by tile)     all its tiles are in)
+
+What changes from e, each against one fault:
+- a worker killed holding a tile: the tile is on that worker's processing list (cluster/queues.py,
+  ReliableQueue); its heartbeat expires and an idle worker's reap() hands it back.  A restarted worker
+  first returns what its earlier life held.
+- a tile that fails: handed back after an exponential backoff with jitter; after MAX_DELIVERIES deliveries
+  it is dead-lettered with its reason, its image is reported failed, and the other images complete.
+- the assembler killed: it keeps nothing that matters in memory.  Results wait in Redis, one hash per
+  image, until the image is saved, so a restarted assembler carries on where the last one stopped.
+- the coordinator killed: each image's plan and tiles are queued in one transaction, so an image is
+  queued wholly or not at all, and a restarted coordinator skips the images already planned.
+Workers stop when the assembler marks the run done, not at pills: a job handed back after the pills
+were sent would otherwise wait behind them for a worker that has already left.
+"""
+
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from approaches.cluster import deployment
+from approaches.cluster.board import Board
+from approaches.cluster.broker import connect
+from approaches.cluster.deployment import Roles
+from approaches.cluster.pods import Life
+from approaches.cluster.queues import ReliableQueue, dead_letters, reap
+from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
+from approaches.core.errors import ImageError
+from approaches.core.images import load_image, output_path, save_image
+from approaches.core.job import Job, Outcome
+from approaches.core.kernel import blur, blur_tile
+from approaches.core.tiling import cut, paste
+from approaches.core.trace import Tracer
+
+POLL_S = 0.05  # the longest a worker blocks before it checks whether the run is done; the assembler's poll
+VISIBILITY_S = 5.0  # a worker silent this long is presumed dead; a live one beats at least every POLL_S
+GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the assembler reports what is missing
+BACKOFF_S, BACKOFF_MAX_S = 0.05, 2.0  # a failed tile waits BACKOFF_S * 2**(attempt-1), jittered, capped
+
+log = logging.getLogger(__name__)
+
+
+def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, **options: Any) -> Outcome:
+    return deployment.run(job, tracer, ROLES, give_up_s=give_up_s, **options)
+
+
+def jobs_queue(board: Board, consumer: str) -> ReliableQueue:
+    return ReliableQueue(board.client, board.key("jobs"), consumer, visibility_s=VISIBILITY_S)
+
+
+# --- the pods ------------------------------------------------------------------------------------------
+
+
+def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kernel_size: int,
+                tile_size: int) -> None:
+    """Queue every image not queued yet: its plan and all its tiles in one transaction."""
+    board = Board(connect(url), run)
+    jobs = jobs_queue(board, life.name)
+    life.ready()
+    dealt_with = set(board.planned()) | set(board.reports())  # by an earlier life of this pod
+    for image, (path, name) in enumerate(images):
+        if image in dealt_with:
+            continue
+        try:
+            with life.tracer.span(life.name, "load", name):
+                loaded = load_image(Path(path))
+        except ImageError as error:
+            board.report(image, ImageReport(State.FAILED, reason=error.reason))
+            continue
+        plan = ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
+        with life.tracer.span(life.name, "cut", name):
+            bodies = [TileJob(run, image, tile, kernel_size, cut(loaded.pixels, tile, plan.halo)).encode()
+                      for tile in plan.tiles]
+        life.checkpoint("cut")  # a crash here queues nothing of this image: the next life does it whole
+        with life.tracer.span(life.name, "send", name), board.client.pipeline(transaction=True) as pipe:
+            board.publish_plan(image, plan, pipe)
+            jobs.put_all(bodies, pipe)
+            pipe.execute()
+        life.checkpoint("queued")
+    board.mark_coordinated(len(images))
+
+
+def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: float) -> None:
+    """Take a tile, blur it, store the result, then ack; hand back what dead workers held while idle."""
+    board = Board(connect(url), run)
+    jobs = jobs_queue(board, life.name)
+    blur(np.zeros((1, 1, 1), np.uint8), 3)  # load the compiled kernel: part of starting up, not of a tile
+    returned = jobs.recover()
+    if returned:
+        log.info("%s: handed back %d tiles held by its earlier life", life.name, returned)
+    life.ready()
+    while not board.done():
+        life.checkpoint("idle")
+        delivery = jobs.next(POLL_S)
+        if delivery is None:
+            reap(board.client, jobs.key)
+            continue
+        life.checkpoint("popped")
+        try:
+            job = TileJob.decode(delivery.body, run, board.plan)
+        except WireError as error:
+            log.warning("%s: rejected a job: %s", life.name, error)
+            jobs.nack(delivery, str(error))
+            continue
+        name = board.plan(job.image).name
+        if tile_delay_s:
+            life.sleep(tile_delay_s)
+            jobs.heartbeat()
+        try:
+            with life.tracer.span(life.name, "blur", name, job.tile.id):
+                block = blur_tile(job.pixels, job.kernel_size, truncate=truncate)
+        except Exception as error:  # this tile may succeed later or elsewhere; the delivery limit ends it
+            pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
+            log.warning("%s: tile %d of %s failed (%s); handing it back in %.2f s", life.name, job.tile.id, name,
+                        error, pause)
+            life.sleep(pause)
+            jobs.requeue(delivery)
+            continue
+        life.checkpoint("blurred")  # a crash here: the job is still on this worker's list, and is done again
+        with life.tracer.span(life.name, "send", name, job.tile.id):
+            board.store_result(job.image, job.tile.id,
+                               TileResult(run, job.image, job.tile, job.kernel_size, block).encode())
+        life.checkpoint("stored")  # a crash here: done twice, stored twice, counted as a duplicate
+        jobs.ack(delivery)
+
+
+def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, png_level: int,
+              give_up_s: float) -> None:
+    board = Board(connect(url), run)
+    assembly = Assembler(board, Path(output_dir), letter, png_level, give_up_s, life.tracer, life.name,
+                         now=time.monotonic())
+    life.ready()
+    while assembly.step(time.monotonic()):
+        life.checkpoint("step")
+        life.sleep(POLL_S)
+    board.mark_done()
+
+
+# --- assembling ---------------------------------------------------------------------------------------
+
+
+class Assembler:
+    """Saves each image once all its results are in Redis, fails the images of dead-lettered tiles, and in
+    the end gives up on images that made no progress for give_up_s.
+
+    It keeps no state that a restart would lose: everything it decides on is read from the board.
+    step(now) is one look; time is passed in, so a test can jump past give_up_s.
+    """
+
+    def __init__(self, board: Board, output_dir: Path, letter: str, png_level: int, give_up_s: float,
+                 tracer: Tracer, lane: str, *, now: float) -> None:
+        self.board, self.tracer, self.lane = board, tracer, lane
+        self.output_dir, self.letter, self.png_level, self.give_up_s = output_dir, letter, png_level, give_up_s
+        self.quiet_since, self.last_count = now, -1
+
+    def step(self, now: float) -> bool:
+        """Save what is whole and fail what is dead; False once every image has a report."""
+        board = self.board
+        coordinated = board.coordinated()
+        self._fail_dead_lettered()
+        reports = board.reports()
+        stored = 0
+        for image in board.planned():
+            if image in reports:
+                continue
+            plan = board.plan(image)
+            count = board.results_stored(image)
+            stored += count
+            if count == len(plan.tiles):
+                self._save(image, plan)
+        if coordinated is not None and board.finished() >= coordinated:
+            return False
+        if stored != self.last_count or coordinated is None:
+            self.quiet_since, self.last_count = now, stored
+        elif now - self.quiet_since >= self.give_up_s:
+            self._give_up()
+            return False
+        return True
+
+    def _save(self, image: int, plan: ImagePlan) -> None:
+        pixels = np.empty((plan.height, plan.width, plan.channels), np.uint8)
+        try:
+            with self.tracer.span(self.lane, "assemble", plan.name):
+                for tile, body in self.board.results(image).items():
+                    result = TileResult.decode(body, self.board.run, self.board.plan)
+                    if result.tile.id != tile:
+                        raise WireError(f"the result stored as tile {tile} is tile {result.tile.id}")
+                    paste(pixels, result.tile, result.pixels)
+        except WireError as error:
+            self._finish(image, plan, State.FAILED, f"a stored result is unusable: {error}")
+            return
+        target = output_path(self.output_dir, self.letter, plan.name)
+        try:
+            with self.tracer.span(self.lane, "save", plan.name):
+                save_image(pixels, target, self.png_level)
+        except ImageError as error:
+            self._finish(image, plan, State.FAILED, error.reason)
+            return
+        log.info("%s: saved %s", plan.name, target)
+        self._finish(image, plan, State.SAVED)
+
+    def _fail_dead_lettered(self) -> None:
+        reports = self.board.reports()
+        for letter in dead_letters(self.board.client, self.board.key("jobs")):
+            try:
+                job = TileJob.decode(letter.body, self.board.run, self.board.plan)
+            except WireError:
+                continue  # not a tile of this run's images: nothing to fail
+            if job.image not in reports:
+                plan = self.board.plan(job.image)
+                self._finish(job.image, plan, State.FAILED, f"tile {job.tile.id} dead-lettered: {letter.reason}")
+                reports[job.image] = ImageReport(State.FAILED)
+
+    def _give_up(self) -> None:
+        reports = self.board.reports()
+        for image in self.board.planned():
+            if image not in reports:
+                plan = self.board.plan(image)
+                self._finish(image, plan, State.INCOMPLETE,
+                             f"incomplete: {self.board.results_stored(image)} of {len(plan.tiles)} tiles after "
+                             f"{self.give_up_s:g} s without progress (no worker left?)")
+
+    def _finish(self, image: int, plan: ImagePlan, state: State, reason: str = "") -> None:
+        processed = self.board.results_stored(image)
+        self.board.report(image, ImageReport(state, len(plan.tiles), processed, self.board.duplicates(image), reason))
+        self.board.drop_results(image)
+        if state is not State.SAVED:
+            log.warning("%s: %s", plan.name, reason)
+
+
+ROLES = Roles(coordinator, worker, assembler, pills=False)
