@@ -257,4 +257,19 @@ class Assembler:
         canvas.final, canvas.pixels = report, None  # keep the counts, free the pixels
 
 
-ROLES = Roles(coordinator, worker, assembler, pills=True)
+def tiles_in_flight(cluster: Cluster) -> int | None:
+    """Tiles taken by a worker and not yet back as a result; None until every tile is queued.
+
+    Counted from outside, as the original demo did, from counters read one after another: a tile
+    moving meanwhile can make it one off for a moment.  e itself keeps no record of them: that is its flaw.
+    """
+    board = cluster.board
+    if board.coordinated() is None:
+        return None
+    queued = sum(len(board.plan(image).tiles) for image in board.planned())
+    jobs, results = cluster.left_in_queues()
+    jobs = max(jobs - len(cluster.workers), 0)  # the STOP pills wait behind the last tile
+    return queued - jobs - results - board.assembled()
+
+
+ROLES = Roles(coordinator, worker, assembler, pills=True, in_flight=tiles_in_flight)

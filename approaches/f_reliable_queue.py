@@ -34,7 +34,7 @@ import numpy as np
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
-from approaches.cluster.deployment import Roles
+from approaches.cluster.deployment import Cluster, Roles
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import ReliableQueue, dead_letters, reap
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
@@ -241,4 +241,9 @@ class Assembler:
             log.warning("%s: %s", plan.name, reason)
 
 
-ROLES = Roles(coordinator, worker, assembler, pills=False)
+def tiles_in_flight(cluster: Cluster) -> int:
+    """Exactly the tiles on the workers' processing lists: f knows what each worker holds."""
+    return sum(jobs_queue(cluster.board, pod.name).in_flight() for pod in cluster.workers)
+
+
+ROLES = Roles(coordinator, worker, assembler, pills=False, in_flight=tiles_in_flight)

@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Roles:
-    """What each pod of an approach runs; pills: the coordinator ends the queue with a STOP per worker."""
+    """What each pod of an approach runs; pills: the coordinator ends the queue with a STOP per worker;
+    in_flight: how many tiles the workers hold, counted from outside (the chaos demo kills them then)."""
 
     coordinator: Callable[..., None]
     worker: Callable[..., None]
     assembler: Callable[..., None]
     pills: bool
+    in_flight: Callable[["Cluster"], int | None]
 
 
 @dataclass
@@ -92,19 +94,8 @@ class Cluster:
         return outcome, by_name
 
     def tiles_in_flight(self) -> int | None:
-        """Tiles taken by a worker and not yet back as a result; None until every tile is queued.
-
-        Counted from outside, as the original demo did, from counters read one after another: a tile
-        moving meanwhile can make it one off for a moment.
-        """
-        board = self.board
-        if board.coordinated() is None:
-            return None
-        queued = sum(len(board.plan(image).tiles) for image in board.planned())
-        jobs, results = self.left_in_queues()
-        if self.roles.pills:
-            jobs = max(jobs - len(self.workers), 0)  # the STOP pills wait behind the last tile
-        return queued - jobs - results - board.assembled()
+        """Tiles taken by a worker and not yet back as a result, as the approach can tell; None: not yet known."""
+        return self.roles.in_flight(self)
 
     def left_in_queues(self) -> tuple[int, int]:
         """(jobs, results) still in the lists."""

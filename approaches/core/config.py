@@ -11,6 +11,7 @@ from approaches.core.errors import ConfigError
 from approaches.core.kernel import MAX_KERNEL_SIZE, validate_kernel_size
 
 MAX_TILE_SIZE = 1 << 16
+CHAOS_APPROACHES = ("e", "f")  # the queue approaches that run_all.py --chaos can kill workers of
 
 
 def cores_present() -> int:
@@ -38,7 +39,7 @@ class RunConfig:
     quiet: bool = False
     sweep: str | None = None
     broker: str = DEFAULT_URL
-    chaos: str | None = None
+    chaos: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -111,8 +112,8 @@ def build_parser(known_approaches: Sequence[str], describe: str) -> argparse.Arg
         help="run the approaches at tile sizes 64..1024 and chart it (visualize/sweep_tile_size.png)")
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
         "this process), embedded:// (a Valkey server started here), or redis://host:port/db")
-    add("--chaos", choices=("e",), help="kill every worker of e while tiles are in flight, restart them, and "
-        "report per image what was lost")
+    add("--chaos", metavar="e,f", help="kill every worker of each approach named while tiles are in flight, "
+        "restart them, and report per image what was lost (e loses tiles, f does not)")
     return parser
 
 
@@ -132,9 +133,20 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], known_approach
         charts_dir=None if args.no_charts else args.charts,
         quiet=args.quiet,
         sweep=args.sweep,
-        chaos=args.chaos,
+        chaos=_parse_chaos(args.chaos),
         **values,
     )
+
+
+def _parse_chaos(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    chosen = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [letter for letter in chosen if letter not in CHAOS_APPROACHES]
+    if unknown or not chosen:
+        raise ConfigError(f"--chaos: unknown {','.join(unknown) or 'empty list'}; choose from "
+                          f"{','.join(CHAOS_APPROACHES)}")
+    return chosen
 
 
 def _parse_approaches(text: str, known: Sequence[str]) -> tuple[str, ...]:
