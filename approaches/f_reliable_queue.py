@@ -45,7 +45,8 @@ from approaches.core.kernel import blur, blur_tile
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Tracer
 
-POLL_S = 0.05  # the longest a worker blocks before it checks whether the run is done; the assembler's poll
+POLL_S = 0.05  # the longest a worker blocks before it checks whether the run is done
+ASSEMBLER_POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
 VISIBILITY_S = 5.0  # a worker silent this long is presumed dead; a live one beats at least every POLL_S
 GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the assembler reports what is missing
 BACKOFF_S, BACKOFF_MAX_S = 0.05, 2.0  # a failed tile waits BACKOFF_S * 2**(attempt-1), jittered, capped
@@ -145,7 +146,7 @@ def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, p
     life.ready()
     while assembly.step(time.monotonic()):
         life.checkpoint("step")
-        life.sleep(POLL_S)
+        life.sleep(ASSEMBLER_POLL_S)
     board.mark_done()
 
 

@@ -1,4 +1,4 @@
-"""What the cluster costs, measured in one run: e against b.threads, and a tile on the wire against the original's JSON.
+"""What the cluster costs, measured in one run: e and f against b.threads, and a tile on the wire against JSON.
 
     python benchmarks/cluster_targets.py [--rounds 9] [--workers N] [--broker memory://]
 
@@ -6,6 +6,8 @@
   alternately round by round and the ratio taken within each round (goal on memory://: <= 15%).
   b.threads blurs the same tiles with the same number of threads; what e adds is the broker, the wire
   format and its pods.
+- f's cost of reliability: f's wall time / e's, per round (processing lists, heartbeats, results kept in
+  Redis until the image is saved).
 - bytes per tile: a job message (header + padded pixels) against the original's JSON, an object per
   pixel such as {"R": 12, "G": 34, "B": 56, "A": 255}, for the same tile of a sample photo.
 """
@@ -30,7 +32,7 @@ from approaches.core.trace import Tracer
 from approaches.registry import APPROACHES
 from approaches.samples import ensure_samples
 
-KEYS = ("b.threads", "e")
+KEYS = ("b.threads", "e", "f")
 
 
 def original_json(padded: np.ndarray) -> bytes:
@@ -85,6 +87,8 @@ def main() -> int:
           f"(per round {min(overhead):+.1%} .. {max(overhead):+.1%})"
           + (f"; goal <= +15%: {'met' if median <= 0.15 else 'MISSED'}" if args.broker == "memory://" else
              "; process pods: their start-up (spawn, imports, kernel load) is part of e's wall time"))
+    f_vs_e = [f / e for e, f in zip(wall["e"], wall["f"], strict=True)]
+    print(f"  f / e wall: median x{statistics.median(f_vs_e):.2f} (per round x{min(f_vs_e):.2f} .. x{max(f_vs_e):.2f})")
     pixels, binary, text = wire_sizes(args.input, 21, args.tile_size)
     print(f"  one {args.tile_size}-px RGBA tile, k=21 ({pixels} padded pixels): binary {binary} B "
           f"({binary / pixels:.2f} B/px, header {HEADER.size} B), original JSON {text} B ({text / pixels:.1f} B/px), "
