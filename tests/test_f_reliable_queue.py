@@ -1,5 +1,6 @@
 """f: a's pixels through a reliable queue, and every fault that loses tiles in e, survived with nothing lost."""
 
+import random
 import time
 from pathlib import Path
 
@@ -163,3 +164,31 @@ def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_
         outcome, reports = cluster.collect(Tracer())
     # Then nothing is lost
     assert_nothing_lost(outcome, reports)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, monkeypatch, seed):
+    # Given up to three kills, of random pods at random fault points, each pod restarted once it died
+    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.3)
+    rng, kills = random.Random(seed), []
+
+    def hook(pod: str, point: str) -> bool:
+        if len(kills) < 3 and rng.random() < 0.03:
+            kills.append(f"{pod}@{point}")
+            return True
+        return False
+
+    job = f_job(image_dir, tmp_path / "out")
+    with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
+            broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook, tile_delay_s=0.002) as cluster:
+        pods = (cluster.coordinator, *cluster.workers, cluster.assembler)
+        while not (cluster.assembler.wait(0.01) and cluster.assembler.report is not None):
+            for pod in pods:
+                if pod.wait(0) and pod.report is None:  # it ended without a report: killed
+                    pod.restart()
+        outcome, reports = cluster.collect(Tracer())
+    # Then every image is saved whole, with a's pixels, however the kills fell
+    assert kills, "no pod was killed: the test proved nothing"
+    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == [], kills
+    assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values()), (kills, reports)
+    assert_identical_to_a(outcome, 5)
