@@ -192,3 +192,14 @@ def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir,
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == [], kills
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values()), (kills, reports)
     assert_identical_to_a(outcome, 5)
+
+
+def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir, monkeypatch):
+    # Given workers that take longer per tile (0.2 s) than the visibility timeout (0.05 s): an idle worker
+    # reaps a busy one's tile and does it again, and the busy one then stores and acks it late
+    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.05)
+    outcome, reports = run_killing(tmp_path, image_dir, hook=None, tile_delay_s=0.2)
+    # Then the late results change nothing: each image saved once, whole, with a's pixels
+    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
+    assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values())
+    assert_identical_to_a(outcome, 5)
