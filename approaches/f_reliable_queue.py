@@ -26,6 +26,7 @@ were sent would otherwise wait behind them for a worker that has already left.
 import logging
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,7 @@ def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, p
     while assembly.step(time.monotonic()):
         life.checkpoint("step")
         life.sleep(ASSEMBLER_POLL_S)
+    assembly.recount_duplicates()
     board.mark_done()
 
 
@@ -190,6 +192,13 @@ class Assembler:
             self._give_up()
             return False
         return True
+
+    def recount_duplicates(self) -> None:
+        """Bring each report's duplicate count up to date: a late result may come after its image was saved."""
+        for image, report in self.board.reports().items():
+            duplicates = self.board.duplicates(image)
+            if duplicates != report.duplicates:
+                self.board.report(image, replace(report, duplicates=duplicates))
 
     def _save(self, image: int, plan: ImagePlan) -> None:
         pixels = np.empty((plan.height, plan.width, plan.channels), np.uint8)
