@@ -27,7 +27,7 @@ import numpy as np
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.kernel import blur, blur_tile
+from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.pool import WorkerLost, WorkerPool
 from approaches.core.tasks import Assembly, SpanFor, TileTask, Work, blur_padded
 from approaches.core.tiling import cut, paste, plan_tiles
@@ -50,7 +50,7 @@ def run_shared_memory(job: Job, tracer: Tracer) -> Outcome:
 
 def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
     config, outcome = job.config, Outcome()
-    blur(np.zeros((1, 1, 1), np.uint8), config.kernel_size)  # compile (or load) it once: forked workers inherit it
+    warm_up(config.kernel_size)  # compile (or load) it once: forked workers inherit it
     with ExitStack() as stack:
         arena = stack.enter_context(SharedPixels()) if shared else None  # before the fork, see SharedPixels
         work = (_blur_in_place if shared else blur_padded)(config.kernel_size, config.truncate)

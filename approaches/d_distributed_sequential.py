@@ -12,14 +12,12 @@ this side checks the report against its own list of inputs and names every outpu
 
 from pathlib import Path
 
-import numpy as np
-
 from approaches import a_sequential
 from approaches.cluster.pods import Life, Pod, running
 from approaches.core.config import RunConfig
 from approaches.core.images import ImageSource, output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.kernel import blur
+from approaches.core.kernel import warm_up
 from approaches.core.trace import Tracer
 
 POD = a_sequential.LANE  # the pod's start and a's stages share one lane: one line on the timeline
@@ -50,7 +48,7 @@ def sequential_pod(life: Life, *, images: list[list[str]], output_dir: str, lett
                    png_level: int, truncate: bool) -> dict:
     """Inside the pod: load the kernel, then a's loop over every image; return what happened, as plain data."""
     config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level, truncate=truncate)
-    blur(np.zeros((1, 1, 1), np.uint8), kernel_size)  # loading the compiled kernel is part of starting up
+    warm_up(kernel_size)  # loading the compiled kernel is part of starting up
     life.ready()
     sources = tuple(ImageSource(Path(path), name) for path, name in images)
     outcome = a_sequential.run(Job(config, sources, letter), life.tracer)

@@ -32,14 +32,14 @@ import numpy as np
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import Broker, connect
-from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.deployment import Cluster, Roles, load_and_plan
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.errors import ImageError
-from approaches.core.images import load_image, output_path, save_image
+from approaches.core.images import output_path, save_image
 from approaches.core.job import Job, Outcome
-from approaches.core.kernel import blur, blur_tile
+from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Span, Tracer
 
@@ -70,13 +70,9 @@ def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kern
     jobs = NaiveQueue(board.client, board.key("jobs"))
     life.ready()
     for image, (path, name) in enumerate(images):
-        try:
-            with life.tracer.span(life.name, "load", name):
-                loaded = load_image(Path(path))
-        except ImageError as error:
-            board.report(image, ImageReport(State.FAILED, reason=error.reason))
+        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size)) is None:
             continue
-        plan = ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
+        loaded, plan = planned
         board.publish_plan(image, plan)  # before its first tile, so every tile finds its plan
         for tile in plan.tiles:
             with life.tracer.span(life.name, "cut", name, tile.id):
@@ -93,7 +89,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
     """BRPOP a tile, blur it with the kernel it names, LPUSH the result; until a STOP pill."""
     board = Board(connect(url), run)
     jobs, results = NaiveQueue(board.client, board.key("jobs")), NaiveQueue(board.client, board.key("results"))
-    blur(np.zeros((1, 1, 1), np.uint8), 3)  # load the compiled kernel: part of starting up, not of a tile
+    warm_up()  # load the compiled kernel: part of starting up, not of a tile
     life.ready()
     waiting = time.perf_counter()
     while True:

@@ -35,14 +35,14 @@ import numpy as np
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
-from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.deployment import Cluster, Roles, load_and_plan
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import ReliableQueue, dead_letters, reap
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.errors import ImageError
-from approaches.core.images import load_image, output_path, save_image
+from approaches.core.images import output_path, save_image
 from approaches.core.job import Job, Outcome
-from approaches.core.kernel import blur, blur_tile
+from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Tracer
 
@@ -76,13 +76,9 @@ def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kern
     for image, (path, name) in enumerate(images):
         if image in dealt_with:
             continue
-        try:
-            with life.tracer.span(life.name, "load", name):
-                loaded = load_image(Path(path))
-        except ImageError as error:
-            board.report(image, ImageReport(State.FAILED, reason=error.reason))
+        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size)) is None:
             continue
-        plan = ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
+        loaded, plan = planned
         with life.tracer.span(life.name, "cut", name):
             bodies = [TileJob(run, image, tile, kernel_size, cut(loaded.pixels, tile, plan.halo)).encode()
                       for tile in plan.tiles]
@@ -99,15 +95,17 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
     """Take a tile, blur it, store the result, then ack; hand back what dead workers held while idle."""
     board = Board(connect(url), run)
     jobs = jobs_queue(board, life.name)
-    blur(np.zeros((1, 1, 1), np.uint8), 3)  # load the compiled kernel: part of starting up, not of a tile
+    warm_up()  # load the compiled kernel: part of starting up, not of a tile
     returned = jobs.recover()
     if returned:
         log.info("%s: handed back %d tiles held by its earlier life", life.name, returned)
     life.ready()
-    while not board.done():
+    while True:
         life.checkpoint("idle")
         delivery = jobs.next(POLL_S)
-        if delivery is None:
+        if delivery is None:  # nothing to do: is the run over, or does a dead worker hold what is left?
+            if board.done():
+                return
             reap(board.client, jobs.key)
             continue
         life.checkpoint("popped")
@@ -173,8 +171,8 @@ class Assembler:
         """Save what is whole and fail what is dead; False once every image has a report."""
         board = self.board
         coordinated = board.coordinated()
-        self._fail_dead_lettered()
         reports = board.reports()
+        self._fail_dead_lettered(reports)
         stored = 0
         for image in board.planned():
             if image in reports:
@@ -222,8 +220,8 @@ class Assembler:
         log.info("%s: saved %s", plan.name, target)
         self._finish(image, plan, State.SAVED)
 
-    def _fail_dead_lettered(self) -> None:
-        reports = self.board.reports()
+    def _fail_dead_lettered(self, reports: dict[int, ImageReport]) -> None:
+        """Fail the image of each dead-lettered tile (adding it to reports)."""
         for letter in dead_letters(self.board.client, self.board.key("jobs")):
             try:
                 job = TileJob.decode(letter.body, self.board.run, self.board.plan)

@@ -26,7 +26,7 @@ from approaches.cluster.wire import HEADER, TileJob
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
-from approaches.core.kernel import blur
+from approaches.core.kernel import warm_up
 from approaches.core.tiling import cut, plan_tiles
 from approaches.core.trace import Tracer
 from approaches.registry import APPROACHES
@@ -61,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
     ensure_samples(args.input)
     sources = tuple(find_images(args.input))
-    blur(np.zeros((1, 1, 1), np.uint8), 21)
+    warm_up(21)
     wall: dict[str, list[float]] = {key: [] for key in KEYS}
     with tempfile.TemporaryDirectory() as output:
         config = RunConfig(input_dir=args.input, output_dir=Path(output), kernel_size=21, tile_size=args.tile_size,

@@ -9,13 +9,12 @@ cost of moving a tile by benchmarks/bc_transfer.py.
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images
 from approaches.core.job import Job
-from approaches.core.kernel import blur
+from approaches.core.kernel import warm_up
 from approaches.core.trace import Tracer
 from approaches.registry import APPROACHES
 from approaches.samples import SAMPLES, ensure_samples
@@ -34,6 +33,6 @@ def test_whole_run(benchmark, sample_dir, tmp_path, key):
     config = RunConfig(input_dir=sample_dir, output_dir=tmp_path, kernel_size=21, tile_size=256,
                        workers=cores_present())
     job = Job(config, tuple(find_images(sample_dir)), key)
-    blur(np.zeros((1, 1, 1), np.uint8), config.kernel_size)  # compile (or load the cache) outside the timing
+    warm_up(config.kernel_size)  # compile (or load the cache) outside the timing
     outcome = benchmark.pedantic(APPROACHES[key].run, args=(job, Tracer()), rounds=7, warmup_rounds=1)
     assert len(outcome.saved) == len(SAMPLES) and not outcome.failed

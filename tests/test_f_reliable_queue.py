@@ -9,18 +9,18 @@ import pytest
 from approaches import f_reliable_queue
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.wire import State
+from approaches.core.job import Job
 from approaches.core.trace import Tracer
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
-from tests.test_images import bad_inputs
+from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
 pytestmark = pytest.mark.timeout(60)  # every test here waits on queues: a hang must fail, not stall CI
 
 TILES = {"one": 30, "two": 9, "three": 4}  # at tile size 16: 90x70, 41x33, 25x20
 
 
-def f_job(image_dir: Path, output: Path, **options):
-    job = make_job(image_dir, output, **options)
-    return type(job)(job.config, job.images, "f")
+def f_job(image_dir: Path, output: Path, **options) -> Job:
+    return make_job(image_dir, output, letter="f", **options)
 
 
 def crash_once(pod_prefix: str, point: str, nth: int = 1):
@@ -140,9 +140,7 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
 def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
     reasons = bad_inputs(image_dir)
     outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out"), Tracer())
-    assert {s.name for s in outcome.saved} == {"one", "two", "three"}
-    failed = {Path(f.path).name: f.reason for f in outcome.failed}
-    assert set(failed) == set(reasons) and all(reason in failed[name] for name, reason in reasons.items())
+    assert_bad_inputs_reported(outcome, reasons)
 
 
 @pytest.mark.timeout(120)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from approaches.core.errors import ConfigError, ImageError
 from approaches.core.images import find_images, load_image, output_path, save_image
+from approaches.core.job import Outcome
 from tests.conftest import photo
 
 
@@ -55,6 +56,15 @@ def bad_inputs(directory: Path) -> dict[str, str]:
     (directory / "dangling.png").symlink_to(directory / "nowhere.png")
     return {"empty.png": "empty file", "text.png": "not an image", "truncated.png": "truncated or corrupt",
             "folder.png": "is a directory", "dangling.png": "file not found"}
+
+
+def assert_bad_inputs_reported(outcome: Outcome, reasons: dict[str, str]) -> None:
+    """Every good image of image_dir saved, every bad input of bad_inputs failed with its reason."""
+    assert {s.name for s in outcome.saved} == {"one", "two", "three"}
+    failed = {Path(f.path).name: f.reason for f in outcome.failed}
+    assert set(failed) == set(reasons)
+    for name, reason in reasons.items():
+        assert reason in failed[name]
 
 
 def test_each_bad_input_gives_a_one_line_reason(tmp_path):

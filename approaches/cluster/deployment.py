@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
-from approaches.cluster.pods import FaultHook, Pod, running
-from approaches.cluster.wire import ImageReport, State
-from approaches.core.images import output_path
+from approaches.cluster.pods import FaultHook, Life, Pod, running
+from approaches.cluster.wire import ImagePlan, ImageReport, State
+from approaches.core.errors import ImageError
+from approaches.core.images import LoadedImage, load_image, output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
 from approaches.core.trace import Tracer
 
@@ -130,6 +132,18 @@ def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_d
             yield cluster
     finally:
         cluster.board.delete()
+
+
+def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, kernel_size: int,
+                  tile_size: int) -> tuple[LoadedImage, ImagePlan] | None:
+    """A coordinator's first step for each image: load it, or report it failed (None) and move on."""
+    try:
+        with life.tracer.span(life.name, "load", name):
+            loaded = load_image(Path(path))
+    except ImageError as error:
+        board.report(image, ImageReport(State.FAILED, reason=error.reason))
+        return None
+    return loaded, ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
 
 
 def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,

@@ -58,7 +58,20 @@ class WorkQueue(Protocol):
     def waiting(self) -> int: ...
 
 
-class NaiveQueue:
+class _ListQueue:
+    """A Redis list that producers LPUSH onto: what both variants share."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key = client, key
+
+    def put(self, body: bytes) -> None:
+        self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
+
+    def waiting(self) -> int:
+        return self.client.llen(self.key)
+
+
+class NaiveQueue(_ListQueue):
     """At-most-once: BRPOP removes a message from Redis as it hands it out, so a consumer that dies holding it loses it.
 
     A Redis list: put is LPUSH and next is BRPOP, so messages come out in the order they went in.
@@ -67,12 +80,6 @@ class NaiveQueue:
     """
 
     guarantee = "at-most-once"
-
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        self.client, self.key = client, key
-
-    def put(self, body: bytes) -> None:
-        self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
 
     def next(self, timeout: float) -> Delivery | None:
         popped = self.client.brpop([self.key], _block(timeout))
@@ -88,11 +95,8 @@ class NaiveQueue:
         """Back at the end BRPOP takes from: it is the next message handed out."""
         self.client.rpush(self.key, delivery.body)
 
-    def waiting(self) -> int:
-        return self.client.llen(self.key)
 
-
-class ReliableQueue:
+class ReliableQueue(_ListQueue):
     """At-least-once: a message stays in Redis, on its consumer's processing list, until that consumer acks it.
 
     next() is BRPOPLPUSH from the queue onto <key>:processing:<consumer>, one atomic step, so there is no
@@ -111,13 +115,10 @@ class ReliableQueue:
 
     def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
                  visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
-        self.client, self.key = client, key
+        super().__init__(client, key)
         self.consumer = consumer or secrets.token_hex(4)
         self.processing = f"{key}:processing:{self.consumer}"
         self.visibility_s, self.max_deliveries = visibility_s, max_deliveries
-
-    def put(self, body: bytes) -> None:
-        self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
 
     def put_all(self, bodies: list[bytes], pipe: redis.client.Pipeline) -> None:
         """Queue the messages as part of pipe, a transaction the caller executes (with the image's plan)."""
@@ -171,9 +172,6 @@ class ReliableQueue:
         (self.client.pipeline(transaction=False).set(f"{self.key}:alive:{self.consumer}", 1,
                                                      px=int(self.visibility_s * 1000))
          .sadd(consumers, self.consumer).expire(consumers, RUN_TTL_S).execute())
-
-    def waiting(self) -> int:
-        return self.client.llen(self.key)
 
     def in_flight(self) -> int:
         """Messages this consumer holds and has not acked."""

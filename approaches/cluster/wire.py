@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -140,41 +141,35 @@ class ImageReport:
 
 
 @dataclass(frozen=True, eq=False)
-class TileJob:
+class _TileMessage:
+    """A tile on the wire; KIND says which of the two it is, and decode refuses the other."""
+
+    KIND: ClassVar[Kind]
+    run: str
+    image: int
+    tile: Tile
+    kernel_size: int
+    pixels: np.ndarray = field(repr=False)
+
+    def encode(self) -> bytes:
+        return _encode(self.KIND, self.run, self.image, self.tile, self.kernel_size, self.pixels)
+
+    @classmethod
+    def decode(cls, body: bytes, run: str, plan_for: Callable[[int], ImagePlan]) -> Self:
+        image, tile, plan, pixels = _decode(cls.KIND, body, run, plan_for)
+        return cls(run, image, tile, plan.kernel_size, pixels)
+
+
+class TileJob(_TileMessage):
     """A tile to blur: its padded pixels (h + 2*halo, w + 2*halo, channels) and the kernel to use."""
 
-    run: str
-    image: int
-    tile: Tile
-    kernel_size: int
-    pixels: np.ndarray = field(repr=False)
-
-    def encode(self) -> bytes:
-        return _encode(Kind.JOB, self.run, self.image, self.tile, self.kernel_size, self.pixels)
-
-    @classmethod
-    def decode(cls, body: bytes, run: str, plan_for: Callable[[int], ImagePlan]) -> "TileJob":
-        image, tile, plan, pixels = _decode(Kind.JOB, body, run, plan_for)
-        return cls(run, image, tile, plan.kernel_size, pixels)
+    KIND = Kind.JOB
 
 
-@dataclass(frozen=True, eq=False)
-class TileResult:
+class TileResult(_TileMessage):
     """A blurred tile: its pixels (h, w, channels), ready to paste."""
 
-    run: str
-    image: int
-    tile: Tile
-    kernel_size: int
-    pixels: np.ndarray = field(repr=False)
-
-    def encode(self) -> bytes:
-        return _encode(Kind.RESULT, self.run, self.image, self.tile, self.kernel_size, self.pixels)
-
-    @classmethod
-    def decode(cls, body: bytes, run: str, plan_for: Callable[[int], ImagePlan]) -> "TileResult":
-        image, tile, plan, pixels = _decode(Kind.RESULT, body, run, plan_for)
-        return cls(run, image, tile, plan.kernel_size, pixels)
+    KIND = Kind.RESULT
 
 
 def _encode(kind: Kind, run: str, image: int, tile: Tile, kernel_size: int, pixels: np.ndarray) -> bytes:
