@@ -25,6 +25,7 @@ were sent would otherwise wait behind them for a worker that has already left.
 
 import logging
 import random
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +38,7 @@ from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
 from approaches.cluster.deployment import Cluster, Roles, load_and_plan
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import ReliableQueue, dead_letters, reap
+from approaches.cluster.queues import ReliableQueue, StreamQueue, dead_letters, reap
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
@@ -68,19 +69,28 @@ def jobs_queue(board: Board, consumer: str) -> ReliableQueue:
 
 def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kernel_size: int,
                 tile_size: int) -> None:
-    """Queue every image not queued yet: its plan and all its tiles in one transaction."""
     board = Board(connect(url), run)
-    jobs = jobs_queue(board, life.name)
+    queue_images(life, board, jobs_queue(board, life.name), images, kernel_size, tile_size)
+
+
+def queue_images(life: Life, board: Board, jobs: ReliableQueue | StreamQueue, images: list[list[str]],
+                 kernel_size: int, tile_size: int, stop: threading.Event | None = None) -> None:
+    """Queue every image not queued yet: its plan and all its tiles in one transaction (g's coordinator too).
+
+    stop (a service asked to shut down) ends it between images; the run is then not marked coordinated,
+    and a coordinator started later carries on with the images not queued yet."""
     life.ready()
     dealt_with = set(board.planned()) | set(board.reports())  # by an earlier life of this pod
     for image, (path, name) in enumerate(images):
+        if stop is not None and stop.is_set():
+            return
         if image in dealt_with:
             continue
         if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size)) is None:
             continue
         loaded, plan = planned
         with life.tracer.span(life.name, "cut", name):
-            bodies = [TileJob(run, image, tile, kernel_size, cut(loaded.pixels, tile, plan.halo)).encode()
+            bodies = [TileJob(board.run, image, tile, kernel_size, cut(loaded.pixels, tile, plan.halo)).encode()
                       for tile in plan.tiles]
         life.checkpoint("cut")  # a crash here queues nothing of this image: the next life does it whole
         with life.tracer.span(life.name, "send", name), board.client.pipeline(transaction=True) as pipe:
@@ -138,12 +148,18 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
 
 
 def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, png_level: int,
-              give_up_s: float) -> None:
+              give_up_s: float, stop: threading.Event | None = None) -> None:
+    """Save images as they become whole until every image has a report, then mark the run done (g's too).
+
+    stop (a service asked to shut down) ends it between steps, without marking the run done: nothing it
+    knows is lost, and an assembler started later carries on."""
     board = Board(connect(url), run)
     assembly = Assembler(board, Path(output_dir), letter, png_level, give_up_s, life.tracer, life.name,
                          now=time.monotonic())
     life.ready()
     while assembly.step(time.monotonic()):
+        if stop is not None and stop.is_set():
+            return
         life.checkpoint("step")
         life.sleep(ASSEMBLER_POLL_S)
     assembly.recount_duplicates()

@@ -10,6 +10,7 @@ from approaches import (
     d_distributed_sequential,
     e_naive_queue,
     f_reliable_queue,
+    g_service,
 )
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
@@ -47,5 +48,8 @@ APPROACHES: dict[str, Approach] = {
         Approach("f", "Reliable queue",
                  "at-least-once: a tile stays in Redis until its result is stored; dead workers' tiles go to others",
                  f_reliable_queue.run, uses_broker=True),
+        Approach("g", "Multithreaded service",
+                 "Redis Streams and a consumer group: stale tiles are claimed and done, threads share a process",
+                 g_service.run, uses_broker=True),
     )
 }

@@ -66,7 +66,7 @@ def test_fakeredis_blmove_does_not_block_the_gap_pinned(memory):
 
 def test_fakeredis_xreadgroup_block_does_not_wait_the_gap_pinned(memory):
     # The gap: XREADGROUP BLOCK returns nothing at once; an entry added meanwhile may even land in the
-    # pending list of a consumer that never received it.  Hence no streams variant on memory:// yet.
+    # pending list of a consumer that never received it.  Hence StreamQueue polls there (broker.streams_block).
     waiter, pusher = memory
     waiter.xgroup_create("s", "workers", id="0", mkstream=True)
     thread = push_later(pusher, "xadd", "s", {"tile": b"1"})

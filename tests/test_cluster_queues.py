@@ -6,11 +6,20 @@ import pytest
 
 from approaches.cluster.board import RUN_TTL_S
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import Delivery, NaiveQueue, ReliableQueue, WorkQueue, dead_letters, reap
+from approaches.cluster.queues import (
+    Delivery,
+    NaiveQueue,
+    ReliableQueue,
+    StreamQueue,
+    WorkQueue,
+    dead_letters,
+    pending,
+    reap,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
-VARIANTS = {"naive": NaiveQueue, "reliable": ReliableQueue}
+VARIANTS = {"naive": NaiveQueue, "reliable": ReliableQueue, "stream": StreamQueue}
 
 
 @pytest.fixture(scope="module", params=["memory://", "embedded://"])
@@ -139,3 +148,77 @@ def test_a_slow_consumers_late_ack_after_its_message_was_handed_back_is_harmless
     assert fast.in_flight() == 1  # the copy the fast one holds is untouched
     fast.ack(taken)
     assert fast.in_flight() == 0 and fast.waiting() == 0
+
+
+def test_stream_is_at_least_once_a_dead_consumers_message_is_claimed_and_handed_out_after_visibility(
+        broker_url, reliable_key):
+    # Given a message handed out to a consumer that then dies without acking it
+    dying = StreamQueue(connect(broker_url), reliable_key, "dying", visibility_s=0.2)
+    dying.put(b"tile")
+    assert dying.guarantee == "at-least-once" and dying.next(0.1).body == b"tile"
+    other = StreamQueue(connect(broker_url), reliable_key, "other", visibility_s=0.2)
+    # Then nobody else gets it while it is fresh, but it is not lost: it is pending under the dead consumer
+    assert other.next(0.05) is None and dying.in_flight() == 1 and pending(other.client, reliable_key) == 1
+    # And once idle for the visibility timeout, the next consumer to ask takes it over: its second delivery
+    time.sleep(0.3)
+    claimed = other.next(0.1)
+    assert (claimed.body, claimed.attempt) == (b"tile", 2) and dying.in_flight() == 0 and other.in_flight() == 1
+    other.ack(claimed)
+    assert pending(other.client, reliable_key) == 0 and other.client.xlen(reliable_key) == 0
+
+
+def test_stream_group_exists_before_the_first_message_so_a_consumer_started_later_sees_everything(
+        broker_url, reliable_key):
+    # The original created its group at "$" after producing, and its workers never saw those tiles
+    producer = StreamQueue(connect(broker_url), reliable_key, "coordinator")
+    for body in (b"1", b"2"):
+        producer.put(body)
+    late = StreamQueue(connect(broker_url), reliable_key, "late-worker")
+    assert late.waiting() == 2 and [late.next(0.1).body for _ in range(2)] == [b"1", b"2"]
+
+
+def test_stream_recover_makes_an_earlier_lifes_messages_claimable_at_once(broker_url, reliable_key):
+    first_life = StreamQueue(connect(broker_url), reliable_key, "worker-1")
+    first_life.put(b"held")
+    first_life.next(0.1)
+    # A restarted consumer comes back under its old name: its message need not wait out the 30 s visibility
+    second_life = StreamQueue(connect(broker_url), reliable_key, "worker-1")
+    assert second_life.recover() == 1
+    assert second_life.next(0.1).body == b"held"
+
+
+def test_stream_heartbeat_keeps_a_slow_consumers_message_from_being_claimed(broker_url, reliable_key):
+    slow = StreamQueue(connect(broker_url), reliable_key, "slow", visibility_s=0.3)
+    slow.put(b"tile")
+    slow.next(0.1)
+    other = StreamQueue(connect(broker_url), reliable_key, "other", visibility_s=0.3)
+    for _ in range(4):  # 0.6 s busy, beating every 0.15 s
+        time.sleep(0.15)
+        slow.heartbeat()
+    assert other.next(0.05) is None and slow.in_flight() == 1
+
+
+def test_stream_a_message_handed_out_too_often_is_dead_lettered_in_one_transaction_with_its_ack(
+        broker_url, reliable_key):
+    queue = StreamQueue(connect(broker_url), reliable_key, "w", max_deliveries=3)
+    queue.put(b"poison")
+    for _ in range(3):
+        queue.requeue(queue.next(0.1))
+    queue.put(b"good")
+    assert queue.next(0.1).body == b"good"  # the poison message was dead-lettered on its fourth delivery
+    (letter,) = dead_letters(queue.client, reliable_key)
+    assert letter.body == b"poison" and letter.reason == "handed out 3 times without an ack"
+    assert queue.in_flight() == 1 and queue.waiting() == 0
+
+
+def test_stream_a_slow_consumers_late_ack_after_its_message_was_claimed_is_harmless(broker_url, reliable_key):
+    slow = StreamQueue(connect(broker_url), reliable_key, "slow", visibility_s=0.1)
+    slow.put(b"tile")
+    late = slow.next(0.1)
+    time.sleep(0.2)
+    fast = StreamQueue(connect(broker_url), reliable_key, "fast", visibility_s=0.1)
+    taken = fast.next(0.1)
+    assert taken.body == b"tile"
+    slow.ack(late)  # the slow one finishes (its result stored) after all: the work is done, so the message goes
+    fast.ack(taken)  # and the claimer's ack finds nothing to do
+    assert pending(fast.client, reliable_key) == 0 and fast.waiting() == 0 and fast.next(0.05) is None

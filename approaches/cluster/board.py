@@ -18,6 +18,7 @@ A pod trusts nothing another pod wrote: records are checked as they are read (wi
 """
 
 import secrets
+from collections.abc import Callable
 
 import redis
 
@@ -88,17 +89,26 @@ class Board:
         value = self.client.get(self.key("coordinated"))
         return None if value is None else int(value)
 
-    def store_result(self, image: int, tile: int, body: bytes) -> bool:
+    def store_result(self, image: int, tile: int, body: bytes,
+                     also: Callable[[redis.client.Pipeline], None] | None = None) -> bool:
         """Keep a tile's result until its image is saved; False (and counted) if that tile came in before.
 
         The set of tiles stored outlives the results, which go once the image is saved, so a duplicate
-        that comes even later is still recognised.  Both are written in one transaction."""
+        that comes even later is still recognised.  Both are written in one transaction, with whatever
+        also() adds to it (g acks the tile's job in it)."""
         results, stored = self.key(f"results:{image}"), self.key(f"stored:{image}")
-        fresh, *_ = (self.client.pipeline(transaction=True).sadd(stored, tile).hset(results, tile, body)
-                     .expire(stored, RUN_TTL_S).expire(results, RUN_TTL_S).execute())
+        pipe = (self.client.pipeline(transaction=True).sadd(stored, tile).hset(results, tile, body)
+                .expire(stored, RUN_TTL_S).expire(results, RUN_TTL_S))
+        if also is not None:
+            also(pipe)
+        fresh, *_ = pipe.execute()
         if not fresh:
             self._hincr("duplicates", image)
         return bool(fresh)
+
+    def is_stored(self, image: int, tile: int) -> bool:
+        """Whether the tile's result came in: the checkpoint a worker reads before doing a tile again."""
+        return bool(self.client.sismember(self.key(f"stored:{image}"), tile))
 
     def results_stored(self, image: int) -> int:
         return self.client.hlen(self.key(f"results:{image}"))

@@ -16,6 +16,7 @@ allow (queues.MAX_BLOCK_S), and still not forever when a server stops answering.
 """
 
 import secrets
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +105,14 @@ def connect(url: str) -> redis.Redis:
         except KeyError:
             raise BrokerError(f"{url} is not open in this process (memory:// pods must be threads)") from None
     return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+
+
+def streams_block(client: redis.Redis) -> bool:
+    """Whether XREADGROUP BLOCK waits on this client's server.  fakeredis answers at once instead, and an
+    entry added meanwhile may land in the pending list of a consumer that never received it
+    (tests/test_cluster_broker.py pins both), so on memory:// stream readers poll without BLOCK."""
+    fake = sys.modules.get("fakeredis")
+    return fake is None or not isinstance(client, fake.FakeRedis)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
@@ -106,9 +107,11 @@ class Cluster:
 
 @contextmanager
 def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,
-             hook: FaultHook | None = None) -> Iterator[Cluster]:
+             hook: FaultHook | None = None, worker_pods: int | None = None,
+             worker_settings: dict[str, Any] | None = None) -> Iterator[Cluster]:
     """Start the assembler, the workers, then the coordinator; afterwards kill any still running and
-    delete every key of the run.  tile_delay_s makes each worker that much slower per tile (a slow node)."""
+    delete every key of the run.  tile_delay_s makes each worker that much slower per tile (a slow node).
+    worker_pods: how many worker pods (default: config.workers); worker_settings: more for each (g's threads)."""
     config, run_id = job.config, new_run_id()
     plain = {"url": broker.url, "run": run_id}
     pod = partial(Pod, process=broker.pods_are_processes, hook=hook)
@@ -121,8 +124,8 @@ def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_d
             "kernel_size": config.kernel_size, "tile_size": config.tile_size,
             **({"workers": config.workers} if roles.pills else {})}),
         workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate,
-                                                   "tile_delay_s": tile_delay_s})
-                 for i in range(1, config.workers + 1)],
+                                                   "tile_delay_s": tile_delay_s, **(worker_settings or {})})
+                 for i in range(1, (worker_pods or config.workers) + 1)],
         assembler=pod(ASSEMBLER, roles.assembler, {
             **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
             "give_up_s": give_up_s}),
@@ -146,12 +149,12 @@ def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, ke
     return loaded, ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
 
 
-def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,
-        hook: FaultHook | None = None) -> Outcome:
-    """Run a queue approach on the job's broker; a broker that cannot be had fails every image with why."""
+def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, **launch: Any) -> Outcome:
+    """Run a queue approach on the job's broker; a broker that cannot be had fails every image with why.
+    launch: launched()'s other options."""
     try:
         with open_broker(job.config.broker) as broker, launched(broker, job, roles, give_up_s=give_up_s,
-                                                                tile_delay_s=tile_delay_s, hook=hook) as cluster:
+                                                                **launch) as cluster:
             return cluster.collect(tracer)[0]
     except BrokerError as error:
         return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])

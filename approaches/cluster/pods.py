@@ -60,7 +60,9 @@ class Life:
         """A fault point: a killed thread pod dies here (or where the hook says)."""
         if self._killed is None:
             return  # a process pod is killed by SIGKILL wherever it is
-        if self._killed.is_set() or (self._hook is not None and self._hook(self.name, point)):
+        if self._hook is not None and self._hook(self.name, point):
+            self._killed.set()  # the whole pod dies: any other thread of it at its next fault point
+        if self._killed.is_set():
             raise PodKilled(f"{self.name} killed at {point}")
 
     def sleep(self, seconds: float) -> None:

@@ -5,9 +5,15 @@
     nack(delivery, why)  it is bad: set it aside with the reason on the dead-letter stream <key>:dead
     requeue(delivery)    give it back, for this or another consumer to take again
 
-plus put(body) for producers and waiting() for the number not yet handed out.  Callers never see a
-Redis command, so the approaches read alike and one set of tests runs over every variant.  Each
-variant states its delivery guarantee in one sentence, and a test proves exactly that sentence.
+plus put(body) for producers and waiting() for the number not yet handed out.  The variants:
+
+    NaiveQueue     a list, BRPOP                                   at-most-once   (approach e)
+    ReliableQueue  a list, BRPOPLPUSH onto a per-consumer list     at-least-once  (approach f)
+    StreamQueue    a stream read by a consumer group, XAUTOCLAIM   at-least-once  (approach g)
+
+Callers never see a Redis command, so the approaches read alike and one set of tests runs over every
+variant.  Each variant states its delivery guarantee in one sentence, and a test proves exactly that
+sentence.
 
 next() always returns within its timeout (at most MAX_BLOCK_S): a consumer must get control back
 regularly to notice that it is asked to stop, and a block longer than the client's socket timeout
@@ -19,17 +25,20 @@ on fakeredis and a real server, and a stream keeps each reason beside its messag
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import redis
 
 from approaches.cluster.board import RUN_TTL_S
+from approaches.cluster.broker import streams_block
 
 MAX_BLOCK_S = 10.0
 VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reap() hands its messages back
 MAX_DELIVERIES = 5  # a message handed out this many times without an ack is dead-lettered on the next
 DEAD_LETTERS_KEPT = 1000  # the dead-letter stream is trimmed to about this many entries
+POLL_STEP_S = 0.005  # how often a stream reader polls where BLOCK does not wait (fakeredis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +185,137 @@ class ReliableQueue(_ListQueue):
     def in_flight(self) -> int:
         """Messages this consumer holds and has not acked."""
         return self.client.llen(self.processing)
+
+
+class StreamQueue:
+    """At-least-once on a Redis Stream read by a consumer group: a message stays in the group's pending
+    list, under its consumer's name, until that consumer acks it.
+
+    The group is created at id 0 whenever a queue object is made, by producers and consumers alike, so
+    it exists before the first message is added and sees every message.  (The original created it at
+    ``$`` after producing, and its workers never saw the tiles already in the stream.)
+    next() first takes over a message that has sat unacked for visibility_s (XAUTOCLAIM: its consumer
+    is presumed dead) and returns it, so claimed work is done, not just moved; only then does it read a
+    new one.  The group counts deliveries itself: a message handed out max_deliveries times without an
+    ack is dead-lettered on the next, with XADD to the dead-letter stream and XACK in one transaction.
+    A consumer that is only slow may still ack afterwards; that ack is valid, as the work is done (it
+    stores its result before acking), and the claimer's own ack then does nothing.
+
+    Acked messages are deleted from the stream (XDEL), so Redis holds only work not done yet.
+    """
+
+    guarantee = "at-least-once"
+    GROUP = "workers"
+
+    def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
+                 visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
+        self.client, self.key = client, key
+        self.consumer = consumer or secrets.token_hex(4)
+        self.visibility_s, self.max_deliveries = visibility_s, max_deliveries
+        self._blocks = streams_block(client)
+        self._held: set[bytes] = set()  # ids handed to this consumer and not yet acked, for heartbeat()
+        try:
+            client.xgroup_create(key, self.GROUP, id="0", mkstream=True)
+            client.expire(key, RUN_TTL_S)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def put(self, body: bytes) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        self.put_all([body], pipe)
+        pipe.execute()
+
+    def put_all(self, bodies: list[bytes], pipe: redis.client.Pipeline) -> None:
+        """Queue the messages as part of pipe, a transaction the caller executes (with the image's plan)."""
+        for body in bodies:
+            pipe.xadd(self.key, {"body": body})
+        pipe.expire(self.key, RUN_TTL_S)
+
+    def waiting(self) -> int:
+        """Messages not handed out yet: acked ones are deleted, so every other entry is pending."""
+        return self.client.xlen(self.key) - pending(self.client, self.key)
+
+    def next(self, timeout: float) -> Delivery | None:
+        deadline = time.monotonic() + _block(timeout)
+        while True:
+            if (stale := self._claim_stale()) is not None:
+                return stale
+            block = max(1, int((deadline - time.monotonic()) * 1000)) if self._blocks else None
+            read = self.client.xreadgroup(self.GROUP, self.consumer, {self.key: ">"}, count=1, block=block)
+            if read and read[0][1]:
+                entry, fields = read[0][1][0]
+                return self._handed(Delivery(fields[b"body"], receipt=entry, attempt=1))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._blocks:
+                return None
+            time.sleep(min(POLL_STEP_S, remaining))  # fakeredis: poll in short steps, see streams_block
+
+    def ack(self, delivery: Delivery) -> None:
+        """Forget it, and delete it from the stream."""
+        pipe = self.client.pipeline(transaction=True)
+        self.ack_into(pipe, delivery)
+        pipe.execute()
+
+    def ack_into(self, pipe: redis.client.Pipeline, delivery: Delivery) -> None:
+        """Ack as part of pipe: a worker acks in the same transaction that stores its result."""
+        pipe.xack(self.key, self.GROUP, delivery.receipt).xdel(self.key, delivery.receipt)
+        self._held.discard(delivery.receipt)
+
+    def nack(self, delivery: Delivery, reason: str) -> None:
+        """Onto the dead-letter stream and acked, in one transaction: never both, never neither."""
+        pipe = self.client.pipeline(transaction=True)
+        _dead_letter_into(pipe, self.key, delivery.body, reason)
+        if delivery.receipt is not None:
+            self.ack_into(pipe, delivery)
+        pipe.execute()
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Mark it as idle for visibility_s already, so the next next() of any consumer takes it over."""
+        self.client.xclaim(self.key, self.GROUP, self.consumer, 0, [delivery.receipt],
+                           idle=int(self.visibility_s * 1000), justid=True)
+        self._held.discard(delivery.receipt)
+
+    def recover(self) -> int:
+        """Make what an earlier life of this consumer held claimable at once; how many.  A restarted
+        instance comes back under its old name, and its messages would otherwise wait out visibility_s."""
+        mine = self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer)
+        for pending in mine:
+            self.requeue(Delivery(b"", receipt=pending["message_id"]))
+        return len(mine)
+
+    def heartbeat(self) -> None:
+        """Reset the idle time of what this consumer holds: a worker busy on one message calls it as it goes."""
+        if self._held:
+            self.client.xclaim(self.key, self.GROUP, self.consumer, 0, list(self._held), justid=True)
+
+    def in_flight(self) -> int:
+        """Messages this consumer holds and has not acked."""
+        return len(self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer))
+
+    def _claim_stale(self) -> Delivery | None:
+        """A message idle for visibility_s, now ours; None if there is none.  One handed out too often
+        is dead-lettered instead, and the next one is looked at."""
+        while True:
+            _, claimed, *_ = self.client.xautoclaim(self.key, self.GROUP, self.consumer,
+                                                    int(self.visibility_s * 1000), "0-0", count=1)
+            if not claimed:
+                return None
+            entry, fields = claimed[0]
+            (pending,) = self.client.xpending_range(self.key, self.GROUP, entry, entry, 1)
+            delivery = self._handed(Delivery(fields[b"body"], receipt=entry, attempt=pending["times_delivered"]))
+            if delivery.attempt <= self.max_deliveries:
+                return delivery
+            self.nack(delivery, f"handed out {delivery.attempt - 1} times without an ack")
+
+    def _handed(self, delivery: Delivery) -> Delivery:
+        self._held.add(delivery.receipt)
+        return delivery
+
+
+def pending(client: redis.Redis, key: str) -> int:
+    """Messages of the stream queue at key handed out and not acked, over all consumers."""
+    return int(client.xpending(key, StreamQueue.GROUP)["pending"]) if client.exists(key) else 0
 
 
 def reap(client: redis.Redis, key: str) -> int:

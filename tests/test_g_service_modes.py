@@ -1,0 +1,105 @@
+"""g as a service: `python -m approaches.g_service`, its modes as separate processes on one server, a graceful
+SIGTERM, and one-line errors."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from approaches.cluster.board import Board, new_run_id
+from approaches.cluster.broker import connect, open_broker
+from approaches.cluster.queues import StreamQueue
+from approaches.core.images import find_images, load_image, output_path
+from approaches.core.kernel import blur
+from tests.conftest import photo
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def service(*args: str) -> list[str]:
+    return [sys.executable, "-m", "approaches.g_service", "--kernel-size", "5", "--tile-size", "16", *args]
+
+
+def assert_outputs_identical_to_a(image_dir: Path, output: Path) -> None:
+    sources = find_images(image_dir)
+    for source in sources:
+        expected = blur(load_image(source.path).pixels, 5)
+        assert np.array_equal(load_image(output_path(output, "g", source.name)).pixels, expected), source.name
+
+
+def test_all_mode_runs_every_role_in_one_process_and_exits_when_every_image_is_done(tmp_path, image_dir):
+    done = subprocess.run(service("--mode", "all", "--broker", "memory://", "--input", str(image_dir),
+                                  "--output", str(tmp_path / "out"), "--threads", "2"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 images saved" in done.stdout
+    assert_outputs_identical_to_a(image_dir, tmp_path / "out")
+
+
+def test_each_mode_as_its_own_process_on_one_server_gives_as_pixels(tmp_path, image_dir):
+    run, output = new_run_id(), tmp_path / "out"
+    with open_broker("embedded://") as broker:
+        common = ("--broker", broker.url, "--run", run)
+        coordinator = subprocess.run(service("--mode", "coordinator", *common, "--input", str(image_dir)),
+                                     capture_output=True, text=True, timeout=120)
+        assert coordinator.returncode == 0, coordinator.stderr
+        assert f"--run {run}" in coordinator.stdout
+        workers = [subprocess.Popen(service("--mode", "worker", *common, "--threads", "2"),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        assembler = subprocess.run(service("--mode", "assembler", *common, "--output", str(output)),
+                                   capture_output=True, text=True, timeout=120)
+        assert [worker.wait(timeout=60) for worker in workers] == [0, 0]  # they stop once the run is done
+    assert assembler.returncode == 0, assembler.stderr
+    assert "3 of 3 images saved" in assembler.stdout
+    assert_outputs_identical_to_a(image_dir, output)
+
+
+def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_others(tmp_path):
+    # Given a run with many tiles and one single-threaded worker at work on it
+    image_dir = tmp_path / "input"
+    image_dir.mkdir()
+    Image.fromarray(photo(960, 960, 3)).save(image_dir / "big.png")  # 3600 tiles of 16
+    run, output = new_run_id(), tmp_path / "out"
+    with open_broker("embedded://") as broker:
+        common = ("--broker", broker.url, "--run", run)
+        subprocess.run(service("--mode", "coordinator", *common, "--input", str(image_dir)), check=True,
+                       capture_output=True, timeout=120)
+        board = Board(connect(broker.url), run)
+        worker = subprocess.Popen(service("--mode", "worker", *common, "--threads", "1"),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while board.results_stored(0) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # When it is sent SIGTERM mid-run
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+        # Then it exits at once, saying so, holding no tile (the one in hand was stored and acked), with work left
+        assert worker.returncode == 130 and "stopped on request" in stderr
+        jobs = StreamQueue(board.client, board.key("jobs"), "worker")
+        assert jobs.in_flight() == 0 and 10 <= board.results_stored(0) < 3600 and jobs.waiting() > 0
+        # And the others finish the run: nothing lost
+        finisher = subprocess.Popen(service("--mode", "worker", *common, "--threads", "2"))
+        assembler = subprocess.run(service("--mode", "assembler", *common, "--output", str(output)),
+                                   capture_output=True, text=True, timeout=120)
+        assert finisher.wait(timeout=60) == 0
+    assert assembler.returncode == 0, assembler.stderr
+    assert "1 of 1 images saved" in assembler.stdout
+    assert_outputs_identical_to_a(image_dir, output)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--mode", "worker", "--broker", "redis://localhost:6379/0"), "--mode worker needs --run"),
+    (("--mode", "worker", "--run", "0123456789abcdef"), "give a redis:// URL"),
+    (("--mode", "assembler", "--run", "nope", "--broker", "redis://localhost:6379/0"), "--run: 'nope' is not a run id"),
+    (("--mode", "worker", "--run", "0123456789abcdef", "--broker", "redis://localhost:1/0"), "cannot reach"),
+    (("--threads", "0"), "--threads must be between"),
+    (("--input", "/no/such/folder"), "does not exist"),
+])
+def test_a_user_mistake_is_one_line_and_status_2(args, message):
+    done = subprocess.run(service(*args), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
