@@ -20,7 +20,7 @@ def run(job: Job, tracer: Tracer) -> Outcome:
             with tracer.span(LANE, "load", source.name):
                 image = load_image(source.path)
             with tracer.span(LANE, "blur", source.name):
-                pixels = blur(image.pixels, config.kernel_size, truncate=config.truncate)
+                pixels = blur(image.pixels, config.kernel_size, truncate=config.truncate, method=config.kernel)
             target = output_path(config.output_dir, job.letter, source.name)
             with tracer.span(LANE, "save", source.name):
                 save_image(pixels, target, config.png_level)

@@ -50,10 +50,10 @@ def run_shared_memory(job: Job, tracer: Tracer) -> Outcome:
 
 def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
     config, outcome = job.config, Outcome()
-    warm_up(config.kernel_size)  # compile (or load) it once: forked workers inherit it
+    warm_up(config.kernel_size, method=config.kernel)  # compile (or load) it once: forked workers inherit it
     with ExitStack() as stack:
         arena = stack.enter_context(SharedPixels()) if shared else None  # before the fork, see SharedPixels
-        work = (_blur_in_place if shared else blur_padded)(config.kernel_size, config.truncate)
+        work = (_blur_in_place if shared else blur_padded)(config.kernel_size, config.truncate, config.kernel)
         pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes))
         assembler = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=ASSEMBLER))
         for source in job.images:
@@ -165,7 +165,7 @@ def _views(segment: SharedMemory, ref: SharedRef) -> tuple[np.ndarray, np.ndarra
     return (np.ndarray(ref.shape, np.uint8, segment.buf, 0), np.ndarray(ref.shape, np.uint8, segment.buf, size))
 
 
-def _blur_in_place(kernel_size: int, truncate: bool) -> Work:
+def _blur_in_place(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
     """The work of a b.shm worker: cut the tile from the shared image, blur it, paste it into the shared canvas."""
     radius = kernel_size // 2
     attached: dict[str, SharedMemory] = {}  # this worker's mapping of the current segment
@@ -181,7 +181,7 @@ def _blur_in_place(kernel_size: int, truncate: bool) -> Work:
         with span("cut"):
             padded = cut(source, task.tile, radius)
         with span("blur"):
-            block = blur_tile(padded, kernel_size, truncate=truncate)
+            block = blur_tile(padded, kernel_size, truncate=truncate, method=method)
         with span("assemble"):
             paste(canvas, task.tile, block)
 

@@ -28,7 +28,7 @@ def run(job: Job, tracer: Tracer) -> Outcome:
     pod = Pod(POD, sequential_pod, {
         "images": [[str(source.path), source.name] for source in job.images], "output_dir": str(config.output_dir),
         "letter": job.letter, "kernel_size": config.kernel_size, "png_level": config.png_level,
-        "truncate": config.truncate}, process=True)
+        "truncate": config.truncate, "kernel": config.kernel}, process=True)
     with running([pod]):
         pod.wait()
     for _ in job.images:
@@ -45,10 +45,11 @@ def run(job: Job, tracer: Tracer) -> Outcome:
 
 
 def sequential_pod(life: Life, *, images: list[list[str]], output_dir: str, letter: str, kernel_size: int,
-                   png_level: int, truncate: bool) -> dict:
+                   png_level: int, truncate: bool, kernel: str = "separable") -> dict:
     """Inside the pod: load the kernel, then a's loop over every image; return what happened, as plain data."""
-    config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level, truncate=truncate)
-    warm_up(kernel_size)  # loading the compiled kernel is part of starting up
+    config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level, truncate=truncate,
+                       kernel=kernel)
+    warm_up(kernel_size, method=kernel)  # loading the compiled kernel is part of starting up
     life.ready()
     sources = tuple(ImageSource(Path(path), name) for path, name in images)
     outcome = a_sequential.run(Job(config, sources, letter), life.tracer)

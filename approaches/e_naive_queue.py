@@ -85,11 +85,11 @@ def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kern
         jobs.put(STOP)
 
 
-def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: float) -> None:
+def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_delay_s: float) -> None:
     """BRPOP a tile, blur it with the kernel it names, LPUSH the result; until a STOP pill."""
     board = Board(connect(url), run)
     jobs, results = NaiveQueue(board.client, board.key("jobs")), NaiveQueue(board.client, board.key("results"))
-    warm_up()  # load the compiled kernel: part of starting up, not of a tile
+    warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     life.ready()
     waiting = time.perf_counter()
     while True:
@@ -111,7 +111,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
         if tile_delay_s:
             life.sleep(tile_delay_s)
         with life.tracer.span(life.name, "blur", name, job.tile.id):
-            block = blur_tile(job.pixels, job.kernel_size, truncate=truncate)
+            block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
         life.checkpoint("blurred")  # a crash here loses the tile: nothing in Redis remembers it any more
         with life.tracer.span(life.name, "send", name, job.tile.id):
             results.put(TileResult(run, job.image, job.tile, job.kernel_size, block).encode())

@@ -101,11 +101,11 @@ def queue_images(life: Life, board: Board, jobs: ReliableQueue | StreamQueue, im
     board.mark_coordinated(len(images))
 
 
-def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: float) -> None:
+def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_delay_s: float) -> None:
     """Take a tile, blur it, store the result, then ack; hand back what dead workers held while idle."""
     board = Board(connect(url), run)
     jobs = jobs_queue(board, life.name)
-    warm_up()  # load the compiled kernel: part of starting up, not of a tile
+    warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     returned = jobs.recover()
     if returned:
         log.info("%s: handed back %d tiles held by its earlier life", life.name, returned)
@@ -131,7 +131,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
             jobs.heartbeat()
         try:
             with life.tracer.span(life.name, "blur", name, job.tile.id):
-                block = blur_tile(job.pixels, job.kernel_size, truncate=truncate)
+                block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
         except Exception as error:  # this tile may succeed later or elsewhere; the delivery limit ends it
             pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
             log.warning("%s: tile %d of %s failed (%s); handing it back in %.2f s", life.name, job.tile.id, name,

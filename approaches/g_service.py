@@ -18,12 +18,14 @@ The same program takes each role, chosen by --mode, on one machine or many:
 
 What changes from f:
 - the queue (cluster/queues.py, StreamQueue): the consumer group is created at id 0 before anything is
-  produced; a worker with nothing new to do takes over a job idle for VISIBILITY_S (XAUTOCLAIM) and does
-  it; the group's delivery count dead-letters a job handed out MAX_DELIVERIES times (XADD to the
-  dead-letter stream and XACK in one MULTI).  No heartbeat keys and no reaper: the group is the record.
+  produced; before taking a new job, a worker takes over one left idle for VISIBILITY_S (XAUTOCLAIM) and
+  does it (the original claimed such jobs and then dropped them); the group's delivery count
+  dead-letters a job handed out MAX_DELIVERIES times (XADD to the dead-letter stream and XACK in one
+  MULTI).  No heartbeat keys and no reaper: the group is the record.
 - store and ack are one transaction, so a worker killed between them cannot leave a stored, unacked job.
 - checkpoints: before blurring, a worker asks whether the tile's result is already in (the stored-tile
-  set of the image), so a job handed out again after its result came in is acked, not redone.
+  set of the image), so a job delivered again after its result came in (a producer's retried XADD after
+  a lost reply, a take-over crossing the slow holder's ack) is acked, not redone.
 - threads: a worker process runs --threads worker threads, one consumer each; the kernel releases the
   GIL, so they blur in parallel.  More machines: start more worker processes anywhere.
 - SIGINT/SIGTERM: every thread finishes the tile it holds (result stored, acked) and the process exits;
@@ -40,10 +42,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis
 
 from approaches.cluster import deployment
@@ -57,7 +61,7 @@ from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
 from approaches.core.job import Job, Outcome
-from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.kernel import KERNELS, blur_tile, warm_up
 from approaches.core.trace import Tracer
 from approaches.f_reliable_queue import BACKOFF_MAX_S, BACKOFF_S, GIVE_UP_S, assembler, queue_images
 
@@ -85,17 +89,18 @@ def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kern
     queue_images(life, board, jobs_queue(board, life.name), images, kernel_size, tile_size, stop)
 
 
-def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: float = 0.0, threads: int = 1,
-           stop: threading.Event | None = None) -> None:
+def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_delay_s: float = 0.0,
+           threads: int = 1, stop: threading.Event | None = None) -> None:
     """Run `threads` worker threads until the run is done (or stop is set); a crash of one is the pod's."""
     board = Board(connect(url), run)
-    warm_up()  # load the compiled kernel: part of starting up, not of a tile
+    warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     stop = stop or threading.Event()
     crashed: list[BaseException] = []
 
     def serve(lane: str) -> None:
         try:
-            work(life, board, jobs_queue(board, lane), lane, stop, truncate, tile_delay_s)
+            blur = partial(blur_tile, truncate=truncate, method=kernel)
+            work(life, board, jobs_queue(board, lane), lane, stop, blur, tile_delay_s)
         except BaseException as error:  # PodKilled included: the whole pod goes down with it
             crashed.append(error)
             stop.set()
@@ -111,8 +116,8 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, tile_delay_s: floa
         raise crashed[0]
 
 
-def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading.Event, truncate: bool,
-         tile_delay_s: float) -> None:
+def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading.Event,
+         blur: Callable[[np.ndarray, int], np.ndarray], tile_delay_s: float) -> None:
     """One worker thread: take a job (a new one, or one idle too long), blur it unless its result is in,
     then store the result and ack the job in one transaction."""
     returned = jobs.recover()
@@ -132,7 +137,7 @@ def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading
             log.warning("%s: rejected a job: %s", lane, error)
             jobs.nack(delivery, str(error))
             continue
-        if board.is_stored(job.image, job.tile.id):  # done by a worker presumed dead, or before a restart
+        if board.is_stored(job.image, job.tile.id):  # a second copy of the job, or a slow holder finished it
             jobs.ack(delivery)
             continue
         name = board.plan(job.image).name
@@ -141,7 +146,7 @@ def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading
             jobs.heartbeat()
         try:
             with life.tracer.span(lane, "blur", name, job.tile.id):
-                block = blur_tile(job.pixels, job.kernel_size, truncate=truncate)
+                block = blur(job.pixels, job.kernel_size)
         except Exception as error:  # this tile may succeed later or elsewhere; the delivery limit ends it
             pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
             log.warning("%s: tile %d of %s failed (%s); handing it back in %.2f s", lane, job.tile.id, name,
@@ -206,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--tile-size", type=int, default=256, metavar="PX", help="tile edge in pixels (default 256)")
     add("--png-level", type=int, default=1, metavar="0-9", help="PNG compression level (default 1)")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
+    add("--kernel", choices=KERNELS, default="separable", help="the Gaussian computed separably (default) or "
+        "directly in 2-D (K*K taps per pixel)")
     add("--give-up", type=float, default=GIVE_UP_S, metavar="S",
         help=f"the assembler reports an image incomplete after S seconds without progress (default {GIVE_UP_S:g})")
     return parser
@@ -242,7 +249,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
         roles = {
             "coordinator": lambda: coordinator(life("coordinator"), url=url, run=run_id, images=images,
                                                kernel_size=args.kernel_size, tile_size=args.tile_size, stop=stop),
-            "worker": lambda: worker(life("worker"), url=url, run=run_id, truncate=args.truncate,
+            "worker": lambda: worker(life("worker"), url=url, run=run_id, truncate=args.truncate, kernel=args.kernel,
                                      threads=args.threads, stop=stop),
             "assembler": lambda: assembler(life("assembler"), url=url, run=run_id, output_dir=str(args.output),
                                            letter="g", png_level=args.png_level, give_up_s=args.give_up,

@@ -23,12 +23,16 @@ class Approach:
     lesson: str
     run: Callable[[Job, Tracer], Outcome]
     uses_broker: bool = False
+    # False for a and d: one lane blurs whole images, so --tile-size and --workers change nothing in them
+    # (a sweep measures them once and draws them as a flat reference line).
+    tiled: bool = True
 
 
 APPROACHES: dict[str, Approach] = {
     approach.letter: approach
     for approach in (
-        Approach("a", "Sequential", "the baseline: load, blur, save, one image after another", a_sequential.run),
+        Approach("a", "Sequential", "the baseline: load, blur, save, one image after another", a_sequential.run,
+                 tiled=False),
         Approach("b.threads", "Tile-parallel, threads",
                  "the kernel releases the GIL, so threads blur one image's tiles at once", b_tile_parallel.run_threads),
         Approach("b.processes", "Tile-parallel, processes",
@@ -41,7 +45,7 @@ APPROACHES: dict[str, Approach] = {
                  c_pipeline.run),
         Approach("d", "Distributed sequential",
                  "a's loop in one pod, a fresh process: its start-up is timed apart from the work",
-                 d_distributed_sequential.run),
+                 d_distributed_sequential.run, tiled=False),
         Approach("e", "Naive Redis queue",
                  "pods around LPUSH/BRPOP lists: at-most-once, so a worker killed holding a tile loses it",
                  e_naive_queue.run, uses_broker=True),

@@ -49,6 +49,7 @@ LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writ
 OTHER_LANE_RANK = 3
 CAPTION_SETTINGS = (
     ("kernel_size", "kernel {}"),
+    ("kernel", "{} kernel"),  # separable or direct: the same pixels within one, very different timings
     ("tile_size", "tile {} px"),
     ("workers", "workers {}"),
     ("repeat", "repeat ×{}"),
@@ -352,38 +353,96 @@ def _fit_label(label: str, room: float, renderer: RendererBase, font: FontProper
     return None
 
 
-# --- tile-size sweep -------------------------------------------------------------------------------
+# --- sweeps ----------------------------------------------------------------------------------------
 
 
 def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
-    """Wall time (left) and blur seconds summed over lanes (right) against tile size, a line per approach."""
+    """Wall time (left) and the axis's own measure (right: blur work, or speed-up) against the swept setting.
+
+    The document's ``axis`` names the setting, its values and the right-hand panel, so one function draws
+    every sweep.  Approaches measured once (a and d: nothing to vary) are dashed flat lines to read the others by.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    sizes = doc.get("tile_sizes") or []
-    results = doc.get("results") or []
+    axis = doc.get("axis") or {}
+    values, results = axis.get("values") or [], doc.get("results") or []
     fig = _new_figure(doc, 11.0, 5.0)
-    wall_ax, blur_ax = fig.subplots(1, 2)
-    fig.suptitle("Tile-size sweep — wall time and blur work per approach", fontsize=13, fontweight="bold")
-    if not sizes or not results:
-        for ax in (wall_ax, blur_ax):
+    wall_ax, panel_ax = fig.subplots(1, 2)
+    fig.suptitle(axis.get("title", "Sweep"), fontsize=13, fontweight="bold")
+    if not values or not results:
+        for ax in (wall_ax, panel_ax):
             _say(ax, "no results")
         return _save(fig, path)
+    ends = [values[0], values[-1]]
     for result in results:
         walls, runs = result["wall_s"], result.get("wall_runs") or [[wall] for wall in result["wall_s"]]
-        whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
-                    [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
-        drawn = wall_ax.errorbar(sizes, walls, yerr=whiskers, marker="o", capsize=3, label=_approach_label(result))
-        blur_ax.plot(sizes, result["blur_s"], marker="o", color=drawn.lines[0].get_color())
-    for ax, label in ((wall_ax, "wall time, s\n(whiskers: fastest to slowest run)"),
-                      (blur_ax, "blur span time, s, summed over lanes\n(halos, and waits for a core or the GIL)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(size) for size in sizes])
+        label, measure = _approach_label(result), result[axis["panel"]]
+        if result.get("tiled", True):
+            whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
+                        [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
+            drawn = wall_ax.errorbar(values, walls, yerr=whiskers, marker="o", capsize=3, label=label)
+            panel_ax.plot(values, measure, marker="o", color=drawn.lines[0].get_color())
+        else:
+            (line,) = wall_ax.plot(ends, [walls[0]] * 2, linestyle="--", label=f"{label} (one lane: run once)")
+            wall_ax.fill_between(ends, min(runs[0]), max(runs[0]), color=line.get_color(), alpha=0.15, linewidth=0)
+            panel_ax.plot(ends, [measure[0]] * 2, linestyle="--", color=line.get_color())
+    cores = doc["config"].get("cores") if axis["panel"] == "speedup" else None
+    references = _mark_cores(wall_ax, panel_ax, values, cores) if cores else []
+    for ax, label in ((wall_ax, "wall time, s\n(whiskers, shading: fastest to slowest run)"),
+                      (panel_ax, axis["panel_label"])):
+        if axis["log2"]:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(value) for value in values])
         ax.minorticks_off()
-        ax.set_xlabel("tile size, px")
+        ax.set_xlabel(axis["label"])
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)
         ax.grid(color="#DDDDDD")
         ax.set_axisbelow(True)
-    handles, labels = wall_ax.get_legend_handles_labels()
-    blur_ax.legend(handles, labels, title="approach", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                   fontsize=9)
+    handles, _ = wall_ax.get_legend_handles_labels()
+    panel_ax.legend(handles=[*handles, *references], title="approach", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    frameon=False, fontsize=9)
+    return _save(fig, path)
+
+
+def _mark_cores(wall_ax: Axes, panel_ax: Axes, values: list[int], cores: int) -> list[Line2D]:
+    """The core count on both panels and the ideal speed-up (linear up to it, flat past it); their legend entries.
+
+    Returned rather than labelled, so the legend lists them after the approaches (it puts lines before errorbars).
+    """
+    core_style = {"color": "#BBBBBB", "linewidth": 1.5, "zorder": 1}  # behind the approaches' lines
+    ideal_style = {"color": WALL_COLOUR, "linewidth": 1.0, "linestyle": ":"}
+    for ax in (wall_ax, panel_ax):
+        ax.axvline(cores, **core_style)
+    panel_ax.plot(values, [min(value, cores) for value in values], **ideal_style)
+    return [Line2D([], [], label=f"{cores} cores present", **core_style),
+            Line2D([], [], label="ideal speed-up: ×N up to the cores", **ideal_style)]
+
+
+def draw_chaos(doc: dict[str, Any], path: Path) -> Path:
+    """Per scenario, per approach: tiles held by workers when the kill came, tiles lost, tiles done twice."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = doc.get("chaos") or []
+    scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
+    fig = _new_figure(doc, max(6.0, 3.2 * len(scenarios)), 4.6)
+    fig.suptitle("Chaos — tiles lost and done twice when pods are killed and restarted", fontsize=13,
+                 fontweight="bold")
+    if not rows:
+        _say(fig.subplots(), "no scenarios run")
+        return _save(fig, path)
+    bars = (("in_flight", "in flight at the kill", OTHER_COLOUR), ("missing", "lost", MISMATCH_COLOUR),
+            ("duplicates", "done twice", STAGE_COLOURS["blur"]))
+    axes = fig.subplots(1, len(scenarios), sharey=True, squeeze=False)[0]
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        here = [row for row in rows if row["scenario"] == scenario]
+        for offset, (key, label, colour) in enumerate(bars):
+            xs = [i + (offset - 1) * 0.27 for i in range(len(here))]
+            drawn = ax.bar(xs, [row[key] for row in here], width=0.27, color=colour, label=label)
+            ax.bar_label(drawn, fontsize=8, padding=1)
+        ax.set_xticks(range(len(here)), [f"{row['letter']}\n{row['unsaved']} of {row['images']} images\nnot saved"
+                                         for row in here], fontsize=8)
+        ax.set_title(f"kill: {scenario}", fontsize=10)
+        ax.grid(axis="y", color="#DDDDDD")
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel("tiles")
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return _save(fig, path)

@@ -1,45 +1,83 @@
-"""``run_all.py --sweep tile-size``: the chosen approaches at tile sizes 64 … 1024, as a table and a chart.
+"""``run_all.py --sweep tile-size|workers``: the chosen approaches at each tile size or worker count.
 
-Small tiles waste work on halos (with k = 21, a 64-px tile blurs rows of 64 + 20 pixels, so its
-horizontal pass does 31 % more work) and each costs a queue hand-off; large tiles leave workers idle at
-the end of each image (at 1024 px the smallest sample is one tile, so one worker).  The sweep shows where
-that balance lies on this machine; every output is still checked against a at every size.
+tile-size (64 … 1024): small tiles waste work on halos (with k = 21, a 64-px tile blurs rows of 64 + 20
+pixels, so its horizontal pass does 31 % more work) and each costs a queue hand-off; large tiles leave
+workers idle at the end of each image (at 1024 px the smallest sample is one tile, so one worker).
+
+workers (1 … 2 × cores): up to the core count the tiled approaches should speed up; past it extra workers
+only share the cores, so the line flattens, or rises where hand-offs cost more than the waits they hide.
+Approach g's workers are threads in one pod, e's and f's are pods.  Only blur workers vary: c's two
+loaders and two savers overlap decoding and encoding at every count, so c is ahead of a even at 1.
+
+Both settings only matter to approaches that cut tiles for workers: a and d blur whole images on one
+lane, so they are measured once and drawn as a flat reference line.  Every output is still checked
+against a's pixels, with the run's --kernel, at every value.
 """
 
 import json
 import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 
 from tqdm import tqdm
 
-from approaches.core.config import RunConfig
+from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource
 from approaches.registry import APPROACHES
 from approaches.runner import Measured, document, measure, verify
 
-TILE_SIZES = (64, 128, 256, 512, 1024)
+
+@dataclass(frozen=True)
+class Axis:
+    """What a sweep varies, and how its table and chart name it (stored in the JSON, so charts redraw from it)."""
+
+    field: str  # the RunConfig field set to each value
+    values: tuple[int, ...]
+    column: str  # table column header, formatted with the value
+    label: str  # the chart's x axis, with its unit
+    log2: bool  # tile sizes double; worker counts step by one
+    title: str
+    panel: str  # the result key the chart's right-hand panel plots
+    panel_label: str
+
+
+AXES = {  # keyed by config.SWEEPS
+    "tile-size": Axis(
+        field="tile_size", values=(64, 128, 256, 512, 1024), column="tile {}", label="tile size, px", log2=True,
+        title="Tile-size sweep — wall time and blur work per approach", panel="blur_s",
+        panel_label="blur span time, s, summed over lanes\n(halos, and waits for a core or the GIL)"),
+    "workers": Axis(
+        field="workers", values=tuple(range(1, 2 * cores_present() + 1)), column="workers {}",
+        label="workers (threads or processes;\ne, f: pods; g: threads in one pod)", log2=False,
+        title="Workers sweep — wall time and speed-up per approach", panel="speedup",
+        panel_label="speed-up over 1 worker, ×\n(median wall time at 1 worker ÷ at N)"),
+}
 
 
 def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    """Measure every chosen approach at every tile size; print, write JSON and chart; 1 if anything failed."""
-    runs: dict[str, list[Measured]] = {letter: [] for letter in config.approaches}
-    total = len(sources) * len(config.approaches) * config.repeat * len(TILE_SIZES)
+    """Measure every chosen approach at every value of the swept setting; print, write JSON and chart; 1 on failure."""
+    axis = AXES[config.sweep]
+    plan = [(value, [letter for letter in config.approaches if APPROACHES[letter].tiled or value == axis.values[0]])
+            for value in axis.values]
+    plan = [(value, letters) for value, letters in plan if letters]
+    runs: dict[str, list[tuple[int, Measured]]] = {letter: [] for letter in config.approaches}
+    total = len(sources) * config.repeat * sum(len(letters) for _, letters in plan)
     with tqdm(total=total, unit="image", disable=True if config.quiet else None, leave=False) as bar:
-        for size in TILE_SIZES:
-            sized = replace(config, tile_size=size)
-            bar.set_description(f"tile {size}")
-            measured = [measure(APPROACHES[letter], sized, sources, bar.update) for letter in config.approaches]
-            verify(measured, sources, sized)
-            for m in measured:
-                runs[m.approach.letter].append(m)
-    doc = sweep_document(config, runs)
+        for value, letters in plan:
+            at = replace(config, **{axis.field: value})  # everything else, --kernel included, as given
+            bar.set_description(axis.column.format(value))
+            measured = [measure(APPROACHES[letter], at, sources, bar.update) for letter in letters]
+            verify(measured, sources, at)
+            for letter, m in zip(letters, measured, strict=True):
+                runs[letter].append((value, m))
+    doc = sweep_document(config, axis, runs)
     problems = []
-    for letter, ms in runs.items():
-        for size, m in zip(TILE_SIZES, ms, strict=True):
-            problems += [f"{letter} at tile {size}: {f.path}: {f.reason}" for f in m.outcome.failed]
-            problems += [f"{letter} at tile {size}: differs from a: {reason}" for reason in m.mismatches]
+    for letter, points in runs.items():
+        for value, m in points:
+            where = f"{letter} at {axis.column.format(value)}"
+            problems += [f"{where}: {f.path}: {f.reason}" for f in m.outcome.failed]
+            problems += [f"{where}: differs from a: {reason}" for reason in m.mismatches]
     if not config.quiet:
         print(sweep_table(doc))
     problems += _write(config, doc)
@@ -48,47 +86,64 @@ def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
     return 1 if problems else 0
 
 
-def sweep_document(config: RunConfig, runs: dict[str, list[Measured]]) -> dict:
-    """Plain data for the JSON file and the chart: per approach, one value per tile size."""
+def sweep_document(config: RunConfig, axis: Axis, runs: dict[str, list[tuple[int, Measured]]]) -> dict:
+    """Plain data for the JSON file and the chart: the axis, and per approach one entry per value measured.
+
+    A tiled approach has an entry for every value; a and d (``tiled`` false) one, at the first value.
+    ``speedup`` is the median wall time at the first value over the median wall time at each.
+    """
+    results = []
+    for letter, points in runs.items():
+        walls = [m.wall_s for _, m in points]
+        results.append({
+            "approach": letter,
+            "title": APPROACHES[letter].title,
+            "tiled": APPROACHES[letter].tiled,
+            "wall_s": [round(wall, 6) for wall in walls],
+            "wall_runs": [[round(t, 6) for t in m.wall_runs] for _, m in points],
+            "blur_s": [round(m.stage_seconds()["blur"], 6) for _, m in points],
+            "speedup": [round(walls[0] / wall, 3) for wall in walls],
+            "identical_to_a": [m.identical_to_a for _, m in points],
+        })
     return {
-        "config": {**document(config, [])["config"], "tile_size": None, "sweep": "tile_size"},
-        "tile_sizes": list(TILE_SIZES),
-        "results": [
-            {
-                "approach": letter,
-                "title": APPROACHES[letter].title,
-                "wall_s": [round(m.wall_s, 6) for m in ms],
-                "wall_runs": [[round(t, 6) for t in m.wall_runs] for m in ms],
-                "blur_s": [round(m.stage_seconds()["blur"], 6) for m in ms],
-                "identical_to_a": [m.identical_to_a for m in ms],
-            }
-            for letter, ms in runs.items()
-        ],
+        "config": {**document(config, [])["config"], axis.field: None, "sweep": axis.field, "cores": cores_present()},
+        "axis": asdict(axis),
+        "results": results,
     }
 
 
 def sweep_table(doc: dict) -> str:
-    """Median wall seconds (± stdev over the repeats) by approach and tile size."""
-    header = ("approach", *(f"tile {size}" for size in doc["tile_sizes"]))
+    """Median wall seconds ± stdev over the repeats (and the speed-up, in a workers sweep) by approach and value."""
+    axis, cfg = doc["axis"], doc["config"]
+    header = ("approach", *(axis["column"].format(value) for value in axis["values"]))
     rows = [header]
     for r in doc["results"]:
         cells = []
-        for wall, runs in zip(r["wall_s"], r["wall_runs"], strict=True):
+        for wall, runs, speedup in zip(r["wall_s"], r["wall_runs"], r["speedup"], strict=True):
             spread = f" ± {statistics.stdev(runs):.3f}" if len(runs) > 1 else ""
-            cells.append(f"{wall:.3f}{spread}")
+            gain = f"  {speedup:.2f}×" if axis["panel"] == "speedup" and r["tiled"] else ""
+            cells.append(f"{wall:.3f}{spread}{gain}")
+        cells += [""] * (len(axis["values"]) - len(cells))
         rows.append((f"{r['approach']} {r['title']}", *cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    cfg = doc["config"]
-    lines.append(f"median wall seconds over {cfg['repeat']} run(s); kernel {cfg['kernel_size']}, "
-                 f"workers {cfg['workers']}, png level {cfg['png_level']}")
+    gain = f", speed-up over {axis['column'].format(axis['values'][0])}" if axis["panel"] == "speedup" else ""
+    settings = [f"kernel {cfg['kernel_size']} ({cfg['kernel']})"]
+    settings += [f"{key.replace('_', ' ')} {cfg[key]}" for key in ("tile_size", "workers") if cfg[key] is not None]
+    settings.append(f"png level {cfg['png_level']}")
+    lines.append(f"median wall seconds ± stdev over {cfg['repeat']} run(s){gain}; {', '.join(settings)}")
+    once = [r["approach"] for r in doc["results"] if not r["tiled"]]
+    if once:
+        lines.append(f"{', '.join(once)}: whole images on one lane, so {axis['field'].replace('_', ' ')} changes "
+                     "nothing: measured once")
     return "\n".join(lines)
 
 
 def _write(config: RunConfig, doc: dict) -> list[str]:
     stamp = doc["config"]["timestamp"].replace(" ", "_").replace(":", "-")
-    paths = [config.logs_dir / f"{stamp}_sweep_tile_size.json", *([config.json_path] if config.json_path else [])]
+    name = f"sweep_{doc['config']['sweep']}"
+    paths = [config.logs_dir / f"{stamp}_{name}.json", *([config.json_path] if config.json_path else [])]
     problems = []
     for path in paths:
         try:
@@ -100,7 +155,7 @@ def _write(config: RunConfig, doc: dict) -> list[str]:
         from approaches.report import draw_sweep  # matplotlib is slow to import; only when drawing
 
         try:
-            chart = draw_sweep(doc, config.charts_dir / "sweep_tile_size.png")
+            chart = draw_sweep(doc, config.charts_dir / f"{name}.png")
         except OSError as error:
             problems.append(f"cannot draw the sweep chart into {config.charts_dir}: {error.strerror or error}")
         else:

@@ -1,6 +1,6 @@
 """The speed targets of b and c, measured in one run: approaches interleaved round by round, ratios per round.
 
-    python benchmarks/bc_targets.py [--rounds 15] [--workers N] [--tile-size 256]
+    python benchmarks/bc_targets.py [--rounds 15] [--workers N] [--tile-size 256] [--kernel direct]
 
 On the sample images with k = 21:
 - b.threads, blur stage: a's blur seconds / b.threads' blur-stage seconds >= 1.8 on 2 cores.  b's blur
@@ -23,7 +23,7 @@ from pathlib import Path
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
-from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.kernel import KERNELS, blur_tile, warm_up
 from approaches.core.tiling import cut, plan_tiles
 from approaches.core.trace import Span, Tracer
 from approaches.registry import APPROACHES
@@ -45,14 +45,15 @@ def stage_sum(spans: list[Span], stage: str) -> float:
     return sum(span.seconds for span in spans if span.stage == stage)
 
 
-def kernel_ceiling(input_dir: Path, kernel_size: int, tile_size: int, threads: int, rounds: int) -> tuple[float, float]:
+def kernel_ceiling(input_dir: Path, kernel_size: int, tile_size: int, threads: int, rounds: int,
+                   method: str) -> tuple[float, float]:
     """Seconds to blur every pre-cut tile of the samples on 1 thread and on `threads` threads (medians)."""
     images = [load_image(source.path).pixels for source in find_images(input_dir)]
     tiles = [cut(image, tile, kernel_size // 2) for image in images
              for tile in plan_tiles(image.shape[1], image.shape[0], tile_size)]
 
     def blur_all(count: int) -> float:
-        workers = [threading.Thread(target=lambda part: [blur_tile(t, kernel_size) for t in part],
+        workers = [threading.Thread(target=lambda part: [blur_tile(t, kernel_size, method=method) for t in part],
                                     args=(tiles[i::count],)) for i in range(count)]
         start = time.perf_counter()
         for worker in workers:
@@ -78,13 +79,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=cores_present())
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--input", type=Path, default=Path("data/input"))
+    parser.add_argument("--kernel", choices=KERNELS, default="separable",
+                        help="direct: k*k taps per pixel, the compute-bound workload where tiling pays")
     args = parser.parse_args()
     ensure_samples(args.input)
     with tempfile.TemporaryDirectory() as output:
         config = RunConfig(input_dir=args.input, output_dir=Path(output), kernel_size=21, tile_size=args.tile_size,
-                           workers=args.workers)
+                           workers=args.workers, kernel=args.kernel)
         sources = tuple(find_images(args.input))
-        warm_up(config.kernel_size)
+        warm_up(config.kernel_size, method=config.kernel)
         wall: dict[str, list[float]] = defaultdict(list)
         spans: dict[str, list[list[Span]]] = defaultdict(list)
         for _ in range(args.rounds + 1):  # the first round warms caches and is dropped
@@ -104,10 +107,10 @@ def main() -> int:
     blur_speedup = [a / b for a, b in zip(a_blur, b_stage, strict=True)]
     c_vs_io = [c / (io / cores) for c, io in zip(wall["c"], a_io, strict=True)]
     c_vs_best = [wall["c"][i] / min(wall[k][i] for k in KEYS if k != "c") for i in range(args.rounds)]
-    one, many = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds)
+    one, many = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds, args.kernel)
 
-    print(f"{len(sources)} sample images, k=21, tile {args.tile_size}, {cores} workers, {args.rounds} rounds "
-          f"(cores present: {cores_present()})")
+    print(f"{len(sources)} sample images, k=21 ({args.kernel}), tile {args.tile_size}, {cores} workers, "
+          f"{args.rounds} rounds (cores present: {cores_present()})")
     for key in KEYS:
         print(f"  {key:12s} wall {spread(wall[key])}")
     print(f"  a stages: load {spread([stage_sum(s, 'load') for s in spans['a']])}, blur {spread(a_blur)}, "

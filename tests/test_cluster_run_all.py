@@ -41,7 +41,7 @@ def test_a_bad_broker_url_is_one_line_and_status_2(tmp_path, image_dir, capsys, 
     assert "--broker" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("value", ["x", "e,g", ","])
+@pytest.mark.parametrize("value", ["x", "e,d", ","])
 def test_an_unknown_chaos_approach_is_one_line_and_status_2(tmp_path, image_dir, capsys, value):
     assert main(["--chaos", value, "--input", str(image_dir), "--output", str(tmp_path / "out")], env={}) == 2
     err = capsys.readouterr().err

@@ -140,7 +140,8 @@ def test_a_worker_dead_letters_hostile_jobs_with_their_reasons_and_blurs_the_goo
                  TileJob(board.run, 5, good.tile, 3, good.pixels).encode(), good.encode(), e_naive_queue.STOP):
         jobs.put(body)
     # When a worker runs until its pill
-    e_naive_queue.worker(life("worker-1"), url=memory_url, run=board.run, truncate=False, tile_delay_s=0.0)
+    e_naive_queue.worker(life("worker-1"), url=memory_url, run=board.run, truncate=False, kernel="separable",
+                         tile_delay_s=0.0)
     # Then the good tile is blurred exactly as a blurs it, and each bad job is set aside with its reason
     (body,) = board.client.lrange(board.key("results"), 0, -1)
     result = TileResult.decode(body, board.run, board.plan)

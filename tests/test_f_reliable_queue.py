@@ -121,10 +121,10 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
     # Given a kernel that fails on one tile of "two", every time
     blur_tile = f_reliable_queue.blur_tile
 
-    def failing_on_one_tile(pixels, kernel_size, truncate=False):
+    def failing_on_one_tile(pixels, kernel_size, **options):
         if pixels.shape[:2] == (1 + 4, 9 + 4):  # two's bottom-right tile, 9x1 (41x33 in tiles of 16), plus halo
             raise RuntimeError("the node's GPU fell off the bus")
-        return blur_tile(pixels, kernel_size, truncate=truncate)
+        return blur_tile(pixels, kernel_size, **options)
 
     monkeypatch.setattr(f_reliable_queue, "blur_tile", failing_on_one_tile)
     monkeypatch.setattr(f_reliable_queue, "BACKOFF_S", 0.001)

@@ -53,7 +53,8 @@ def test_each_mode_as_its_own_process_on_one_server_gives_as_pixels(tmp_path, im
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
         assembler = subprocess.run(service("--mode", "assembler", *common, "--output", str(output)),
                                    capture_output=True, text=True, timeout=120)
-        assert [worker.wait(timeout=60) for worker in workers] == [0, 0]  # they stop once the run is done
+        said = [worker.communicate(timeout=60) for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0], said  # they stop once the run is done
     assert assembler.returncode == 0, assembler.stderr
     assert "3 of 3 images saved" in assembler.stdout
     assert_outputs_identical_to_a(image_dir, output)

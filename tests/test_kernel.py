@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 from scipy.ndimage import correlate1d
 
 from approaches import blur
-from approaches.core.kernel import MAX_KERNEL_SIZE, blur_tile, gaussian_weights, validate_kernel_size
+from approaches.core.kernel import (
+    KERNELS,
+    MAX_KERNEL_SIZE,
+    blur_tile,
+    gaussian_weights,
+    validate_kernel_size,
+    warm_up,
+)
 from approaches.core.tiling import cut, paste, plan_tiles
 from tests.conftest import photo
 
@@ -77,10 +84,10 @@ def test_bad_images_are_refused(image):
         blur(image, 3)
 
 
-def blur_tiled(image: np.ndarray, kernel_size: int, tile_size: int) -> np.ndarray:
+def blur_tiled(image: np.ndarray, kernel_size: int, tile_size: int, method: str = "separable") -> np.ndarray:
     canvas = np.zeros_like(image)
     for tile in plan_tiles(image.shape[1], image.shape[0], tile_size):
-        paste(canvas, tile, blur_tile(cut(image, tile, kernel_size // 2), kernel_size))
+        paste(canvas, tile, blur_tile(cut(image, tile, kernel_size // 2), kernel_size, method=method))
     return canvas
 
 
@@ -100,3 +107,86 @@ def test_any_tiling_gives_exactly_the_whole_image(height, width, channels, kerne
         tile_size = max(tile_size, 16)  # keep the example fast; small tiles are covered on small images
     image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
     assert np.array_equal(blur_tiled(image, kernel_size, tile_size), blur(image, kernel_size))
+
+
+# --- the direct 2-D kernel (--kernel direct) -------------------------------------------------------
+
+
+def direct_oracle(image: np.ndarray, kernel_size: int) -> np.ndarray:
+    """float64 2-D correlation with the outer-product weights, clamp-to-edge, rounded: independent of numba."""
+    w = gaussian_weights(kernel_size).astype(np.float64)
+    radius = kernel_size // 2
+    padded = np.pad(image.astype(np.float64), [(radius, radius), (radius, radius), (0, 0)], mode="edge")
+    out = np.zeros(image.shape, np.float64)
+    for i in range(kernel_size):
+        for t in range(kernel_size):
+            out += w[i] * w[t] * padded[i:i + image.shape[0], t:t + image.shape[1]]
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 5, 9, 15, 21])
+def test_direct_agrees_with_separable_and_a_float64_oracle_within_one_level(kernel_size):
+    # Not bit for bit: one sum of k*k products rounds differently from k sums of k.  Within one level.
+    image = photo(61, 83, 4, seed=kernel_size)
+    direct = blur(image, kernel_size, method="direct").astype(int)
+    assert np.abs(direct - blur(image, kernel_size).astype(int)).max() <= 1
+    assert np.abs(direct - direct_oracle(image, kernel_size).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("tile_size", [1, 7, 16, 33, 64, 200])
+@pytest.mark.parametrize("kernel_size", [3, 9, 21])
+def test_direct_tiles_give_exactly_the_whole_image(tile_size, kernel_size):
+    # 7, 33 and 64 divide neither 97 nor 131; 1-pixel tiles and 200 (one tile) are the extremes: the
+    # row loops run with every remainder length, and each pixel must still get the same sum bit for bit.
+    image = photo(97, 131, 3, seed=tile_size)
+    whole = blur(image, kernel_size, method="direct")
+    assert np.array_equal(blur_tiled(image, kernel_size, tile_size, method="direct"), whole)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    height=st.integers(1, 80),
+    width=st.integers(1, 80),
+    channels=st.integers(1, 4),
+    kernel_size=st.integers(0, 7).map(lambda n: 2 * n + 1),
+    tile_size=st.integers(1, 90),
+    seed=st.integers(0, 2**16),
+)
+def test_direct_any_tiling_gives_exactly_the_whole_image(height, width, channels, kernel_size, tile_size, seed):
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    whole = blur(image, kernel_size, method="direct")
+    assert np.array_equal(blur_tiled(image, kernel_size, tile_size, method="direct"), whole)
+
+
+def test_direct_keeps_a_flat_opaque_image_opaque_and_its_truncate_rounds_down():
+    flat = np.full((40, 40, 4), 255, np.uint8)
+    for k in (15, 21, 51):
+        assert (blur(flat, k, method="direct") == 255).all()
+    image = photo(30, 30, 3)
+    rounded = blur(image, 9, method="direct").astype(int)
+    truncated = blur(image, 9, truncate=True, method="direct").astype(int)
+    assert ((rounded - truncated) >= 0).all() and ((rounded - truncated) <= 1).all()
+    assert (rounded != truncated).any()
+
+
+def test_direct_kernel_size_one_is_the_identity():
+    image = photo(17, 23, 2)
+    assert np.array_equal(blur(image, 1, method="direct"), image)
+
+
+@pytest.mark.parametrize("method", ["bogus", "Direct", "", None])
+def test_an_unknown_kernel_method_is_refused_by_name(method):
+    image = photo(9, 9, 3)
+    with pytest.raises(ValueError, match="kernel method must be one of separable, direct"):
+        blur(image, 3, method=method)
+    with pytest.raises(ValueError, match="kernel method must be one of separable, direct"):
+        blur_tile(cut(image, plan_tiles(9, 9, 9)[0], 1), 3, method=method)
+
+
+def test_warm_up_loads_every_kernel_or_the_one_named():
+    assert KERNELS == ("separable", "direct")
+    warm_up()
+    for method in KERNELS:
+        warm_up(5, method=method)
+    with pytest.raises(ValueError, match="kernel method must be one of separable, direct"):
+        warm_up(3, method="bogus")

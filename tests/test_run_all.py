@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from approaches.core import kernel
+from approaches.core.images import load_image
 from approaches.runner import main
 from tests.test_images import bad_inputs
 
@@ -61,6 +64,7 @@ def test_bad_images_are_reported_and_the_good_ones_still_processed(tmp_path, ima
     (["--tile-size", "-5"], "--tile-size"),
     (["--workers", "0"], "--workers"),
     (["--approaches", "a,z"], "--approaches"),
+    (["--kernel", "bogus"], "--kernel must be one of separable, direct"),
 ])
 def test_bad_flags_give_one_line_and_status_2(tmp_path, image_dir, capsys, flags, message):
     assert run(tmp_path, "--input", str(image_dir), "--output", str(tmp_path / "out"), *flags) == 2
@@ -104,7 +108,8 @@ def test_outputs_keep_the_input_mode(tmp_path, image_dir):
 
 def test_help_lists_the_flags():
     out = subprocess.run([sys.executable, "run_all.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for flag in ("--approaches", "--kernel-size", "--tile-size", "--workers", "--png-level", "--repeat", "--json"):
+    for flag in ("--approaches", "--kernel-size", "--kernel", "--tile-size", "--workers", "--png-level", "--repeat",
+                 "--json"):
         assert flag in out.stdout
 
 
@@ -116,3 +121,36 @@ def test_default_input_makes_the_bundled_samples(tmp_path, monkeypatch):
     assert len(list((tmp_path / "data" / "output" / "a").glob("*_blurred.png"))) == len(made)
     assert list((tmp_path / "logs").glob("*.json"))
 
+
+@pytest.mark.timeout(120)  # b.shm and c wait on queues: a hang must fail, not stall CI
+@pytest.mark.parametrize("approach", ["a", "b.threads", "b.shm", "c", "e", "f", "g"])
+def test_kernel_direct_runs_the_direct_kernel_and_is_identical_to_a(tmp_path, image_dir, monkeypatch, capsys,
+                                                                     approach):
+    # Given a separable kernel that fails loudly (forked b.shm workers inherit the patch)
+    def separable_called(*args):
+        raise AssertionError("the separable kernel ran under --kernel direct")
+
+    monkeypatch.setattr(kernel, "_blur_rows", separable_called)
+    # When the approach runs with --kernel direct on tiles that divide none of the images
+    status = run(tmp_path, "--approaches", approach, "--kernel", "direct", "--kernel-size", "5", "--tile-size", "16",
+                 "--workers", "2", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+                 "--json", str(tmp_path / "r.json"), "--no-charts")
+    # Then every output has exactly the direct kernel's whole-image pixels, and the run says which kernel
+    assert status == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    (result,) = doc["results"]
+    assert doc["config"]["kernel"] == "direct" and result["identical_to_a"] and len(result["images"]) == 3
+    for image in result["images"]:
+        expected = kernel.blur(load_image(Path(image["source"])).pixels, 5, method="direct")
+        assert np.array_equal(load_image(Path(image["output"])).pixels, expected), image["name"]
+    assert "Kernel: direct" in next((tmp_path / "logs").glob("*.txt")).read_text()
+    assert "kernel 5 (direct)" in capsys.readouterr().out
+
+
+def test_blur_kernel_environment_sets_the_kernel_and_the_flag_overrides_it(tmp_path, image_dir):
+    args = ["--approaches", "a", "--kernel-size", "3", "--input", str(image_dir), "--output", str(tmp_path / "out"),
+            "--json", str(tmp_path / "r.json"), "--no-charts", "--quiet"]
+    assert run(tmp_path, *args, env={"BLUR_KERNEL": "direct"}) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["kernel"] == "direct"
+    assert run(tmp_path, *args, "--kernel", "separable", env={"BLUR_KERNEL": "direct"}) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["kernel"] == "separable"

@@ -9,10 +9,10 @@ behind for long; a run that ends deletes all of its keys.
     status       hash   image id -> ImageReport (how the image ended; one per image)
     progress     hash   image id -> tiles assembled so far
     coordinated  string how many images the coordinator has dealt with, set once it has queued them all
-    results:<i>  hash   tile id -> blurred tile (f: a result is stored before its job is acked)
-    stored:<i>   set    tile ids whose result came in, kept after the image is saved (f)
-    duplicates   hash   image id -> results stored again for a tile already in (f)
-    done         string set by the assembler once every image has a report: workers stop (f)
+    results:<i>  hash   tile id -> blurred tile (f, g: a result is stored before, or with, its job's ack)
+    stored:<i>   set    tile ids whose result came in, kept after the image is saved (f; g's checkpoint)
+    duplicates   hash   image id -> results stored again for a tile already in (f, g)
+    done         string set by the assembler once every image has a report: workers stop (f, g)
 
 A pod trusts nothing another pod wrote: records are checked as they are read (wire.py).
 """

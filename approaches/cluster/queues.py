@@ -302,8 +302,10 @@ class StreamQueue:
             if not claimed:
                 return None
             entry, fields = claimed[0]
-            (pending,) = self.client.xpending_range(self.key, self.GROUP, entry, entry, 1)
-            delivery = self._handed(Delivery(fields[b"body"], receipt=entry, attempt=pending["times_delivered"]))
+            still = self.client.xpending_range(self.key, self.GROUP, entry, entry, 1)
+            if not fields or not still:  # deleted or acked meanwhile, by the slow holder it was taken from
+                continue
+            delivery = self._handed(Delivery(fields[b"body"], receipt=entry, attempt=still[0]["times_delivered"]))
             if delivery.attempt <= self.max_deliveries:
                 return delivery
             self.nack(delivery, f"handed out {delivery.attempt - 1} times without an ack")

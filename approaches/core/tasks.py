@@ -47,12 +47,12 @@ Work = Callable[[TileTask, SpanFor], np.ndarray | None]
 """What a worker does with one task: returns the blurred block, or None if it wrote it in place."""
 
 
-def blur_padded(kernel_size: int, truncate: bool) -> Work:
-    """The work of b (threads, processes) and c: the task carries the padded tile; blur it."""
+def blur_padded(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
+    """The work of b (threads, processes) and c: the task carries the padded tile; blur it with method."""
 
     def work(task: TileTask, span: SpanFor) -> np.ndarray:
         with span("blur"):
-            return blur_tile(task.payload, kernel_size, truncate=truncate)
+            return blur_tile(task.payload, kernel_size, truncate=truncate, method=method)
 
     return work
 
