@@ -68,7 +68,7 @@ def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_is_claimed_and_do
     hook = crash_once("worker-1", "blurred")
     outcome, reports, _ = run_killing(tmp_path, image_dir, hook)
     # Then once the job has been idle for the visibility timeout, the other pod claims it: nothing lost
-    assert len(hook.seen) == 1
+    assert hook.seen  # (its other thread may have passed the same point before it died)
     assert_nothing_lost(outcome, reports)
 
 
