@@ -243,8 +243,8 @@ class Assembler:
                 self.board.report(image, ImageReport(State.FAILED, reason=str(error)))
                 continue
             reason = (f"incomplete: {len(canvas.received)} of {len(canvas.plan.tiles)} tiles after "
-                      f"{self.give_up_s:g} s without a result; at-most-once: a tile lost with its worker is never "
-                      "sent again")
+                      f"{self.give_up_s:g} s without a result; at-most-once: a tile or result lost with the pod that "
+                      "held it is never sent again")
             log.warning("%s: %s", canvas.plan.name, reason)
             self._finish(image, canvas, canvas.report(State.INCOMPLETE, reason))
 

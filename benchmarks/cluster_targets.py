@@ -31,7 +31,7 @@ from approaches.cluster.wire import HEADER, TileJob
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
-from approaches.core.kernel import warm_up
+from approaches.core.kernel import KERNELS, warm_up
 from approaches.core.tiling import cut, plan_tiles
 from approaches.core.trace import Tracer
 from approaches.registry import APPROACHES
@@ -83,15 +83,16 @@ def main() -> int:
     parser.add_argument("--broker", default="memory://")
     parser.add_argument("--input", type=Path, default=Path("data/input"))
     parser.add_argument("--g-scaling", action="store_true", help="g at 1-2 worker pods x 1-4 threads instead")
+    parser.add_argument("--kernel", choices=KERNELS, default="separable", help="direct: the compute-bound workload")
     args = parser.parse_args()
     ensure_samples(args.input)
     sources = tuple(find_images(args.input))
-    warm_up(21)
+    warm_up(21, method=args.kernel)
     with tempfile.TemporaryDirectory() as output:
         config = RunConfig(input_dir=args.input, output_dir=Path(output), kernel_size=21, tile_size=args.tile_size,
-                           workers=args.workers, broker=args.broker)
-        print(f"{len(sources)} sample images, k=21, tile {args.tile_size}, broker {args.broker}, {args.rounds} rounds "
-              f"after one dropped (cores present: {cores_present()})")
+                           workers=args.workers, broker=args.broker, kernel=args.kernel)
+        print(f"{len(sources)} sample images, k=21 ({args.kernel}), tile {args.tile_size}, broker {args.broker}, "
+              f"{args.rounds} rounds after one dropped (cores present: {cores_present()})")
         return g_scaling(config, sources, args.rounds) if args.g_scaling else compare(config, sources, args)
 
 
