@@ -13,9 +13,6 @@ loaders + savers + 1 permits before decoding an image (one per image being loade
 being assembled), given back once the image is saved or has failed.  A full queue or
 no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).
 
-Images are taken largest file first (longest-processing-time-first scheduling): the run ends when its
-last image is saved, and a small image at the end leaves the least work after the others.
-
 Outputs are named from each input's own name: the original course numbered them by position, so when
 one input was missing img3 was saved as img2.
 """
@@ -70,7 +67,7 @@ class _Pipeline:
     def __init__(self, job: Job, tracer: Tracer, pool: WorkerPool, savers: int, images_in_flight: int) -> None:
         self.job, self.tracer, self.pool, self.savers = job, tracer, pool, savers
         self.todo: queue.SimpleQueue[ImageSource] = queue.SimpleQueue()
-        for source in sorted(job.images, key=_file_size, reverse=True):
+        for source in job.images:
             self.todo.put(source)
         self.permits = threading.BoundedSemaphore(images_in_flight)
         self.assemblies: dict[str, Assembly] = {}
@@ -143,10 +140,3 @@ class _Pipeline:
             self.outcome.failed.append(result)
         self.permits.release()
         self.job.progress()
-
-
-def _file_size(source: ImageSource) -> int:
-    try:
-        return source.path.stat().st_size
-    except OSError:
-        return 0  # the loader reports why
