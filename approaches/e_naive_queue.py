@@ -32,7 +32,7 @@ import numpy as np
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import Broker, connect
-from approaches.cluster.deployment import Cluster, Roles, load_and_plan
+from approaches.cluster.deployment import Cluster, Roles, decode_job, load_and_plan
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
@@ -100,11 +100,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
         life.checkpoint("popped")
         if delivery.body == STOP:
             return
-        try:
-            job = TileJob.decode(delivery.body, run, board.plan)
-        except WireError as error:
-            log.warning("%s: rejected a job: %s", life.name, error)
-            jobs.nack(delivery, str(error))
+        if (job := decode_job(life.name, board, jobs, delivery)) is None:
             continue
         name = board.plan(job.image).name
         life.tracer.spans.append(Span(life.name, "queue-wait", name, job.tile.id, waiting, time.perf_counter()))

@@ -24,7 +24,6 @@ were sent would otherwise wait behind them for a worker that has already left.
 """
 
 import logging
-import random
 import threading
 import time
 from dataclasses import replace
@@ -36,7 +35,7 @@ import numpy as np
 from approaches.cluster import deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
-from approaches.cluster.deployment import Cluster, Roles, load_and_plan
+from approaches.cluster.deployment import Cluster, Roles, decode_job, hand_back_later, load_and_plan
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import ReliableQueue, StreamQueue, dead_letters, reap
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
@@ -51,7 +50,6 @@ POLL_S = 0.05  # the longest a worker blocks before it checks whether the run is
 ASSEMBLER_POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
 VISIBILITY_S = 5.0  # a worker silent this long is presumed dead; a live one beats at least every POLL_S
 GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the assembler reports what is missing
-BACKOFF_S, BACKOFF_MAX_S = 0.05, 2.0  # a failed tile waits BACKOFF_S * 2**(attempt-1), jittered, capped
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +117,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
             reap(board.client, jobs.key)
             continue
         life.checkpoint("popped")
-        try:
-            job = TileJob.decode(delivery.body, run, board.plan)
-        except WireError as error:
-            log.warning("%s: rejected a job: %s", life.name, error)
-            jobs.nack(delivery, str(error))
+        if (job := decode_job(life.name, board, jobs, delivery)) is None:
             continue
         name = board.plan(job.image).name
         if tile_delay_s:
@@ -132,12 +126,8 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
         try:
             with life.tracer.span(life.name, "blur", name, job.tile.id):
                 block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
-        except Exception as error:  # this tile may succeed later or elsewhere; the delivery limit ends it
-            pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
-            log.warning("%s: tile %d of %s failed (%s); handing it back in %.2f s", life.name, job.tile.id, name,
-                        error, pause)
-            life.sleep(pause)
-            jobs.requeue(delivery)
+        except Exception as error:
+            hand_back_later(life, life.name, jobs, delivery, f"tile {job.tile.id} of {name}", error)
             continue
         life.checkpoint("blurred")  # a crash here: the job is still on this worker's list, and is done again
         with life.tracer.span(life.name, "send", name, job.tile.id):

@@ -36,7 +36,6 @@ assembler started again carries on.  `all` mode exits when every image has a rep
 
 import argparse
 import logging
-import random
 import re
 import signal
 import sys
@@ -53,17 +52,17 @@ import redis
 from approaches.cluster import deployment
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import connect, open_broker, redact
-from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.deployment import Cluster, Roles, decode_job, hand_back_later
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import StreamQueue, pending
-from approaches.cluster.wire import RUN_ID_BYTES, State, TileJob, TileResult, WireError
+from approaches.cluster.wire import RUN_ID_BYTES, State, TileResult
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import KERNELS, blur_tile, warm_up
 from approaches.core.trace import Tracer
-from approaches.f_reliable_queue import BACKOFF_MAX_S, BACKOFF_S, GIVE_UP_S, assembler, queue_images
+from approaches.f_reliable_queue import GIVE_UP_S, assembler, queue_images
 
 POLL_S = 0.05  # the longest a worker thread waits for a job before it checks whether to stop
 VISIBILITY_S = 5.0  # a job unacked this long is taken over by an idle worker: its holder is presumed dead
@@ -131,11 +130,7 @@ def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading
                 return
             continue
         life.checkpoint("popped")
-        try:
-            job = TileJob.decode(delivery.body, board.run, board.plan)
-        except WireError as error:
-            log.warning("%s: rejected a job: %s", lane, error)
-            jobs.nack(delivery, str(error))
+        if (job := decode_job(lane, board, jobs, delivery)) is None:
             continue
         if board.is_stored(job.image, job.tile.id):  # a second copy of the job, or a slow holder finished it
             jobs.ack(delivery)
@@ -147,12 +142,8 @@ def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading
         try:
             with life.tracer.span(lane, "blur", name, job.tile.id):
                 block = blur(job.pixels, job.kernel_size)
-        except Exception as error:  # this tile may succeed later or elsewhere; the delivery limit ends it
-            pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
-            log.warning("%s: tile %d of %s failed (%s); handing it back in %.2f s", lane, job.tile.id, name,
-                        error, pause)
-            life.sleep(pause)
-            jobs.requeue(delivery)
+        except Exception as error:
+            hand_back_later(life, lane, jobs, delivery, f"tile {job.tile.id} of {name}", error)
             continue
         life.checkpoint("blurred")  # a crash here: the job stays pending, is taken over, and done again
         with life.tracer.span(lane, "send", name, job.tile.id):

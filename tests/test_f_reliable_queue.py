@@ -127,7 +127,7 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
         return blur_tile(pixels, kernel_size, **options)
 
     monkeypatch.setattr(f_reliable_queue, "blur_tile", failing_on_one_tile)
-    monkeypatch.setattr(f_reliable_queue, "BACKOFF_S", 0.001)
+    monkeypatch.setattr(f_reliable_queue.deployment, "BACKOFF_S", 0.001)
     started = time.monotonic()
     outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out"), Tracer())
     # Then after the delivery limit its image is failed with the reason, fast, and the others are saved

@@ -145,7 +145,7 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
         return blur_tile(pixels, kernel_size, **options)
 
     monkeypatch.setattr(g_service, "blur_tile", failing_on_one_tile)
-    monkeypatch.setattr(g_service, "BACKOFF_S", 0.001)
+    monkeypatch.setattr(g_service.deployment, "BACKOFF_S", 0.001)
     started = time.monotonic()
     outcome = g_service.run(g_job(image_dir, tmp_path / "out"), Tracer())
     (failure,) = outcome.failed

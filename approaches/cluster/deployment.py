@@ -8,6 +8,7 @@ failed here, so the assembler's give-up clock can run for the others.
 """
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ from typing import Any
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
 from approaches.cluster.pods import FaultHook, Life, Pod, running
-from approaches.cluster.wire import ImagePlan, ImageReport, State
+from approaches.cluster.queues import Delivery, WorkQueue
+from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, WireError
 from approaches.core.errors import ImageError
 from approaches.core.images import LoadedImage, load_image, output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
@@ -28,6 +30,7 @@ from approaches.core.trace import Tracer
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"
 POLL_S = 0.25  # how often the run's end is checked
 STOP_GRACE_S = 5.0  # after the assembler ends, how long the others get to stop before they are killed
+BACKOFF_S, BACKOFF_MAX_S = 0.05, 2.0  # a failed tile waits BACKOFF_S * 2**(attempt-1), jittered, capped
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,26 @@ def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, ke
         board.report(image, ImageReport(State.FAILED, reason=error.reason))
         return None
     return loaded, ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
+
+
+def decode_job(lane: str, board: Board, jobs: WorkQueue, delivery: Delivery) -> TileJob | None:
+    """A worker's first look at each delivery: its tile job, or None once a malformed one is set aside
+    (dead-lettered with why), so one bad message never stops a worker."""
+    try:
+        return TileJob.decode(delivery.body, board.run, board.plan)
+    except WireError as error:
+        log.warning("%s: rejected a job: %s", lane, error)
+        jobs.nack(delivery, str(error))
+        return None
+
+
+def hand_back_later(life: Life, lane: str, jobs: WorkQueue, delivery: Delivery, what: str, error: Exception) -> None:
+    """A tile failed, and may succeed later or elsewhere: requeue it after an exponential backoff with
+    jitter, so a failing tile does not spin through the workers; the queue's delivery limit ends it."""
+    pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
+    log.warning("%s: %s failed (%s); handing it back in %.2f s", lane, what, error, pause)
+    life.sleep(pause)
+    jobs.requeue(delivery)
 
 
 def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, **launch: Any) -> Outcome:
