@@ -119,15 +119,7 @@ def test_a_coordinator_killed_mid_split_and_restarted_queues_no_image_twice(tmp_
 def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir,
                                                                                          monkeypatch):
     # Given a kernel that fails on one tile of "two", every time
-    blur_tile = f_reliable_queue.blur_tile
-
-    def failing_on_one_tile(pixels, kernel_size, **options):
-        if pixels.shape[:2] == (1 + 4, 9 + 4):  # two's bottom-right tile, 9x1 (41x33 in tiles of 16), plus halo
-            raise RuntimeError("the node's GPU fell off the bus")
-        return blur_tile(pixels, kernel_size, **options)
-
-    monkeypatch.setattr(f_reliable_queue, "blur_tile", failing_on_one_tile)
-    monkeypatch.setattr(f_reliable_queue.deployment, "BACKOFF_S", 0.001)
+    fail_one_tile_always(monkeypatch, f_reliable_queue)
     started = time.monotonic()
     outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out"), Tracer())
     # Then after the delivery limit its image is failed with the reason, fast, and the others are saved
@@ -135,6 +127,19 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
     assert failure.path.endswith("two.png") and "dead-lettered: handed out 5 times without an ack" in failure.reason
     assert sorted(s.name for s in outcome.saved) == ["one", "three"] and time.monotonic() - started < 20
     assert_identical_to_a(outcome, 5)
+
+
+def fail_one_tile_always(monkeypatch, approach) -> None:
+    """Make the approach's kernel fail on two's bottom-right tile, every time, and its backoff short."""
+    blur_tile = approach.blur_tile
+
+    def failing_on_one_tile(pixels, kernel_size, **options):
+        if pixels.shape[:2] == (1 + 4, 9 + 4):  # two's bottom-right tile, 9x1 (41x33 in tiles of 16), plus halo
+            raise RuntimeError("the node's GPU fell off the bus")
+        return blur_tile(pixels, kernel_size, **options)
+
+    monkeypatch.setattr(approach, "blur_tile", failing_on_one_tile)
+    monkeypatch.setattr(approach.deployment, "BACKOFF_S", 0.001)
 
 
 def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
@@ -168,6 +173,17 @@ def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_
 def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, monkeypatch, seed):
     # Given up to three kills, of random pods at random fault points, each pod restarted once it died
     monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.3)
+    hook = random_kills(seed)
+    job = f_job(image_dir, tmp_path / "out")
+    with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
+            broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook, tile_delay_s=0.002) as cluster:
+        outcome, reports = restart_the_killed_until_done(cluster)
+    # Then every image is saved whole, with a's pixels, however the kills fell
+    assert_saved_whole_despite(hook.kills, outcome, reports)
+
+
+def random_kills(seed: int):
+    """A fault hook: up to three kills, of random pods at random fault points; hook.kills says which."""
     rng, kills = random.Random(seed), []
 
     def hook(pod: str, point: str) -> bool:
@@ -176,16 +192,21 @@ def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir,
             return True
         return False
 
-    job = f_job(image_dir, tmp_path / "out")
-    with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
-            broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook, tile_delay_s=0.002) as cluster:
-        pods = (cluster.coordinator, *cluster.workers, cluster.assembler)
-        while not (cluster.assembler.wait(0.01) and cluster.assembler.report is not None):
-            for pod in pods:
-                if pod.wait(0) and pod.report is None:  # it ended without a report: killed
-                    pod.restart()
-        outcome, reports = cluster.collect(Tracer())
-    # Then every image is saved whole, with a's pixels, however the kills fell
+    hook.kills = kills
+    return hook
+
+
+def restart_the_killed_until_done(cluster):
+    """Restart each pod that died, as Kubernetes would, until the assembler ends; then collect the run."""
+    pods = (cluster.coordinator, *cluster.workers, cluster.assembler)
+    while not (cluster.assembler.wait(0.01) and cluster.assembler.report is not None):
+        for pod in pods:
+            if pod.wait(0) and pod.report is None:  # it ended without a report: killed
+                pod.restart()
+    return cluster.collect(Tracer())
+
+
+def assert_saved_whole_despite(kills, outcome, reports) -> None:
     assert kills, "no pod was killed: the test proved nothing"
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == [], kills
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values()), (kills, reports)

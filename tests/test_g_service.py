@@ -1,6 +1,5 @@
 """g: a's pixels through Streams and a consumer group, every fault of the chaos matrix survived, the service's modes."""
 
-import random
 import time
 from pathlib import Path
 
@@ -13,7 +12,15 @@ from approaches.cluster.wire import State
 from approaches.core.job import Job
 from approaches.core.trace import Tracer
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
-from tests.test_f_reliable_queue import TILES, assert_nothing_lost, crash_once
+from tests.test_f_reliable_queue import (
+    TILES,
+    assert_nothing_lost,
+    assert_saved_whole_despite,
+    crash_once,
+    fail_one_tile_always,
+    random_kills,
+    restart_the_killed_until_done,
+)
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
 pytestmark = pytest.mark.timeout(60)  # every test here waits on queues: a hang must fail, not stall CI
@@ -137,15 +144,7 @@ def test_duplicate_deliveries_are_harmless_and_the_checkpoint_skips_finished_til
 
 def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir,
                                                                                          monkeypatch):
-    blur_tile = g_service.blur_tile
-
-    def failing_on_one_tile(pixels, kernel_size, **options):
-        if pixels.shape[:2] == (1 + 4, 9 + 4):  # two's bottom-right tile, 9x1 (41x33 in tiles of 16), plus halo
-            raise RuntimeError("the node's GPU fell off the bus")
-        return blur_tile(pixels, kernel_size, **options)
-
-    monkeypatch.setattr(g_service, "blur_tile", failing_on_one_tile)
-    monkeypatch.setattr(g_service.deployment, "BACKOFF_S", 0.001)
+    fail_one_tile_always(monkeypatch, g_service)
     started = time.monotonic()
     outcome = g_service.run(g_job(image_dir, tmp_path / "out"), Tracer())
     (failure,) = outcome.failed
@@ -193,24 +192,9 @@ def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp
 def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, monkeypatch, seed):
     # Given up to three kills, of random pods at random fault points, each pod restarted once it died
     monkeypatch.setattr(g_service, "VISIBILITY_S", 0.3)
-    rng, kills = random.Random(seed), []
-
-    def hook(pod: str, point: str) -> bool:
-        if len(kills) < 3 and rng.random() < 0.03:
-            kills.append(f"{pod}@{point}")
-            return True
-        return False
-
+    hook = random_kills(seed)
     job = g_job(image_dir, tmp_path / "out")
     with open_broker("memory://") as broker, launched(broker, job, hook=hook, tile_delay_s=0.002, worker_pods=2,
                                                       worker_settings={"threads": 2}) as cluster:
-        pods = (cluster.coordinator, *cluster.workers, cluster.assembler)
-        while not (cluster.assembler.wait(0.01) and cluster.assembler.report is not None):
-            for pod in pods:
-                if pod.wait(0) and pod.report is None:  # it ended without a report: killed
-                    pod.restart()
-        outcome, reports = cluster.collect(Tracer())
-    assert kills, "no pod was killed: the test proved nothing"
-    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == [], kills
-    assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values()), (kills, reports)
-    assert_identical_to_a(outcome, 5)
+        outcome, reports = restart_the_killed_until_done(cluster)
+    assert_saved_whole_despite(hook.kills, outcome, reports)
