@@ -1,16 +1,18 @@
 """b — Tile-parallel: N workers blur the tiles of one image at once; images one after another.
 
-Per image, the coordinator loads it and cuts tiles into a bounded tile queue, N workers blur them, and a
-result queue feeds the assembler, which pastes them into a canvas and saves it.  The same shape runs on
+Per image, the coordinator loads it and queues its tiles into a bounded tile queue, N workers blur them,
+and a result queue feeds the assembler, which puts the image together and saves it.  The same shape runs on
 three executors, each a lesson:
 
-- b.threads: the kernel releases the GIL (``nogil=True``), so threads really blur at the same time,
-  and a tile reaches them as a reference, never pickled.  What still holds the GIL (cutting a tile,
-  pasting it, the queues) runs one thread at a time, which is what keeps 2 cores short of 2x;
+- b.threads: the kernel releases the GIL (``nogil=True``), so threads really blur at the same time.
+  Threads share memory, so a task is the tile's rectangle with the image and its canvas: the worker
+  reads the halo from the image and writes into the canvas, and no pixel is copied.  (Cutting a padded
+  copy per tile and pasting it back cost more than a third of the blur itself: measured in the README.)
+  The coordinator and assembler are left with planning and counting;
 - b.processes: every padded tile is pickled into a worker process and its blurred block pickled back,
   about twice the image's bytes through pipes (benchmarks/bc_transfer.py prints the cost per tile);
 - b.shm: the image and its canvas live in ``multiprocessing.shared_memory``; a task is a tile's
-  coordinates, the worker cuts, blurs and pastes in place, and no pixels cross a pipe.
+  coordinates, the worker blurs from the shared image into the shared canvas, and no pixels cross a pipe.
 
 Images are still taken one after another, so while one is loaded or saved every worker waits: the
 timeline shows the gaps, and approach c removes them.
@@ -27,10 +29,10 @@ import numpy as np
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.kernel import blur_into, warm_up
 from approaches.core.pool import WorkerLost, WorkerPool
-from approaches.core.tasks import Assembly, SpanFor, TileTask, Work, blur_padded
-from approaches.core.tiling import cut, paste, plan_tiles
+from approaches.core.tasks import Assembly, InPlace, SpanFor, TileTask, Work, blur_in_place, blur_padded
+from approaches.core.tiling import cut, plan_tiles
 from approaches.core.trace import Tracer
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"
@@ -53,7 +55,8 @@ def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
     warm_up(config.kernel_size, method=config.kernel)  # compile (or load) it once: forked workers inherit it
     with ExitStack() as stack:
         arena = stack.enter_context(SharedPixels()) if shared else None  # before the fork, see SharedPixels
-        work = (_blur_in_place if shared else blur_padded)(config.kernel_size, config.truncate, config.kernel)
+        work = (_blur_in_shared_memory if shared else blur_padded if processes else blur_in_place)(
+            config.kernel_size, config.truncate, config.kernel)
         pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes))
         assembler = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=ASSEMBLER))
         for source in job.images:
@@ -65,26 +68,33 @@ def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
 
 def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, assembler: ThreadPoolExecutor,
               arena: "SharedPixels | None") -> Saved | Failure:
-    """Coordinator: load, cut tiles into the pool while the assembler collects them; its result is the image's."""
+    """Coordinator: load, queue tiles into the pool while the assembler collects them; its result is the image's.
+
+    What a task carries depends on where the worker runs: a padded copy of the tile (a process of its
+    own), the name of the shared-memory segment (b.shm), or the image and canvas themselves (a thread).
+    """
     config = job.config
     try:
         with tracer.span(COORDINATOR, "load", source.name):
             image = load_image(source.path)
-            placed = arena.hold(image.pixels) if arena else (image.pixels, np.empty_like(image.pixels), None)
+            if arena:
+                pixels, canvas, shared = arena.hold(image.pixels)
+            else:
+                pixels, canvas = image.pixels, np.empty_like(image.pixels)
+                shared = None if pool.processes else InPlace(pixels, canvas)
     except ImageError as error:
         return Failure(str(source.path), error.reason)
-    pixels, canvas, where = placed
     if pool.broken:  # a worker died with the previous image: start this one with a whole pool
         pool.restart()
     tiles = plan_tiles(image.width, image.height, config.tile_size)
     assembled = assembler.submit(_assemble, Assembly(source, image.mode, canvas, len(tiles)), pool, tracer, job)
     try:
         for tile in tiles:
-            if where is None:
+            if shared is None:
                 with tracer.span(COORDINATOR, "cut", source.name, tile.id):
                     task = TileTask(source.name, tile, cut(pixels, tile, config.radius))
             else:
-                task = TileTask(source.name, tile, where)  # coordinates only: the worker cuts from shared memory
+                task = TileTask(source.name, tile, shared)
             with tracer.span(COORDINATOR, "queue-wait", source.name, tile.id):
                 pool.submit(task)
     except WorkerLost:
@@ -165,9 +175,8 @@ def _views(segment: SharedMemory, ref: SharedRef) -> tuple[np.ndarray, np.ndarra
     return (np.ndarray(ref.shape, np.uint8, segment.buf, 0), np.ndarray(ref.shape, np.uint8, segment.buf, size))
 
 
-def _blur_in_place(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
-    """The work of a b.shm worker: cut the tile from the shared image, blur it, paste it into the shared canvas."""
-    radius = kernel_size // 2
+def _blur_in_shared_memory(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
+    """The work of a b.shm worker: blur the tile from the shared image straight into the shared canvas."""
     attached: dict[str, SharedMemory] = {}  # this worker's mapping of the current segment
 
     def work(task: TileTask, span: SpanFor) -> None:
@@ -178,11 +187,7 @@ def _blur_in_place(kernel_size: int, truncate: bool, method: str = "separable") 
             attached.clear()
             attached[ref.segment] = SharedMemory(ref.segment)
         source, canvas = _views(attached[ref.segment], ref)
-        with span("cut"):
-            padded = cut(source, task.tile, radius)
         with span("blur"):
-            block = blur_tile(padded, kernel_size, truncate=truncate, method=method)
-        with span("assemble"):
-            paste(canvas, task.tile, block)
+            blur_into(source, task.tile, canvas, kernel_size, truncate=truncate, method=method)
 
     return work

@@ -2,11 +2,12 @@
 
     loaders --tiles--> workers --results--> assembler --finished images--> savers
 
-Loaders decode images in parallel and cut each into tiles that carry their image's name; workers
-(threads: the kernel releases the GIL) blur tiles of any image from the one shared tile queue; the
-assembler routes each result to its image's Assembly and, the moment an image's last tile is pasted,
-hands the image to a saver.  So blurring starts as soon as the first image is loaded, and each image is
-saved as soon as it is whole; the original course loaded every image first and saved them all at the end.
+Loaders decode images in parallel and queue each one's tiles, which carry their image's name; workers
+(threads: the kernel releases the GIL) blur tiles of any image from the one shared tile queue, reading
+from the image and writing into its canvas in place, as b.threads does; the assembler counts each
+image's results and, the moment its last tile is in, hands the image to a saver.  So blurring starts as
+soon as the first image is loaded, and each image is saved as soon as it is whole; the original course
+loaded every image first and saved them all at the end.
 
 Memory stays flat however many images there are: every queue is bounded, and a loader takes one of
 loaders + savers + 1 permits before decoding an image (one per image being loaded, being saved, and one
@@ -27,8 +28,8 @@ from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
 from approaches.core.pool import WorkerPool
-from approaches.core.tasks import Assembly, TileTask, blur_padded
-from approaches.core.tiling import cut, plan_tiles
+from approaches.core.tasks import Assembly, InPlace, TileTask, blur_in_place
+from approaches.core.tiling import plan_tiles
 from approaches.core.trace import Tracer
 
 LOADERS = 2
@@ -38,14 +39,14 @@ ASSEMBLER = "assembler"
 
 def run(job: Job, tracer: Tracer, *, loaders: int = LOADERS, savers: int = SAVERS) -> Outcome:
     config = job.config
-    work = blur_padded(config.kernel_size, config.truncate, config.kernel)
+    work = blur_in_place(config.kernel_size, config.truncate, config.kernel)
     with WorkerPool(work, config.workers, processes=False) as pool:
         line = _Pipeline(job, tracer, pool, savers, images_in_flight=loaders + savers + 1)
         loading = _start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
         rest = _start(line.route, [ASSEMBLER]) + _start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])
         for thread in loading:
             thread.join()
-        pool.stop()  # every image is cut: the workers finish the queued tiles, then the assembler hears the end
+        pool.stop()  # every tile is queued: the workers finish the queued tiles, then the assembler hears the end
         for thread in rest:
             thread.join()
     order = {str(source.path): i for i, source in enumerate(job.images)}  # report in input order, as a does
@@ -75,7 +76,7 @@ class _Pipeline:
         self.outcome = Outcome()
 
     def load(self, lane: str) -> None:
-        """Loader: take the next image, wait for a permit, decode it and cut it into the tile queue."""
+        """Loader: take the next image, wait for a permit, decode it and queue its tiles."""
         while True:
             try:
                 source = self.todo.get_nowait()
@@ -97,14 +98,13 @@ class _Pipeline:
         # Registered before its first tile is queued, and the queues hand that order on: the assembler
         # always finds an image's Assembly when its first result arrives.
         self.assemblies[source.name] = Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles))
+        shared = InPlace(image.pixels, self.assemblies[source.name].canvas)
         for tile in tiles:
-            with tracer.span(lane, "cut", source.name, tile.id):
-                task = TileTask(source.name, tile, cut(image.pixels, tile, config.radius))
             with tracer.span(lane, "queue-wait", source.name, tile.id):
-                self.pool.submit(task)
+                self.pool.submit(TileTask(source.name, tile, shared))
 
     def route(self, lane: str) -> None:
-        """Assembler: paste each result into its image; a whole image goes to the savers at once."""
+        """Assembler: count each result against its image; a whole image goes to the savers at once."""
         while (result := self.pool.result()) is not None:
             self.tracer.extend(result.spans)
             assembly = self.assemblies[result.image]

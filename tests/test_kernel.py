@@ -1,5 +1,7 @@
 """The one Gaussian kernel: right numbers (oracle), and the same numbers whatever the tiling."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,12 +12,13 @@ from approaches import blur
 from approaches.core.kernel import (
     KERNELS,
     MAX_KERNEL_SIZE,
+    blur_into,
     blur_tile,
     gaussian_weights,
     validate_kernel_size,
     warm_up,
 )
-from approaches.core.tiling import cut, paste, plan_tiles
+from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from tests.conftest import photo
 
 
@@ -107,6 +110,49 @@ def test_any_tiling_gives_exactly_the_whole_image(height, width, channels, kerne
         tile_size = max(tile_size, 16)  # keep the example fast; small tiles are covered on small images
     image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
     assert np.array_equal(blur_tiled(image, kernel_size, tile_size), blur(image, kernel_size))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 200),
+    width=st.integers(1, 200),
+    channels=st.integers(1, 4),
+    kernel_size=st.integers(0, 25).map(lambda n: 2 * n + 1),
+    tile_size=st.integers(1, 220),
+    method=st.sampled_from(KERNELS),
+    seed=st.integers(0, 2**16),
+)
+def test_blurring_each_tile_in_place_gives_exactly_the_padded_tiles(height, width, channels, kernel_size,
+                                                                      tile_size, method, seed):
+    # blur_into reads the halo from the image itself; blur_tile gets it cut and padded.  Same pixels.
+    if method == "direct":
+        height, width, kernel_size = min(height, 60), min(width, 60), min(kernel_size, 9)
+    if height * width > 10_000:
+        tile_size = max(tile_size, 16)
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    canvas = np.zeros_like(image)
+    for tile in plan_tiles(width, height, tile_size):
+        blur_into(image, tile, canvas, kernel_size, method=method)
+    assert np.array_equal(canvas, blur_tiled(image, kernel_size, tile_size, method=method))
+
+
+def test_tiles_blurred_in_place_by_many_threads_at_once_give_the_whole_image():
+    # Each call writes only its own rectangle of the shared canvas, so the order of the threads is free.
+    image = photo(301, 257, 4)
+    canvas = np.zeros_like(image)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda tile: blur_into(image, tile, canvas, 21), plan_tiles(257, 301, 32)))
+    assert np.array_equal(canvas, blur(image, 21))
+
+
+@pytest.mark.parametrize(
+    "canvas_shape,tile,match",
+    [((10, 12, 3), Tile(0, 0, 0, 4, 4), "does not match"), ((12, 10, 3), Tile(0, 8, 0, 4, 4), "not inside"),
+     ((12, 10, 3), Tile(0, 0, -1, 4, 4), "not inside"), ((12, 10, 3), Tile(0, 0, 0, 0, 4), "not inside")],
+)
+def test_blur_into_refuses_a_wrong_canvas_or_a_tile_outside_the_image(canvas_shape, tile, match):
+    with pytest.raises(ValueError, match=match):
+        blur_into(photo(12, 10, 3), tile, np.zeros(canvas_shape, np.uint8), 3)
 
 
 # --- the direct 2-D kernel (--kernel direct) -------------------------------------------------------

@@ -36,6 +36,7 @@ products in one order rounds differently from k sums of k, then a sum of those. 
 one level, and each approach is checked against a run with the same kernel.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -133,18 +134,29 @@ def _taps8x4(o0, o1, o2, o3, first, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10,
             o3[j] = o3[j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
 
 
-@njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(rows, block, w, k):
-    """rows[t, j] = sum over taps i of w[i] * block[t + i, j] for t in 0..3; block has k + 3 uint8 rows.
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _row(src, y, start, stop):
+    """Row y of src, columns start..stop; a row above or below src repeats its first or last row (the halo rule)."""
+    return src[min(max(y, 0), src.shape[0] - 1), start:stop]
 
-    Zero-weight padding taps (i >= k) read the last row instead of one past the block.
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def _vertical4(rows, at, src, first, start, stop, w, k):
+    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, start + j] for t in 0..3.
+
+    Rows outside src are clamped by `_row`.  Zero-weight padding taps (i >= k) read row first + k + 2
+    instead of further down.
     """
-    last = k + 2
+    last, n = k + 2, stop - start
+    o0, o1, o2, o3 = rows[0, at:at + n], rows[1, at:at + n], rows[2, at:at + n], rows[3, at:at + n]
     for i in range(0, w.size, 8):
-        _taps8x4(rows[0], rows[1], rows[2], rows[3], i == 0,
-                 block[min(i, last)], block[min(i + 1, last)], block[min(i + 2, last)], block[min(i + 3, last)],
-                 block[min(i + 4, last)], block[min(i + 5, last)], block[min(i + 6, last)], block[min(i + 7, last)],
-                 block[min(i + 8, last)], block[min(i + 9, last)], block[min(i + 10, last)], w, i)
+        _taps8x4(o0, o1, o2, o3, i == 0,
+                 _row(src, first + min(i, last), start, stop), _row(src, first + min(i + 1, last), start, stop),
+                 _row(src, first + min(i + 2, last), start, stop), _row(src, first + min(i + 3, last), start, stop),
+                 _row(src, first + min(i + 4, last), start, stop), _row(src, first + min(i + 5, last), start, stop),
+                 _row(src, first + min(i + 6, last), start, stop), _row(src, first + min(i + 7, last), start, stop),
+                 _row(src, first + min(i + 8, last), start, stop), _row(src, first + min(i + 9, last), start, stop),
+                 _row(src, first + min(i + 10, last), start, stop), w, i)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -169,62 +181,107 @@ def _horizontal(target, acc, row, w, k, step, rounding):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _blur_rows(src, w, k, channels, rounding, out):
-    """Blur a padded tile given as rows of interleaved channels: src (h+k-1, (w+k-1)*C) -> out (h, w*C).
+def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst_top, dst_left):
+    """Blur the height x width pixels at (top, left) of src into dst at (dst_top, dst_left).
 
-    w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at a
-    time: the vertical pass over input rows y..y+k+2 into four float rows, then each row's horizontal
-    pass straight into out.  A last block of fewer than four rows repeats the tile's last input row
-    past its end; the rows that would use it are not written.
+    src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
+    src itself, clamped at its border (so a padded tile and the image it was cut from give the same
+    sums).  w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at
+    a time: the vertical pass over the halo columns inside src into four float rows, the columns beyond
+    src's border filled from its border column (the vertical sum of a repeated column is that column's
+    sum), then each row's horizontal pass straight into dst.  The rows of a last group of fewer than
+    four are computed, not written.
     """
-    height, n = out.shape
-    rows = np.empty((4, src.shape[1]), np.float32)
-    acc = np.empty(n, np.float32)
+    radius = k // 2
+    pixels = src.shape[1] // channels
+    inside_left, inside_right = max(left - radius, 0), min(left + width + radius, pixels)
+    span = (width + 2 * radius) * channels
+    at = (inside_left - (left - radius)) * channels
+    end = at + (inside_right - inside_left) * channels
+    rows = np.empty((4, span), np.float32)
+    acc = np.empty(width * channels, np.float32)
     for y in range(0, height, 4):
-        if y + 4 <= height:
-            block = src[y:y + k + 3]
-        else:
-            block = np.empty((k + 3, src.shape[1]), np.uint8)
-            for t in range(k + 3):
-                block[t] = src[min(y + t, src.shape[0] - 1)]
-        _vertical4(rows, block, w, k)
+        _vertical4(rows, at, src, top - radius + y, inside_left * channels, inside_right * channels, w, k)
+        for t in range(4):
+            row = rows[t]
+            for p in range(at):
+                row[p] = row[at + p % channels]
+            for p in range(end, span):
+                row[p] = row[end - channels + (p - end) % channels]
         for t in range(min(4, height - y)):
-            _horizontal(out[y + t], acc, rows[t], w, k, channels, rounding)
-
-
-def _in_groups_of_eight(weights: np.ndarray) -> np.ndarray:
-    """The weights followed by zeros up to a multiple of eight taps (zero taps add exactly nothing)."""
-    padded = np.zeros(-(-weights.size // 8) * 8, np.float32)
-    padded[:weights.size] = weights
-    return padded
+            target = dst[dst_top + y + t, dst_left * channels:(dst_left + width) * channels]
+            _horizontal(target, acc, rows[t], w, k, channels, rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _blur_direct(src, w2, channels, rounding, out):
-    """The 2-D form: out[y, x] = sum over taps (i, t) of w2[i, t] * src[y + i, x + t], then rounded.
+def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst_top, dst_left):
+    """The 2-D form: dst[y, x] = sum over taps (i, t) of w2[i, t] * src[y + i - r, x + t - r], then rounded.
 
-    src (h+k-1, (w+k-1)*C) and out (h, w*C) are rows of interleaved channels, as in `_blur_rows`.
-    Each output row is summed in a float row, one tap per pass over it: a contiguous loop over the
-    row that vectorises, with the taps in the same order (row by row, left to right) for every pixel
-    whatever tile it is in.  (Four taps per pass was 1.4x faster; one tap is kept because this kernel
-    is the plain "what the original did" one.)  The sum is clamped at 255 before the uint8 store so
-    float error in k*k additions can never wrap a white pixel to 0.
+    Arguments as `_blur_rows`, except that the halo must lie inside src (blur cuts a padded copy when
+    it does not: with k*k taps per pixel the copy costs nothing noticeable).  Each output row is summed
+    in a float row, one tap per pass over it: a contiguous loop over the row that vectorises, with the
+    taps in the same order (row by row, left to right) for every pixel whatever tile it is in.  (Four
+    taps per pass was 1.4x faster; one tap is kept because this kernel is the plain "what the original
+    did" one.)  The sum is clamped at 255 before the uint8 store so float error in k*k additions can
+    never wrap a white pixel to 0.
     """
-    height, n = out.shape
     k = w2.shape[0]
+    radius = k // 2
+    n = width * channels
     acc = np.empty(n, np.float32)
     for y in range(height):
         acc[:] = 0.0
         for i in range(k):
-            row = src[y + i]
+            row = src[top - radius + y + i]
             for t in range(k):
                 weight = w2[i, t]
-                taps = row[t * channels:t * channels + n]  # a slice: see "bare loop variable" above
+                first = (left - radius + t) * channels
+                taps = row[first:first + n]  # a slice: see "bare loop variable" above
                 for j in range(n):
                     acc[j] = acc[j] + weight * taps[j]
-        target = out[y]
+        target = dst[dst_top + y, dst_left * channels:dst_left * channels + n]
         for j in range(n):
             target[j] = np.uint8(min(acc[j] + rounding, np.float32(255.0)))
+
+
+@functools.cache
+def _weights(kernel_size: int, method: str) -> np.ndarray:
+    """What each kernel takes: the 1-D weights in groups of eight, or their 2-D outer product."""
+    weights = gaussian_weights(kernel_size)
+    if method == "direct":
+        return np.outer(weights, weights)
+    padded = np.zeros(-(-weights.size // 8) * 8, np.float32)  # zero taps add exactly nothing
+    padded[:weights.size] = weights
+    return padded
+
+
+def _as_rows(pixels: np.ndarray) -> np.ndarray:
+    """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or not pixels.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous uint8 (h, w, channels) array, got {pixels.dtype} "
+                         f"{pixels.shape}")
+    return pixels.reshape(pixels.shape[0], -1)
+
+
+def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, dst_left: int,
+                 kernel_size: int, truncate: bool, method: str) -> None:
+    """Blur region of src (H, W, C) into dst at (dst_top, dst_left), the halo read from src, clamped."""
+    validate_method(method)
+    validate_kernel_size(kernel_size)
+    if dst.shape[2] != src.shape[2]:
+        raise ValueError(f"source has {src.shape[2]} channels, destination {dst.shape[2]}")
+    channels, radius = src.shape[2], kernel_size // 2
+    rounding = np.float32(0.0 if truncate else 0.5)
+    if method == "direct":
+        if not (region.y >= radius and region.x >= radius and region.y + region.height + radius <= src.shape[0]
+                and region.x + region.width + radius <= src.shape[1]):
+            src = cut(src, region, radius)
+            region = Tile(region.id, radius, radius, region.width, region.height)
+        _blur_direct(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+                     _weights(kernel_size, method), rounding, _as_rows(dst), dst_top, dst_left)
+    else:
+        _blur_rows(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+                   _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left)
 
 
 def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
@@ -234,23 +291,36 @@ def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
     padded: uint8 (h + 2r, w + 2r, C) -> uint8 (h, w, C).  Results are rounded to nearest;
     ``truncate=True`` rounds down, as the original course did.  ``method`` is one of KERNELS:
     "separable" (2k taps per channel-pixel) or "direct" (k*k, the compute-bound workload).
+    This is the form for a tile that travels (to a process, through a broker); threads that share
+    the image use `blur_into`, which needs no copy.
     """
     validate_method(method)
-    weights = gaussian_weights(kernel_size)
-    radius = kernel_size // 2
+    radius = validate_kernel_size(kernel_size) // 2
     if padded.dtype != np.uint8 or padded.ndim != 3:
         raise ValueError(f"expected a uint8 (h, w, channels) tile, got {padded.dtype} {padded.shape}")
     rows, cols, channels = padded.shape
     if rows <= 2 * radius or cols <= 2 * radius:
         raise ValueError(f"tile {padded.shape[:2]} is too small for a halo of {radius}")
     out = np.empty((rows - 2 * radius, cols - 2 * radius, channels), np.uint8)
-    src = np.ascontiguousarray(padded).reshape(rows, cols * channels)
-    rounding = np.float32(0.0 if truncate else 0.5)
-    if method == "direct":
-        _blur_direct(src, np.outer(weights, weights), channels, rounding, out.reshape(out.shape[0], -1))
-    else:
-        _blur_rows(src, _in_groups_of_eight(weights), kernel_size, channels, rounding, out.reshape(out.shape[0], -1))
+    tile = Tile(id=0, x=radius, y=radius, width=out.shape[1], height=out.shape[0])
+    _blur_region(np.ascontiguousarray(padded), tile, out, 0, 0, kernel_size, truncate, method)
     return out
+
+
+def blur_into(image: np.ndarray, tile: Tile, canvas: np.ndarray, kernel_size: int, *, truncate: bool = False,
+              method: str = "separable") -> None:
+    """Blur tile's rectangle of image (H, W, C) into the same rectangle of canvas, in place.
+
+    The halo is read from the image itself, so nothing is cut or pasted: the form for workers that share
+    the image and its canvas (threads, shared memory).  Tiles of one image may be blurred into one canvas
+    at the same time: each writes only its own rectangle.
+    """
+    if canvas.shape != image.shape:
+        raise ValueError(f"canvas {canvas.shape} does not match image {image.shape}")
+    height, width = image.shape[:2]
+    if not (0 <= tile.x < tile.x + tile.width <= width and 0 <= tile.y < tile.y + tile.height <= height):
+        raise ValueError(f"tile {tile} is not inside the {width}x{height} image")
+    _blur_region(image, tile, canvas, tile.y, tile.x, kernel_size, truncate, method)
 
 
 def blur(image: np.ndarray, kernel_size: int = 21, *, truncate: bool = False,
@@ -270,10 +340,11 @@ def blur(image: np.ndarray, kernel_size: int = 21, *, truncate: bool = False,
         raise ValueError(f"expected a uint8 image (H, W) or (H, W, 1..4), got {image.dtype} {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image must be at least 1x1, got {image.shape}")
-    pixels = image.reshape(image.shape[0], image.shape[1], -1)
-    whole = Tile(id=0, x=0, y=0, width=pixels.shape[1], height=pixels.shape[0])
-    padded = cut(pixels, whole, kernel_size // 2)
-    return blur_tile(padded, kernel_size, truncate=truncate, method=method).reshape(image.shape)
+    pixels = np.ascontiguousarray(image.reshape(image.shape[0], image.shape[1], -1))
+    out = np.empty_like(pixels)
+    blur_into(pixels, Tile(id=0, x=0, y=0, width=pixels.shape[1], height=pixels.shape[0]), out, kernel_size,
+              truncate=truncate, method=method)
+    return out.reshape(image.shape)
 
 
 def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:

@@ -131,6 +131,11 @@ class WorkerPool:
                 self.submit(STOP)
 
     @property
+    def processes(self) -> bool:
+        """True when the workers are processes: a task's pixels must then travel to them."""
+        return self._processes
+
+    @property
     def broken(self) -> bool:
         return self._lost() is not None
 

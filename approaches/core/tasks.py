@@ -15,12 +15,12 @@ import numpy as np
 
 from approaches.core.images import ImageSource, output_path, save_image
 from approaches.core.job import Failure, Saved
-from approaches.core.kernel import blur_tile
+from approaches.core.kernel import blur_into, blur_tile
 from approaches.core.tiling import Tile, paste
 
 
 class TileTask(NamedTuple):
-    """One tile to blur; payload is the padded tile, or a handle a worker uses to find the pixels itself."""
+    """One tile to blur; payload is the padded tile, or what a worker needs to find the pixels itself."""
 
     image: str
     tile: Tile
@@ -47,12 +47,33 @@ Work = Callable[[TileTask, SpanFor], np.ndarray | None]
 """What a worker does with one task: returns the blurred block, or None if it wrote it in place."""
 
 
+class InPlace(NamedTuple):
+    """The payload of a task for a thread: the image and its canvas themselves (threads share memory)."""
+
+    pixels: np.ndarray
+    canvas: np.ndarray
+
+
 def blur_padded(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
-    """The work of b (threads, processes) and c: the task carries the padded tile; blur it with method."""
+    """The work of b.processes: the task carries a padded copy of the tile; return its blurred block."""
 
     def work(task: TileTask, span: SpanFor) -> np.ndarray:
         with span("blur"):
             return blur_tile(task.payload, kernel_size, truncate=truncate, method=method)
+
+    return work
+
+
+def blur_in_place(kernel_size: int, truncate: bool, method: str = "separable") -> Work:
+    """The work of b.threads and c: read the tile and its halo from the image, write into the canvas.
+
+    Nothing is cut, queued as pixels, or pasted: the result only says the tile is done.
+    """
+
+    def work(task: TileTask, span: SpanFor) -> None:
+        shared: InPlace = task.payload
+        with span("blur"):
+            blur_into(shared.pixels, task.tile, shared.canvas, kernel_size, truncate=truncate, method=method)
 
     return work
 
