@@ -12,7 +12,11 @@ loaded every image first and saved them all at the end.
 Memory stays flat however many images there are: every queue is bounded, and a loader takes one of
 loaders + savers + 1 permits before decoding an image (one per image being loaded, being saved, and one
 being assembled), given back once the image is saved or has failed.  A full queue or
-no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).
+no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).  The permits
+bound the pixels; a queued tile is only a reference to its image, so the tile queue is deep
+(TILES_QUEUED per worker): a loader that has queued one image's tiles goes on to decode the next at
+once.  With a shallow queue it waited for the workers to blur most of them first, which pushed the
+last images' loads, and so their saves, towards the end of the run.
 
 Outputs are named from each input's own name: the original course numbered them by position, so when
 one input was missing img3 was saved as img2.
@@ -34,13 +38,14 @@ from approaches.core.trace import Tracer
 
 LOADERS = 2
 SAVERS = 2
+TILES_QUEUED = 256
 ASSEMBLER = "assembler"
 
 
 def run(job: Job, tracer: Tracer, *, loaders: int = LOADERS, savers: int = SAVERS) -> Outcome:
     config = job.config
     work = blur_in_place(config.kernel_size, config.truncate, config.kernel)
-    with WorkerPool(work, config.workers, processes=False) as pool:
+    with WorkerPool(work, config.workers, processes=False, depth=TILES_QUEUED) as pool:
         line = _Pipeline(job, tracer, pool, savers, images_in_flight=loaders + savers + 1)
         loading = _start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
         rest = _start(line.route, [ASSEMBLER]) + _start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])

@@ -1,6 +1,7 @@
 """c: a's pixels for any tiling, stages overlapping across images, bounded memory, no fault hangs a run."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,17 @@ def test_images_overlap_each_is_saved_when_whole_and_memory_is_bounded(tmp_path,
     lives = [(load[image].start, save[image].end) for image in load]
     assert max(sum(start <= t < end for start, end in lives) for t, _ in lives) <= 3
     assert {s.lane for s in tracer.spans} == {"loader-1", "worker-1", "worker-2", "assembler", "saver-1"}
+
+
+def test_a_loader_decodes_the_next_image_while_the_workers_still_blur_the_last(tmp_path, many_images,
+                                                                                monkeypatch):
+    # A queued tile is only a reference, so the tile queue takes a whole image's tiles: the loader does
+    # not wait for the (here slowed) workers before it decodes the next image.
+    monkeypatch.setattr(pool, "fault", lambda task: time.sleep(0.002))
+    _, tracer = run_approach("c", many_images, tmp_path / "out", tile_size=4, workers=1, loaders=1, savers=1)
+    blurs = sorted(s.end for s in tracer.spans if s.stage == "blur" and s.image == "img0")
+    second_load = min(s.start for s in tracer.spans if s.stage == "load" and s.image != "img0")
+    assert len(blurs) == 6 * 8 and second_load < blurs[len(blurs) // 2]
 
 
 def test_run_all_checks_b_and_c_against_a_and_draws_their_timelines(tmp_path, image_dir):
