@@ -30,7 +30,7 @@ from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
 from approaches.core.kernel import blur_into, warm_up
-from approaches.core.pool import WorkerLost, WorkerPool
+from approaches.core.pool import DEEP, DEPTH, WorkerLost, WorkerPool
 from approaches.core.tasks import Assembly, InPlace, SpanFor, TileTask, Work, blur_in_place, blur_padded
 from approaches.core.tiling import cut, plan_tiles
 from approaches.core.trace import Tracer
@@ -57,7 +57,9 @@ def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
         arena = stack.enter_context(SharedPixels()) if shared else None  # before the fork, see SharedPixels
         work = (_blur_in_shared_memory if shared else blur_padded if processes else blur_in_place)(
             config.kernel_size, config.truncate, config.kernel)
-        pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes))
+        copies = processes and not shared  # b.processes: every queued task holds a padded tile
+        pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes,
+                                              depth=DEPTH if copies else DEEP))
         assembler = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=ASSEMBLER))
         for source in job.images:
             done = _blur_one(source, job, tracer, pool, assembler, arena)

@@ -14,7 +14,7 @@ loaders + savers + 1 permits before decoding an image (one per image being loade
 being assembled), given back once the image is saved or has failed.  A full queue or
 no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).  The permits
 bound the pixels; a queued tile is only a reference to its image, so the tile queue is deep
-(TILES_QUEUED per worker): a loader that has queued one image's tiles goes on to decode the next at
+(pool.DEEP per worker): a loader that has queued one image's tiles goes on to decode the next at
 once.  With a shallow queue it waited for the workers to blur most of them first, which pushed the
 last images' loads, and so their saves, towards the end of the run.
 
@@ -31,21 +31,20 @@ import numpy as np
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.pool import WorkerPool
+from approaches.core.pool import DEEP, WorkerPool
 from approaches.core.tasks import Assembly, InPlace, TileTask, blur_in_place
 from approaches.core.tiling import plan_tiles
 from approaches.core.trace import Tracer
 
 LOADERS = 2
 SAVERS = 2
-TILES_QUEUED = 256
 ASSEMBLER = "assembler"
 
 
 def run(job: Job, tracer: Tracer, *, loaders: int = LOADERS, savers: int = SAVERS) -> Outcome:
     config = job.config
     work = blur_in_place(config.kernel_size, config.truncate, config.kernel)
-    with WorkerPool(work, config.workers, processes=False, depth=TILES_QUEUED) as pool:
+    with WorkerPool(work, config.workers, processes=False, depth=DEEP) as pool:
         line = _Pipeline(job, tracer, pool, savers, images_in_flight=loaders + savers + 1)
         loading = _start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
         rest = _start(line.route, [ASSEMBLER]) + _start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])

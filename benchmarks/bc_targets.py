@@ -7,7 +7,8 @@ On the sample images with k = 21:
   stage of an image runs from its first tile's blur start to its last tile's blur end (the workers'
   waits inside that window count); summed over images.
 - c, wall time <= 1.3 x (a's load + save seconds) / cores, and c the fastest of a, b.*, c.
-Also printed: the kernel alone on pre-cut tiles, 1 thread against N (the most any tiling can gain here).
+Also printed: the kernel alone, without pool, queues or tracing: whole images, tiles in place on 1 and N
+threads, and cut + blur + paste per tile (the most any tiling can gain here, and what copying costs).
 Every figure is a median over the rounds with its spread; each ratio is taken within a round, then the median.
 """
 
@@ -15,16 +16,19 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
-from approaches.core.kernel import KERNELS, blur_tile, warm_up
-from approaches.core.tiling import cut, plan_tiles
+from approaches.core.kernel import KERNELS, blur, blur_into, blur_tile, warm_up
+from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from approaches.core.trace import Span, Tracer
 from approaches.registry import APPROACHES
 from approaches.samples import ensure_samples
@@ -46,27 +50,43 @@ def stage_sum(spans: list[Span], stage: str) -> float:
 
 
 def kernel_ceiling(input_dir: Path, kernel_size: int, tile_size: int, threads: int, rounds: int,
-                   method: str) -> tuple[float, float]:
-    """Seconds to blur every pre-cut tile of the samples on 1 thread and on `threads` threads (medians)."""
-    images = [load_image(source.path).pixels for source in find_images(input_dir)]
-    tiles = [cut(image, tile, kernel_size // 2) for image in images
-             for tile in plan_tiles(image.shape[1], image.shape[0], tile_size)]
+                   method: str) -> dict[str, float]:
+    """Seconds to blur every tile of the samples with no pool and no tracing (medians over rounds).
 
-    def blur_all(count: int) -> float:
-        workers = [threading.Thread(target=lambda part: [blur_tile(t, kernel_size, method=method) for t in part],
-                                    args=(tiles[i::count],)) for i in range(count)]
+    "whole": each image in one call, as a does; "in place, 1" and "in place, N": the tiles blurred
+    straight into a canvas (blur_into, what b.threads and c do) on 1 and N threads; "cut + paste, N": a
+    padded copy of each tile blurred and pasted back (what b.processes' workers get, here on threads).
+    """
+    images = [load_image(source.path).pixels for source in find_images(input_dir)]
+    plans = [plan_tiles(image.shape[1], image.shape[0], tile_size) for image in images]
+
+    def in_place(image: np.ndarray, canvas: np.ndarray, tile: Tile) -> None:
+        blur_into(image, tile, canvas, kernel_size, method=method)
+
+    def copied(image: np.ndarray, canvas: np.ndarray, tile: Tile) -> None:
+        paste(canvas, tile, blur_tile(cut(image, tile, kernel_size // 2), kernel_size, method=method))
+
+    def blur_all(count: int, step: Callable[[np.ndarray, np.ndarray, Tile], None]) -> float:
         start = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        for image, tiles in zip(images, plans, strict=True):
+            canvas = np.empty_like(image)
+            with ThreadPoolExecutor(count) as pool:
+                list(pool.map(lambda tile: step(image, canvas, tile), tiles))  # noqa: B023
         return time.perf_counter() - start
 
-    one, many = [], []
+    def whole() -> float:
+        start = time.perf_counter()
+        for image in images:
+            blur(image, kernel_size, method=method)
+        return time.perf_counter() - start
+
+    timings: dict[str, list[float]] = defaultdict(list)
     for _ in range(rounds):
-        one.append(blur_all(1))
-        many.append(blur_all(threads))
-    return statistics.median(one), statistics.median(many)
+        timings["whole"].append(whole())
+        timings["in place, 1"].append(blur_all(1, in_place))
+        timings[f"in place, {threads}"].append(blur_all(threads, in_place))
+        timings[f"cut + paste, {threads}"].append(blur_all(threads, copied))
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
 def spread(values: list[float], unit: float = 1e3, suffix: str = " ms") -> str:
@@ -107,7 +127,7 @@ def main() -> int:
     blur_speedup = [a / b for a, b in zip(a_blur, b_stage, strict=True)]
     c_vs_io = [c / (io / cores) for c, io in zip(wall["c"], a_io, strict=True)]
     c_vs_best = [wall["c"][i] / min(wall[k][i] for k in KEYS if k != "c") for i in range(args.rounds)]
-    one, many = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds, args.kernel)
+    ceiling = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds, args.kernel)
 
     print(f"{len(sources)} sample images, k=21 ({args.kernel}), tile {args.tile_size}, {cores} workers, "
           f"{args.rounds} rounds (cores present: {cores_present()})")
@@ -116,8 +136,10 @@ def main() -> int:
     print(f"  a stages: load {spread([stage_sum(s, 'load') for s in spans['a']])}, blur {spread(a_blur)}, "
           f"save {spread([stage_sum(s, 'save') for s in spans['a']])}")
     print(f"  b.threads blur stage {spread(b_stage)}")
-    print(f"  kernel alone on pre-cut tiles: 1 thread {one * 1e3:.1f} ms, {cores} threads {many * 1e3:.1f} ms "
-          f"(x{one / many:.2f}: the ceiling of any tiling here)")
+    print("  the kernel alone, no pool: " + ", ".join(f"{name} {seconds * 1e3:.1f} ms"
+                                                     for name, seconds in ceiling.items()))
+    print(f"    whole / in place on {cores} threads: x{ceiling['whole'] / ceiling[f'in place, {cores}']:.2f} "
+          f"(the most b.threads' blur stage can gain over a here)")
     targets = [
         ("b.threads blur-stage speed-up over a", statistics.median(blur_speedup), ">=", 1.8),
         ("c wall / ((a load + save) / cores)", statistics.median(c_vs_io), "<=", 1.3),

@@ -27,6 +27,8 @@ from approaches.core.tasks import TileResult, TileTask, Work
 from approaches.core.trace import Span, Tracer
 
 STOP = None  # "no more tasks" on the task queue; each worker answers it with STOP on the result queue
+DEPTH = 2  # tasks per worker a queue holds when each task carries its pixels
+DEEP = 256  # ... when a task only refers to pixels held elsewhere (threads, shared memory): see WorkerPool
 POLL_S = 0.2  # how often a blocked submit or result checks that every worker is still alive
 JOIN_TIMEOUT_S = 5.0
 
@@ -66,10 +68,13 @@ class WorkerPool:
     """count workers (lanes worker-1 … worker-N) sharing a task queue and a result queue.
 
     Both queues hold at most ``depth`` items per worker: a producer faster than the workers waits in
-    ``submit`` (backpressure) instead of piling tiles up in memory.
+    ``submit`` (backpressure) instead of piling tiles up in memory.  Where a task is only a reference
+    (DEEP), what is in memory is bounded elsewhere, and a deep queue lets the producer hand over a whole
+    image at once: on this 2-core VM each wake-up of a waiting thread costs tens of microseconds, and a
+    shallow queue takes several per tile.
     """
 
-    def __init__(self, work: Work, count: int, *, processes: bool, depth: int = 2) -> None:
+    def __init__(self, work: Work, count: int, *, processes: bool, depth: int = DEPTH) -> None:
         self._work, self._count, self._processes, self._depth = work, count, processes, depth
         self._logs = ExitStack()
 
