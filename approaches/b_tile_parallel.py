@@ -6,10 +6,9 @@ three executors, each a lesson:
 
 - b.threads: the kernel releases the GIL (``nogil=True``), so threads really blur at the same time.
   Threads share memory, so a task is the tile's rectangle with the image and its canvas: the worker
-  reads the halo from the image and writes into the canvas, and no pixel is copied.  (A padded copy of
-  each tile, pasted back after, made the blur a fifth to a quarter slower on 2 threads:
-  benchmarks/bc_targets.py prints both.)  The coordinator and assembler are left with planning and
-  counting;
+  reads the halo from the image and writes into the canvas, and no pixel is copied: what a thread needs
+  is already in memory it shares.  (benchmarks/bc_targets.py times the kernel both ways: in place, and
+  on padded copies pasted back.)  The coordinator and assembler are left with planning and counting;
 - b.processes: every padded tile is pickled into a worker process and its blurred block pickled back,
   about twice the image's bytes through pipes (benchmarks/bc_transfer.py prints the cost per tile);
 - b.shm: the image and its canvas live in ``multiprocessing.shared_memory``; a task is a tile's
