@@ -1,4 +1,8 @@
-"""THE Gaussian kernel: every approach blurs with `blur_tile`, so every approach gets the same pixels.
+"""THE Gaussian kernel: every approach blurs with it, so every approach gets the same pixels.
+
+Two entry points, one computation: `blur_tile` for a padded copy of a tile (what travels to a process or
+through a broker), `blur_into` for a tile of an image shared with the caller (threads, shared memory),
+which reads the halo in place and writes the canvas in place.  `blur` is `blur_into` with one tile.
 
 The blur is separable: a vertical pass over k input rows, then a horizontal pass over that row, 2k
 multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arithmetic is float32
