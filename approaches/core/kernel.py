@@ -354,7 +354,17 @@ def blur(image: np.ndarray, kernel_size: int = 21, *, truncate: bool = False,
 def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:
     """Compile the kernel, or load it from numba's cache, before the work whose time is measured.
 
-    ``method`` names the one kernel a run will use; None warms every one of KERNELS.
+    ``method`` names the one kernel a run will use; None warms every one of KERNELS.  numba compiles
+    one version per argument type, and a read-only array is a type of its own: a decoded image is a
+    read-only view of Pillow's bytes, a cut tile or a shared-memory image is writable.  Both are warmed,
+    each on a tile at an image's border (the direct kernel then blurs a cut copy) and on one whose halo
+    lies inside the image (read in place).
     """
+    radius = validate_kernel_size(kernel_size) // 2
+    side = 2 * radius + 1
     for name in KERNELS if method is None else (validate_method(method),):
-        blur(np.zeros((1, 1, 1), np.uint8), kernel_size, method=name)
+        for writeable in (True, False):
+            image = np.zeros((side, side, 1), np.uint8)
+            image.flags.writeable = writeable
+            for tile in (Tile(0, 0, 0, 1, 1), Tile(0, radius, radius, 1, 1)):
+                blur_into(image, tile, np.zeros_like(image), kernel_size, method=name)
