@@ -269,11 +269,10 @@ def _as_rows(pixels: np.ndarray) -> np.ndarray:
 
 def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, dst_left: int,
                  kernel_size: int, truncate: bool, method: str) -> None:
-    """Blur region of src (H, W, C) into dst at (dst_top, dst_left), the halo read from src, clamped."""
-    validate_method(method)
-    validate_kernel_size(kernel_size)
-    if dst.shape[2] != src.shape[2]:
-        raise ValueError(f"source has {src.shape[2]} channels, destination {dst.shape[2]}")
+    """Blur region of src (H, W, C) into dst at (dst_top, dst_left), the halo read from src, clamped.
+
+    The callers (`blur_tile`, `blur_into`) have checked the method, the kernel size and the shapes.
+    """
     channels, radius = src.shape[2], kernel_size // 2
     rounding = np.float32(0.0 if truncate else 0.5)
     if method == "direct":
@@ -319,6 +318,8 @@ def blur_into(image: np.ndarray, tile: Tile, canvas: np.ndarray, kernel_size: in
     the image and its canvas (threads, shared memory).  Tiles of one image may be blurred into one canvas
     at the same time: each writes only its own rectangle.
     """
+    validate_method(method)
+    validate_kernel_size(kernel_size)
     if canvas.shape != image.shape:
         raise ValueError(f"canvas {canvas.shape} does not match image {image.shape}")
     height, width = image.shape[:2]
@@ -338,8 +339,6 @@ def blur(image: np.ndarray, kernel_size: int = 21, *, truncate: bool = False,
     >>> out.shape, out.dtype, int(out[2, 2, 0]), int(out[0, 0, 0])
     ((4, 5, 3), dtype('uint8'), 52, 0)
     """
-    validate_kernel_size(kernel_size)
-    validate_method(method)
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
         raise ValueError(f"expected a uint8 image (H, W) or (H, W, 1..4), got {image.dtype} {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
