@@ -1,11 +1,9 @@
 """Blur a folder of images with every approach, time them, check they agree with a, and chart it.
 
-    python run_all.py --help
+    python run_all.py --help          (the same as `blur-suite` and `python -m approaches`)
 """
 
-import sys
-
-from approaches.runner import main
+from approaches.harness.cli import run_as_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script()

@@ -1,5 +1,17 @@
-"""blur-suite: one Gaussian blur job done seven ways.  ``approaches.blur`` is the reference blur."""
+"""blur-suite: one Gaussian blur job done many ways, side by side.
 
-from approaches.core.kernel import blur
+The lessons are the modules a_… to g_…; core/ holds what every one of them uses (kernel, tiling, images,
+spans), cluster/ the simulated or real cluster of d–g, and harness/ the command line, the measurements and
+the reports.  Imports flow one way: harness -> lessons -> cluster -> core.
+"""
 
-__all__ = ["blur"]
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> object:
+    """``approaches.blur``, the reference blur, imported on first use (numba is slow to import)."""
+    if name == "blur":
+        from approaches.core.kernel import blur
+
+        return blur
+    raise AttributeError(f"module 'approaches' has no attribute {name!r}")

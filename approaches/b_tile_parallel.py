@@ -59,7 +59,7 @@ def _run(job: Job, tracer: Tracer, *, processes: bool, shared: bool) -> Outcome:
             config.kernel_size, config.truncate, config.kernel)
         copies = processes and not shared  # b.processes: every queued task holds a padded tile
         pool = stack.enter_context(WorkerPool(work, config.workers, processes=processes,
-                                              depth=DEPTH if copies else DEEP))
+                                              depth=DEPTH if copies else DEEP, fault=config.settings.fault))
         assembler = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=ASSEMBLER))
         for source in job.images:
             done = _blur_one(source, job, tracer, pool, assembler, arena)
@@ -105,7 +105,18 @@ def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, a
 
 
 def _assemble(assembly: Assembly, pool: WorkerPool, tracer: Tracer, job: Job) -> Saved | Failure:
-    """Assembler: paste results until the image's last tile is in, then save it, or report why not."""
+    """Assembler: paste results until the image's last tile is in, then save it, or report why not.
+
+    If it crashes, the pool is aborted first, so the coordinator is not left waiting to queue tiles that
+    nobody will collect; the crash then reaches the coordinator through the future."""
+    try:
+        return _collect(assembly, pool, tracer, job)
+    except BaseException as error:
+        pool.abort(f"the assembler crashed: {type(error).__name__}: {error}")
+        raise
+
+
+def _collect(assembly: Assembly, pool: WorkerPool, tracer: Tracer, job: Job) -> Saved | Failure:
     config, name = job.config, assembly.source.name
     try:
         while True:

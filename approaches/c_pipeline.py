@@ -22,6 +22,7 @@ Outputs are named from each input's own name: the original course numbered them 
 one input was missing img3 was saved as img2.
 """
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import numpy as np
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.pool import DEEP, WorkerPool
+from approaches.core.pool import DEEP, WorkerLost, WorkerPool
 from approaches.core.tasks import Assembly, InPlace, TileTask, blur_in_place
 from approaches.core.tiling import plan_tiles
 from approaches.core.trace import Tracer
@@ -39,31 +40,28 @@ from approaches.core.trace import Tracer
 LOADERS = 2
 SAVERS = 2
 ASSEMBLER = "assembler"
+POLL_S = 0.2  # how often a stage that waits on another checks that no stage has crashed
 
 
 def run(job: Job, tracer: Tracer, *, loaders: int = LOADERS, savers: int = SAVERS) -> Outcome:
     config = job.config
     work = blur_in_place(config.kernel_size, config.truncate, config.kernel)
-    with WorkerPool(work, config.workers, processes=False, depth=DEEP) as pool:
+    with WorkerPool(work, config.workers, processes=False, depth=DEEP, fault=config.settings.fault) as pool:
         line = _Pipeline(job, tracer, pool, savers, images_in_flight=loaders + savers + 1)
-        loading = _start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
-        rest = _start(line.route, [ASSEMBLER]) + _start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])
+        loading = line.start(line.load, [f"loader-{i}" for i in range(1, loaders + 1)])
+        rest = line.start(line.route, [ASSEMBLER]) + line.start(line.save, [f"saver-{i}" for i in range(1, savers + 1)])
         for thread in loading:
             thread.join()
-        pool.stop()  # every tile is queued: the workers finish the queued tiles, then the assembler hears the end
+        with contextlib.suppress(WorkerLost):  # raised only when a stage crashed meanwhile: reported below
+            pool.stop()  # every tile is queued: the workers finish them, then the assembler hears the end
         for thread in rest:
             thread.join()
+        if line.crashed is not None:
+            raise line.crashed
     order = {str(source.path): i for i, source in enumerate(job.images)}  # report in input order, as a does
     line.outcome.saved.sort(key=lambda saved: order[str(saved.source)])
     line.outcome.failed.sort(key=lambda failure: order[failure.path])
     return line.outcome
-
-
-def _start(stage: Callable[[str], None], lanes: list[str]) -> list[threading.Thread]:
-    threads = [threading.Thread(target=stage, args=(lane,), name=lane, daemon=True) for lane in lanes]
-    for thread in threads:
-        thread.start()
-    return threads
 
 
 class _Pipeline:
@@ -78,6 +76,25 @@ class _Pipeline:
         self.assemblies: dict[str, Assembly] = {}
         self.finished: queue.Queue[Assembly | None] = queue.Queue(maxsize=savers)
         self.outcome = Outcome()
+        self.crashed: BaseException | None = None
+
+    def start(self, stage: Callable[[str], None], lanes: list[str]) -> list[threading.Thread]:
+        """One thread per lane running stage(lane); a stage that raises stops the whole pipeline."""
+        threads = [threading.Thread(target=self._guarded, args=(stage, lane), name=lane, daemon=True)
+                   for lane in lanes]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _guarded(self, stage: Callable[[str], None], lane: str) -> None:
+        """Run a stage; if it raises, keep the first error and abort the pool, so that every stage stops
+        waiting (see the waits below) and the run ends with that error."""
+        try:
+            stage(lane)
+        except BaseException as error:
+            if self.crashed is None:
+                self.crashed = error
+            self.pool.abort(f"{lane} crashed: {type(error).__name__}: {error}")
 
     def load(self, lane: str) -> None:
         """Loader: take the next image, wait for a permit, decode it and queue its tiles."""
@@ -87,7 +104,9 @@ class _Pipeline:
             except queue.Empty:
                 return
             with self.tracer.span(lane, "queue-wait", source.name):
-                self.permits.acquire()
+                while not self.permits.acquire(timeout=POLL_S):
+                    if self.crashed is not None:
+                        return
             self._load_one(lane, source)
 
     def _load_one(self, lane: str, source: ImageSource) -> None:
@@ -121,14 +140,14 @@ class _Pipeline:
                 self._done(assembly.failure())
             else:
                 with self.tracer.span(lane, "queue-wait", result.image):
-                    self.finished.put(assembly)
+                    self._hand_to_savers(assembly)
         for _ in range(self.savers):
-            self.finished.put(None)
+            self._hand_to_savers(None)
 
     def save(self, lane: str) -> None:
         """Saver: write each finished image, then give its permit back."""
         config = self.job.config
-        while (assembly := self.finished.get()) is not None:
+        while (assembly := self._next_finished()) is not None:
             try:
                 with self.tracer.span(lane, "save", assembly.source.name):
                     saved = assembly.save(config.output_dir, self.job.letter, config.png_level)
@@ -137,6 +156,21 @@ class _Pipeline:
             else:
                 self._done(saved)
 
+    # The waits between stages time out now and then to see whether a stage crashed: a crashed stage
+    # would otherwise leave its peers waiting for it forever.
+
+    def _hand_to_savers(self, assembly: Assembly | None) -> None:
+        while self.crashed is None:
+            with contextlib.suppress(queue.Full):
+                self.finished.put(assembly, timeout=POLL_S)
+                return
+
+    def _next_finished(self) -> Assembly | None:
+        while self.crashed is None:
+            with contextlib.suppress(queue.Empty):
+                return self.finished.get(timeout=POLL_S)
+        return None
+
     def _done(self, result: Saved | Failure) -> None:
         if isinstance(result, Saved):
             self.outcome.saved.append(result)
@@ -144,3 +178,4 @@ class _Pipeline:
             self.outcome.failed.append(result)
         self.permits.release()
         self.job.progress()
+

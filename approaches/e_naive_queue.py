@@ -40,31 +40,30 @@ from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.settings import Settings
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Span, Tracer
 
 STOP = b"STOP"  # the poison pill: not a tile message, so it can never be mistaken for one
-POLL_S = 0.25  # the longest a pod blocks in BRPOP before it passes a fault point again
-GIVE_UP_S = 30.0  # the original assembler's timeout
+GIVE_UP_S = 30.0  # the original assembler's timeout (Settings.give_up_s overrides it)
 
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, **options: Any) -> Outcome:
-    return deployment.run(job, tracer, ROLES, give_up_s=give_up_s, **options)
+def run(job: Job, tracer: Tracer, **options: Any) -> Outcome:
+    return deployment.run(job, tracer, ROLES, **options)
 
 
-def launched(broker: Broker, job: Job, *, give_up_s: float = GIVE_UP_S,
-             **options: Any) -> AbstractContextManager[Cluster]:
+def launched(broker: Broker, job: Job, **options: Any) -> AbstractContextManager[Cluster]:
     """e's pods started on broker (cluster/deployment.py); the chaos demo uses this to kill them."""
-    return deployment.launched(broker, job, ROLES, give_up_s=give_up_s, **options)
+    return deployment.launched(broker, job, ROLES, **options)
 
 
 # --- the pods ------------------------------------------------------------------------------------------
 
 
-def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kernel_size: int, tile_size: int,
-                workers: int) -> None:
+def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[list[str]], kernel_size: int,
+                tile_size: int, workers: int) -> None:
     """Load each image, publish its plan, LPUSH its tiles; then say so, and send one STOP per worker."""
     board = Board(connect(url), run)
     jobs = NaiveQueue(board.client, board.key("jobs"))
@@ -85,8 +84,9 @@ def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kern
         jobs.put(STOP)
 
 
-def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_delay_s: float) -> None:
+def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:
     """BRPOP a tile, blur it with the kernel it names, LPUSH the result; until a STOP pill."""
+    timing = Settings(**settings)
     board = Board(connect(url), run)
     jobs, results = NaiveQueue(board.client, board.key("jobs")), NaiveQueue(board.client, board.key("results"))
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
@@ -94,7 +94,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
     waiting = time.perf_counter()
     while True:
         life.checkpoint("idle")
-        delivery = jobs.next(POLL_S)
+        delivery = jobs.next(timing.poll_s)
         if delivery is None:
             continue
         life.checkpoint("popped")
@@ -104,8 +104,9 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
             continue
         name = board.plan(job.image).name
         life.tracer.spans.append(Span(life.name, "queue-wait", name, job.tile.id, waiting, time.perf_counter()))
-        if tile_delay_s:
-            life.sleep(tile_delay_s)
+        if timing.tile_delay_s:
+            life.sleep(timing.tile_delay_s)
+        life.tile_fault(name, job.tile.id)
         with life.tracer.span(life.name, "blur", name, job.tile.id):
             block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
         life.checkpoint("blurred")  # a crash here loses the tile: nothing in Redis remembers it any more
@@ -115,11 +116,12 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
         waiting = time.perf_counter()
 
 
-def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, png_level: int,
-              give_up_s: float) -> None:
+def assembler(life: Life, *, url: str, run: str, settings: dict, output_dir: str, letter: str,
+              png_level: int) -> None:
+    timing = Settings(**settings)
     board = Board(connect(url), run)
     assembly = Assembler(board, NaiveQueue(board.client, board.key("results")), Path(output_dir), letter,
-                         png_level, give_up_s, life.tracer, life.name, now=time.monotonic())
+                         png_level, timing, life.tracer, life.name, now=time.monotonic())
     life.ready()
     while assembly.step(time.monotonic()):
         life.checkpoint("step")
@@ -167,17 +169,18 @@ class Assembler:
     """
 
     def __init__(self, board: Board, results: WorkQueue, output_dir: Path, letter: str, png_level: int,
-                 give_up_s: float, tracer: Tracer, lane: str, *, now: float) -> None:
+                 settings: Settings, tracer: Tracer, lane: str, *, now: float) -> None:
         self.board, self.results, self.tracer, self.lane = board, results, tracer, lane
-        self.output_dir, self.letter, self.png_level, self.give_up_s = output_dir, letter, png_level, give_up_s
+        self.output_dir, self.letter, self.png_level = output_dir, letter, png_level
+        self.give_up_s, self.poll_s = settings.give_up(GIVE_UP_S), settings.poll_s
         self.canvases: dict[int, Canvas] = {}
         self.coordinated: int | None = None
         self.quiet_since = now
         self._waiting = time.perf_counter()
 
     def step(self, now: float) -> bool:
-        """Take the next result if one comes within POLL_S; False once every image is finished."""
-        delivery = self.results.next(POLL_S)
+        """Take the next result if one comes within poll_s; False once every image is finished."""
+        delivery = self.results.next(self.poll_s)
         if delivery is not None:
             self._take(delivery)
             self.quiet_since = now
@@ -264,4 +267,4 @@ def tiles_in_flight(cluster: Cluster) -> int | None:
     return queued - jobs - results - board.assembled()
 
 
-ROLES = Roles(coordinator, worker, assembler, pills=True, in_flight=tiles_in_flight)
+ROLES = Roles(coordinator, worker, assembler, pills=True, in_flight=tiles_in_flight, give_up_s=GIVE_UP_S)

@@ -43,32 +43,33 @@ from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.settings import Settings
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Tracer
 
-POLL_S = 0.05  # the longest a worker blocks before it checks whether the run is done
 ASSEMBLER_POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
-VISIBILITY_S = 5.0  # a worker silent this long is presumed dead; a live one beats at least every POLL_S
 GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the assembler reports what is missing
 
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, tracer: Tracer, *, give_up_s: float = GIVE_UP_S, **options: Any) -> Outcome:
-    return deployment.run(job, tracer, ROLES, give_up_s=give_up_s, **options)
+def run(job: Job, tracer: Tracer, **options: Any) -> Outcome:
+    return deployment.run(job, tracer, ROLES, **options)
 
 
-def jobs_queue(board: Board, consumer: str) -> ReliableQueue:
-    return ReliableQueue(board.client, board.key("jobs"), consumer, visibility_s=VISIBILITY_S)
+def jobs_queue(board: Board, consumer: str, settings: Settings) -> ReliableQueue:
+    """A live worker beats at least every poll_s; one silent for visibility_s is presumed dead."""
+    return ReliableQueue(board.client, board.key("jobs"), consumer, visibility_s=settings.visibility_s,
+                         max_deliveries=settings.max_deliveries)
 
 
 # --- the pods ------------------------------------------------------------------------------------------
 
 
-def coordinator(life: Life, *, url: str, run: str, images: list[list[str]], kernel_size: int,
+def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[list[str]], kernel_size: int,
                 tile_size: int) -> None:
     board = Board(connect(url), run)
-    queue_images(life, board, jobs_queue(board, life.name), images, kernel_size, tile_size)
+    queue_images(life, board, jobs_queue(board, life.name, Settings(**settings)), images, kernel_size, tile_size)
 
 
 def queue_images(life: Life, board: Board, jobs: ReliableQueue | StreamQueue, images: list[list[str]],
@@ -99,10 +100,11 @@ def queue_images(life: Life, board: Board, jobs: ReliableQueue | StreamQueue, im
     board.mark_coordinated(len(images))
 
 
-def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_delay_s: float) -> None:
+def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:
     """Take a tile, blur it, store the result, then ack; hand back what dead workers held while idle."""
+    timing = Settings(**settings)
     board = Board(connect(url), run)
-    jobs = jobs_queue(board, life.name)
+    jobs = jobs_queue(board, life.name, timing)
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     returned = jobs.recover()
     if returned:
@@ -110,7 +112,7 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
     life.ready()
     while True:
         life.checkpoint("idle")
-        delivery = jobs.next(POLL_S)
+        delivery = jobs.next(timing.poll_s)
         if delivery is None:  # nothing to do: is the run over, or does a dead worker hold what is left?
             if board.done():
                 return
@@ -120,14 +122,15 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
         if (job := decode_job(life.name, board, jobs, delivery)) is None:
             continue
         name = board.plan(job.image).name
-        if tile_delay_s:
-            life.sleep(tile_delay_s)
+        if timing.tile_delay_s:
+            life.sleep(timing.tile_delay_s)
             jobs.heartbeat()
         try:
+            life.tile_fault(name, job.tile.id)
             with life.tracer.span(life.name, "blur", name, job.tile.id):
                 block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
         except Exception as error:
-            hand_back_later(life, life.name, jobs, delivery, f"tile {job.tile.id} of {name}", error)
+            hand_back_later(life, life.name, jobs, delivery, f"tile {job.tile.id} of {name}", error, timing)
             continue
         life.checkpoint("blurred")  # a crash here: the job is still on this worker's list, and is done again
         with life.tracer.span(life.name, "send", name, job.tile.id):
@@ -137,15 +140,15 @@ def worker(life: Life, *, url: str, run: str, truncate: bool, kernel: str, tile_
         jobs.ack(delivery)
 
 
-def assembler(life: Life, *, url: str, run: str, output_dir: str, letter: str, png_level: int,
-              give_up_s: float, stop: threading.Event | None = None) -> None:
+def assembler(life: Life, *, url: str, run: str, settings: dict, output_dir: str, letter: str, png_level: int,
+              stop: threading.Event | None = None) -> None:
     """Save images as they become whole until every image has a report, then mark the run done (g's too).
 
     stop (a service asked to shut down) ends it between steps, without marking the run done: nothing it
     knows is lost, and an assembler started later carries on."""
     board = Board(connect(url), run)
-    assembly = Assembler(board, Path(output_dir), letter, png_level, give_up_s, life.tracer, life.name,
-                         now=time.monotonic())
+    assembly = Assembler(board, Path(output_dir), letter, png_level, Settings(**settings).give_up(GIVE_UP_S),
+                         life.tracer, life.name, now=time.monotonic())
     life.ready()
     while assembly.step(time.monotonic()):
         if stop is not None and stop.is_set():
@@ -257,7 +260,8 @@ class Assembler:
 
 def tiles_in_flight(cluster: Cluster) -> int:
     """Exactly the tiles on the workers' processing lists: f knows what each worker holds."""
-    return sum(jobs_queue(cluster.board, pod.name).in_flight() for pod in cluster.workers)
+    return sum(jobs_queue(cluster.board, pod.name, cluster.job.config.settings).in_flight()
+               for pod in cluster.workers)
 
 
-ROLES = Roles(coordinator, worker, assembler, pills=False, in_flight=tiles_in_flight)
+ROLES = Roles(coordinator, worker, assembler, pills=False, in_flight=tiles_in_flight, give_up_s=GIVE_UP_S)

@@ -6,6 +6,7 @@ photos rather than like flat or pure-noise images.  Sizes follow the original co
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,9 @@ def make_sample(spec: SampleSpec) -> Image.Image:
     return Image.fromarray(pixels)
 
 
-def ensure_samples(directory: Path, *, png_level: int = 1) -> list[Path]:
-    """Write the samples missing from directory (existing files are left alone); return all their paths."""
+def ensure_samples(directory: Path, *, png_level: int = 1, progress: Callable[[], None] = lambda: None) -> list[Path]:
+    """Write the samples missing from directory (existing files are left alone; progress() after each one
+    made); return all their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for spec in SAMPLES:
@@ -87,5 +89,6 @@ def ensure_samples(directory: Path, *, png_level: int = 1) -> list[Path]:
             partial = directory / f".{spec.name}.{os.getpid()}.partial"
             make_sample(spec).save(partial, format="PNG", compress_level=png_level)
             os.replace(partial, path)
+            progress()
         paths.append(path)
     return paths

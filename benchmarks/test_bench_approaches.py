@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from approaches.cluster.broker import DEFAULT_URL
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images
+from approaches.core.urls import DEFAULT_URL
+from approaches.harness.measure import measure
 from approaches.registry import APPROACHES
-from approaches.runner import measure
 from approaches.samples import SAMPLES
 
 # A one-value parameter, so `--benchmark-group-by=group,param:kernel_size` works for every group.

@@ -15,6 +15,7 @@ from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur
+from approaches.core.settings import Settings, TileFault
 from approaches.core.tasks import TileTask
 from approaches.core.tiling import Tile, cut
 from approaches.core.trace import Tracer
@@ -28,9 +29,9 @@ VARIANTS = ("b.threads", "b.processes", "b.shm")
 
 
 def run_approach(key: str, image_dir: Path, output: Path, *, kernel_size: int = 5, tile_size: int = 16,
-                 workers: int = 2, **options) -> tuple[Outcome, Tracer]:
+                 workers: int = 2, fault: TileFault | None = None, **options) -> tuple[Outcome, Tracer]:
     config = RunConfig(input_dir=image_dir, output_dir=output, kernel_size=kernel_size, tile_size=tile_size,
-                       workers=workers)
+                       workers=workers, settings=Settings(fault=fault))
     tracer = Tracer()
     job = Job(config, tuple(find_images(image_dir)), key)
     run = APPROACHES[key].run
@@ -43,9 +44,9 @@ def assert_identical_to_a(outcome: Outcome, kernel_size: int) -> None:
         assert np.array_equal(load_image(saved.output).pixels, expected), saved.name
 
 
-def raise_on(image: str, tile: int, error: BaseException):
-    def fault(task: TileTask) -> None:
-        if task.image == image and task.tile.id == tile:
+def raise_on(image: str, tile: int, error: BaseException) -> TileFault:
+    def fault(name: str, tile_id: int) -> None:
+        if (name, tile_id) == (image, tile):
             raise error
 
     return fault
@@ -76,11 +77,11 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir, key):
 
 
 @pytest.mark.parametrize("key", VARIANTS)
-def test_a_tile_that_raises_fails_its_image_and_the_others_complete(tmp_path, image_dir, monkeypatch, key):
+def test_a_tile_that_raises_fails_its_image_and_the_others_complete(tmp_path, image_dir, key):
     # Given a worker that raises on one tile of "three"
-    monkeypatch.setattr(pool, "fault", raise_on("three", 2, ValueError("boom")))
+    fault = raise_on("three", 2, ValueError("boom"))
     # When b runs
-    outcome, _ = run_approach(key, image_dir, tmp_path / "out", tile_size=8)
+    outcome, _ = run_approach(key, image_dir, tmp_path / "out", tile_size=8, fault=fault)
     # Then "three" is reported failed with the reason, and nothing is saved for it
     (failure,) = outcome.failed
     assert failure.path.endswith("three.png") and failure.reason == "tile 2: ValueError: boom"
@@ -91,26 +92,23 @@ def test_a_tile_that_raises_fails_its_image_and_the_others_complete(tmp_path, im
 
 
 @pytest.mark.parametrize("key", ["b.processes", "b.shm"])
-def test_a_worker_process_that_dies_fails_its_image_and_a_fresh_pool_does_the_rest(tmp_path, image_dir,
-                                                                                   monkeypatch, key):
+def test_a_worker_process_that_dies_fails_its_image_and_a_fresh_pool_does_the_rest(tmp_path, image_dir, key):
     # Given a worker process that exits outright (as if killed) while holding a tile of the first image
-    def die(task: TileTask) -> None:
-        if task.image == "one" and task.tile.id == 1:
+    def die(image: str, tile: int) -> None:
+        if (image, tile) == ("one", 1):
             os._exit(3)
 
-    monkeypatch.setattr(pool, "fault", die)
-    outcome, _ = run_approach(key, image_dir, tmp_path / "out", tile_size=8)
+    outcome, _ = run_approach(key, image_dir, tmp_path / "out", tile_size=8, fault=die)
     (failure,) = outcome.failed
     assert failure.path.endswith("one.png") and "died (exit code 3)" in failure.reason
     assert [s.name for s in outcome.saved] == ["three", "two"]
     assert_identical_to_a(outcome, 5)
 
 
-def test_worker_process_logs_reach_the_parents_handlers(tmp_path, image_dir, monkeypatch, caplog):
+def test_worker_process_logs_reach_the_parents_handlers(tmp_path, image_dir, caplog):
     # multiprocessing-logging: the record is made in a worker process and handled by caplog here.
-    monkeypatch.setattr(pool, "fault", raise_on("two", 0, ValueError("boom")))
     with caplog.at_level(logging.ERROR, logger=pool.__name__):
-        run_approach("b.processes", image_dir, tmp_path / "out")
+        run_approach("b.processes", image_dir, tmp_path / "out", fault=raise_on("two", 0, ValueError("boom")))
     (record,) = [r for r in caplog.records if "boom" in r.getMessage()]
     assert record.process != os.getpid() and record.getMessage().startswith("worker-")
     assert "ValueError: boom" in (record.exc_text or "")

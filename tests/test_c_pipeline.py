@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from approaches.core import pool
-from approaches.runner import main
+from approaches.harness.cli import main
 from tests.conftest import photo
 from tests.test_b_tile_parallel import assert_identical_to_a, raise_on, run_approach
 from tests.test_images import bad_inputs
@@ -48,9 +47,9 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
     assert_identical_to_a(outcome, 5)
 
 
-def test_a_tile_that_raises_fails_its_image_and_the_others_complete(tmp_path, many_images, monkeypatch):
-    monkeypatch.setattr(pool, "fault", raise_on("img2", 1, RuntimeError("boom")))
-    outcome, _ = run_approach("c", many_images, tmp_path / "out", tile_size=8, loaders=1, savers=1)
+def test_a_tile_that_raises_fails_its_image_and_the_others_complete(tmp_path, many_images):
+    outcome, _ = run_approach("c", many_images, tmp_path / "out", tile_size=8, loaders=1, savers=1,
+                              fault=raise_on("img2", 1, RuntimeError("boom")))
     (failure,) = outcome.failed
     assert failure.path.endswith("img2.png") and failure.reason == "tile 1: RuntimeError: boom"
     assert [s.name for s in outcome.saved] == [f"img{i}" for i in range(8) if i != 2]
@@ -80,12 +79,11 @@ def test_images_overlap_each_is_saved_when_whole_and_memory_is_bounded(tmp_path,
     assert {s.lane for s in tracer.spans} == {"loader-1", "worker-1", "worker-2", "assembler", "saver-1"}
 
 
-def test_a_loader_decodes_the_next_image_while_the_workers_still_blur_the_last(tmp_path, many_images,
-                                                                                monkeypatch):
+def test_a_loader_decodes_the_next_image_while_the_workers_still_blur_the_last(tmp_path, many_images):
     # A queued tile is only a reference, so the tile queue takes a whole image's tiles: the loader does
     # not wait for the (here slowed) workers before it decodes the next image.
-    monkeypatch.setattr(pool, "fault", lambda task: time.sleep(0.002))
-    _, tracer = run_approach("c", many_images, tmp_path / "out", tile_size=4, workers=1, loaders=1, savers=1)
+    _, tracer = run_approach("c", many_images, tmp_path / "out", tile_size=4, workers=1, loaders=1, savers=1,
+                             fault=lambda image, tile: time.sleep(0.002))
     blurs = sorted(s.end for s in tracer.spans if s.stage == "blur" and s.image == "img0")
     second_load = min(s.start for s in tracer.spans if s.stage == "load" and s.image != "img0")
     assert len(blurs) == 6 * 8 and second_load < blurs[len(blurs) // 2]

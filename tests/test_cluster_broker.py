@@ -11,16 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from approaches.cluster.broker import (
-    SOCKET_TIMEOUT_S,
-    BrokerError,
-    check_url,
-    connect,
-    open_broker,
-    redact,
-)
+from approaches.cluster.broker import SOCKET_TIMEOUT_S, BrokerError, connect, open_broker
 from approaches.cluster.queues import MAX_BLOCK_S
 from approaches.core.errors import ConfigError
+from approaches.core.urls import check_url, redact
 
 pytestmark = pytest.mark.timeout(30)
 

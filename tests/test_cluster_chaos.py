@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from approaches import f_reliable_queue, g_service
-from approaches.cluster import chaos
 from approaches.core.config import CHAOS_SCENARIOS
-from approaches.runner import main
+from approaches.core.settings import Settings
+from approaches.harness import chaos
+from approaches.harness.cli import main
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")
 ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)$", re.M)
@@ -20,18 +20,17 @@ ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d
     # Real processes, really killed: the assembler must wait longer than a worker process takes to restart
     pytest.param("embedded://", "SIGKILL", 4.0, marks=pytest.mark.timeout(180)),
 ])
-def test_killing_every_worker_mid_run_loses_tiles_in_e_none_in_f_or_g_and_says_so(tmp_path, image_dir, capsys,
-                                                                               monkeypatch, broker, kill, give_up_s):
+def test_killing_every_worker_mid_run_loses_tiles_in_e_none_in_f_or_g_and_says_so(tmp_path, image_dir, capsys, broker,
+                                                                               kill, give_up_s):
     # Given e, f and g with slow workers, and assemblers that give up give_up_s without progress
-    monkeypatch.setattr(chaos, "TILE_DELAY_S", 0.05)
-    monkeypatch.setattr(chaos, "GIVE_UP_S", give_up_s)
     stale = tmp_path / "out" / "chaos-e" / "one_blurred.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left over from an earlier run")
     # When the demo runs
     status = main(["--chaos", "e,f,g", "--scenarios", "workers", "--broker", broker, "--input", str(image_dir),
                    "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3", "--workers", "2",
-                   "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={})
+                   "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
+                  settings=Settings(tile_delay_s=0.05, give_up_s=give_up_s))
     out = capsys.readouterr().out
     _, e_out, f_out, g_out = re.split(r"^chaos [efg] workers: ", out, flags=re.M)
     # Then e lost tiles, truthfully reported
@@ -67,17 +66,13 @@ def assert_truthful(out: str, kill: str) -> int:
 
 
 @pytest.mark.timeout(180)
-def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_chart_say_so(tmp_path, image_dir, capsys,
-                                                                                         monkeypatch):
+def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_chart_say_so(tmp_path, image_dir, capsys):
     # Given short timeouts: survivors take a dead worker's tiles over after 0.3 s, assemblers give up after 1.5 s
-    monkeypatch.setattr(chaos, "TILE_DELAY_S", 0.05)
-    monkeypatch.setattr(chaos, "GIVE_UP_S", 1.5)
-    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.3)
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 0.3)
     # When every scenario runs against e, f and g
     status = main(["--chaos", "e,f,g", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--tile-size",
                    "16", "--kernel-size", "3", "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"),
-                   "--charts", str(tmp_path / "charts")], env={})
+                   "--charts", str(tmp_path / "charts")], env={},
+                  settings=Settings(tile_delay_s=0.05, give_up_s=1.5, visibility_s=0.3))
     out = capsys.readouterr().out
     # Then f and g lose nothing and save every image, whatever was killed; e loses tiles when its workers or its
     # assembler die (its coordinator's restart queues an image again instead: duplicates, no loss)
@@ -92,7 +87,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     assert all(rows[(scenario, "e")][2] > 0 for scenario in ("workers", "one-worker", "assembler")), out
     assert status == 1
     # And the same table is in logs/ as JSON, and drawn
-    (written,) = (tmp_path / "logs").glob("chaos_*.json")
+    (written,) = (tmp_path / "logs").glob("*_chaos.json")
     doc = json.loads(written.read_text())
     assert {(row["scenario"], row["letter"]): row["missing"] for row in doc["chaos"]} == {
         key: value[2] for key, value in rows.items()}
@@ -101,12 +96,11 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
 
 @pytest.mark.timeout(180)
 def test_a_broker_restarted_mid_run_loses_f_and_g_nothing_its_append_only_file_brings_every_queue_back(
-        tmp_path, image_dir, capsys, monkeypatch):
-    monkeypatch.setattr(chaos, "TILE_DELAY_S", 0.05)
-    monkeypatch.setattr(chaos, "GIVE_UP_S", 6.0)
+        tmp_path, image_dir, capsys):
     status = main(["--chaos", "f,g", "--scenarios", "broker", "--broker", "embedded://", "--input", str(image_dir),
                    "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3", "--workers", "2",
-                   "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={})
+                   "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
+                  settings=Settings(tile_delay_s=0.05, give_up_s=6.0))
     out = capsys.readouterr().out
     assert out.count("tiles in flight: restarting the broker") == 2 and out.count("the broker was down for") == 2
     rows = {row[1]: tuple(map(int, row[2:])) for row in ROW.findall(out)}

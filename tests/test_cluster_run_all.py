@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from approaches.runner import main
+from approaches.harness.cli import main
 
 
 @pytest.mark.parametrize("broker", [

@@ -17,6 +17,7 @@ from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur
+from approaches.core.settings import Settings
 from approaches.core.tiling import cut
 from approaches.core.trace import Tracer
 from tests.conftest import photo
@@ -26,9 +27,9 @@ pytestmark = pytest.mark.timeout(60)  # every test here waits on queues: a hang 
 
 
 def make_job(image_dir: Path, output: Path, *, broker: str = "memory://", kernel_size: int = 5, tile_size: int = 16,
-             workers: int = 2, letter: str = "e") -> Job:
+             workers: int = 2, letter: str = "e", settings: Settings | None = None) -> Job:
     config = RunConfig(input_dir=image_dir, output_dir=output, kernel_size=kernel_size, tile_size=tile_size,
-                       workers=workers, broker=broker)
+                       workers=workers, broker=broker, settings=settings or Settings())
     return Job(config, tuple(find_images(image_dir)), letter)
 
 
@@ -65,10 +66,10 @@ def test_at_most_once_a_worker_killed_holding_a_tile_loses_it_and_its_image_is_r
             return True
         return False
 
-    job = make_job(image_dir, tmp_path / "out")
+    job = make_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=0.5))
     started = time.monotonic()
     with open_broker("memory://") as broker:
-        with e_naive_queue.launched(broker, job, give_up_s=0.5, hook=crash_first_blurred) as cluster:
+        with e_naive_queue.launched(broker, job, hook=crash_first_blurred) as cluster:
             outcome, reports = cluster.collect(Tracer())
         assert connect(broker.url).dbsize() == 0  # every key of the run is gone
     # Then that tile is lost: the first tiles queued are image one's, so one is incomplete by exactly one
@@ -90,7 +91,7 @@ def test_a_coordinator_that_dies_fails_the_images_it_never_queued_and_e_does_not
             return len(queued) == 3
         return False
 
-    outcome = e_naive_queue.run(make_job(image_dir, tmp_path / "out"), Tracer(), give_up_s=0.5,
+    outcome = e_naive_queue.run(make_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=0.5)), Tracer(),
                                 hook=crash_on_third_tile)
     reasons = {Path(f.path).stem: f.reason for f in outcome.failed}
     assert outcome.saved == [] and set(reasons) == {"one", "two", "three"}
@@ -140,8 +141,8 @@ def test_a_worker_dead_letters_hostile_jobs_with_their_reasons_and_blurs_the_goo
                  TileJob(board.run, 5, good.tile, 3, good.pixels).encode(), good.encode(), e_naive_queue.STOP):
         jobs.put(body)
     # When a worker runs until its pill
-    e_naive_queue.worker(life("worker-1"), url=memory_url, run=board.run, truncate=False, kernel="separable",
-                         tile_delay_s=0.0)
+    e_naive_queue.worker(life("worker-1"), url=memory_url, run=board.run, settings=Settings().plain(),
+                         truncate=False, kernel="separable")
     # Then the good tile is blurred exactly as a blurs it, and each bad job is set aside with its reason
     (body,) = board.client.lrange(board.key("results"), 0, -1)
     result = TileResult.decode(body, board.run, board.plan)
@@ -151,8 +152,7 @@ def test_a_worker_dead_letters_hostile_jobs_with_their_reasons_and_blurs_the_goo
     assert "too short" in reasons[0] and "not this run" in reasons[1] and "no plan for image 5" in reasons[2]
 
 
-def test_the_assembler_pastes_each_tile_once_counts_duplicates_and_saves_the_image(tmp_path, board, monkeypatch):
-    monkeypatch.setattr(e_naive_queue, "POLL_S", 0.01)
+def test_the_assembler_pastes_each_tile_once_counts_duplicates_and_saves_the_image(tmp_path, board):
     plan, pixels, results = two_tiles(board)
     first, second = (TileResult(board.run, 0, tile, 3, pixels[:, tile.x:tile.x + tile.width]) for tile in plan.tiles)
     for result in (first, first, second):
@@ -165,9 +165,7 @@ def test_the_assembler_pastes_each_tile_once_counts_duplicates_and_saves_the_ima
     assert np.array_equal(load_image(tmp_path / "e" / "img_blurred.png").pixels, pixels)
 
 
-def test_the_assembler_gives_up_give_up_s_after_the_last_result_without_waiting_that_long(tmp_path, board,
-                                                                                         monkeypatch):
-    monkeypatch.setattr(e_naive_queue, "POLL_S", 0.01)
+def test_the_assembler_gives_up_give_up_s_after_the_last_result_without_waiting_that_long(tmp_path, board):
     plan, pixels, results = two_tiles(board)
     tile = plan.tiles[0]
     results.put(TileResult(board.run, 0, tile, 3, pixels[:, :tile.width]).encode())
@@ -181,9 +179,8 @@ def test_the_assembler_gives_up_give_up_s_after_the_last_result_without_waiting_
     assert not (tmp_path / "e" / "img_blurred.png").exists()
 
 
-def test_the_assembler_refuses_results_of_a_plan_whose_name_is_a_path(tmp_path, board, monkeypatch):
+def test_the_assembler_refuses_results_of_a_plan_whose_name_is_a_path(tmp_path, board):
     # Given a plan record naming its image with a path out of the output folder, and a result for it
-    monkeypatch.setattr(e_naive_queue, "POLL_S", 0.01)
     hostile = ImagePlan("../../evil", 8, 8, "L", 3, 8)
     board.client.hset(board.key("plans"), 0, hostile.encode())
     results = NaiveQueue(board.client, board.key("results"))
@@ -205,5 +202,6 @@ def two_tiles(board: Board) -> tuple[ImagePlan, np.ndarray, NaiveQueue]:
 
 
 def make_assembler(board: Board, results: NaiveQueue, output: Path, give_up_s: float = 5.0):
-    return e_naive_queue.Assembler(board, results, output, "e", 1, give_up_s, Tracer(), "assembler", now=0.0)
+    settings = Settings(poll_s=0.01, give_up_s=give_up_s)
+    return e_naive_queue.Assembler(board, results, output, "e", 1, settings, Tracer(), "assembler", now=0.0)
 

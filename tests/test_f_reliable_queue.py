@@ -10,6 +10,7 @@ from approaches import f_reliable_queue
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.wire import State
 from approaches.core.job import Job
+from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
@@ -37,12 +38,12 @@ def crash_once(pod_prefix: str, point: str, nth: int = 1):
     return hook
 
 
-def run_killing(tmp_path, image_dir, hook, restart: str | None = None, **options):
-    """Run f with the fault hook; if restart names a pod, restart it once it has died, as Kubernetes would."""
-    job = f_job(image_dir, tmp_path / "out")
+def run_killing(tmp_path, image_dir, hook, restart: str | None = None, **settings):
+    """Run f with the fault hook; if restart names a pod, restart it once it has died, as Kubernetes would.
+    settings: Settings fields (give_up_s is 10 s unless given)."""
+    job = f_job(image_dir, tmp_path / "out", settings=Settings(**{"give_up_s": 10.0, **settings}))
     with open_broker("memory://") as broker:
-        with f_reliable_queue.deployment.launched(broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook,
-                                                  **options) as cluster:
+        with f_reliable_queue.deployment.launched(broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
             if restart is not None:
                 pod = {p.name: p for p in (cluster.coordinator, cluster.assembler, *cluster.workers)}[restart]
                 pod.wait()
@@ -71,11 +72,10 @@ def test_outputs_are_identical_to_a(tmp_path, image_dir, broker, tile_size, work
     assert_identical_to_a(outcome, 5)
 
 
-def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_goes_to_another(tmp_path, image_dir, monkeypatch):
+def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_goes_to_another(tmp_path, image_dir):
     # Given the fault that loses a tile in e: a worker dies after blurring, before storing the result
-    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.3)
     hook = crash_once("worker", "blurred")
-    outcome, reports = run_killing(tmp_path, image_dir, hook)
+    outcome, reports = run_killing(tmp_path, image_dir, hook, visibility_s=0.3)
     # Then once its heartbeat expires, the other worker takes the tile over: every image whole, a's pixels
     assert len(hook.seen) >= 1
     assert_nothing_lost(outcome, reports)
@@ -89,10 +89,10 @@ def test_a_worker_killed_after_storing_but_before_acking_makes_a_harmless_duplic
     assert_nothing_lost(outcome, reports, duplicates=1)
 
 
-def test_a_restarted_worker_hands_back_what_its_earlier_life_held_at_once(tmp_path, image_dir, monkeypatch):
+def test_a_restarted_worker_hands_back_what_its_earlier_life_held_at_once(tmp_path, image_dir):
     # Given a visibility timeout far longer than the test: only the restart can bring the tile back
-    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 600.0)
-    outcome, reports = run_killing(tmp_path, image_dir, crash_once("worker-1", "blurred"), restart="worker-1")
+    outcome, reports = run_killing(tmp_path, image_dir, crash_once("worker-1", "blurred"), restart="worker-1",
+                                   visibility_s=600.0)
     assert_nothing_lost(outcome, reports)
 
 
@@ -105,10 +105,10 @@ def test_a_restarted_assembler_resumes_from_what_redis_holds(tmp_path, image_dir
 
 def test_a_coordinator_killed_mid_split_and_restarted_queues_no_image_twice(tmp_path, image_dir):
     hook = crash_once("coordinator", "queued")  # after the first image was queued whole
-    job = f_job(image_dir, tmp_path / "out")
+    job = f_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=10.0))
     tracer = Tracer()
     with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
-            broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook) as cluster:
+            broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
         cluster.coordinator.wait()
         cluster.coordinator.restart()
         outcome, reports = cluster.collect(tracer)
@@ -116,12 +116,10 @@ def test_a_coordinator_killed_mid_split_and_restarted_queues_no_image_twice(tmp_
     assert sum(span.stage == "blur" for span in tracer.spans) == sum(TILES.values())  # each tile blurred once
 
 
-def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir,
-                                                                                         monkeypatch):
+def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir):
     # Given a kernel that fails on one tile of "two", every time
-    fail_one_tile_always(monkeypatch, f_reliable_queue)
     started = time.monotonic()
-    outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out"), Tracer())
+    outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out", settings=FAIL_ONE_TILE_ALWAYS), Tracer())
     # Then after the delivery limit its image is failed with the reason, fast, and the others are saved
     (failure,) = outcome.failed
     assert failure.path.endswith("two.png") and "dead-lettered: handed out 5 times without an ack" in failure.reason
@@ -129,17 +127,12 @@ def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_othe
     assert_identical_to_a(outcome, 5)
 
 
-def fail_one_tile_always(monkeypatch, approach) -> None:
-    """Make the approach's kernel fail on two's bottom-right tile, every time, and its backoff short."""
-    blur_tile = approach.blur_tile
+def fail_on_twos_last_tile(image: str, tile: int) -> None:
+    if (image, tile) == ("two", 8):  # two's bottom-right tile (41x33 in tiles of 16)
+        raise RuntimeError("the node's GPU fell off the bus")
 
-    def failing_on_one_tile(pixels, kernel_size, **options):
-        if pixels.shape[:2] == (1 + 4, 9 + 4):  # two's bottom-right tile, 9x1 (41x33 in tiles of 16), plus halo
-            raise RuntimeError("the node's GPU fell off the bus")
-        return blur_tile(pixels, kernel_size, **options)
 
-    monkeypatch.setattr(approach, "blur_tile", failing_on_one_tile)
-    monkeypatch.setattr(approach.deployment, "BACKOFF_S", 0.001)
+FAIL_ONE_TILE_ALWAYS = Settings(fault=fail_on_twos_last_tile, backoff_s=0.001)
 
 
 def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
@@ -151,9 +144,9 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given f on a real server, with worker processes slowed so that each holds a tile when killed
-    job = f_job(image_dir, tmp_path / "out", broker="embedded://")
+    job = f_job(image_dir, tmp_path / "out", broker="embedded://", settings=Settings(give_up_s=30.0, tile_delay_s=0.05))
     with open_broker("embedded://") as broker, f_reliable_queue.deployment.launched(
-            broker, job, f_reliable_queue.ROLES, give_up_s=30.0, tile_delay_s=0.05) as cluster:
+            broker, job, f_reliable_queue.ROLES) as cluster:
         deadline = time.monotonic() + 60
         while sum(cluster.board.client.llen(cluster.board.key(f"jobs:processing:{p.name}")) for p in cluster.workers) \
                 < len(cluster.workers) and time.monotonic() < deadline:
@@ -170,13 +163,12 @@ def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, monkeypatch, seed):
+def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, seed):
     # Given up to three kills, of random pods at random fault points, each pod restarted once it died
-    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.3)
     hook = random_kills(seed)
-    job = f_job(image_dir, tmp_path / "out")
+    job = f_job(image_dir, tmp_path / "out", settings=Settings(visibility_s=0.3, give_up_s=10.0, tile_delay_s=0.002))
     with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
-            broker, job, f_reliable_queue.ROLES, give_up_s=10.0, hook=hook, tile_delay_s=0.002) as cluster:
+            broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
         outcome, reports = restart_the_killed_until_done(cluster)
     # Then every image is saved whole, with a's pixels, however the kills fell
     assert_saved_whole_despite(hook.kills, outcome, reports)
@@ -213,11 +205,10 @@ def assert_saved_whole_despite(kills, outcome, reports) -> None:
     assert_identical_to_a(outcome, 5)
 
 
-def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir, monkeypatch):
+def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir):
     # Given workers that take longer per tile (0.2 s) than the visibility timeout (0.05 s): an idle worker
     # reaps a busy one's tile and does it again, and the busy one then stores and acks it late
-    monkeypatch.setattr(f_reliable_queue, "VISIBILITY_S", 0.05)
-    outcome, reports = run_killing(tmp_path, image_dir, hook=None, tile_delay_s=0.2)
+    outcome, reports = run_killing(tmp_path, image_dir, hook=None, tile_delay_s=0.2, visibility_s=0.05)
     # Then the late results change nothing: each image saved once, whole, with a's pixels
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values())

@@ -10,14 +10,15 @@ from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.queues import StreamQueue, pending
 from approaches.cluster.wire import State
 from approaches.core.job import Job
+from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
 from tests.test_f_reliable_queue import (
+    FAIL_ONE_TILE_ALWAYS,
     TILES,
     assert_nothing_lost,
     assert_saved_whole_despite,
     crash_once,
-    fail_one_tile_always,
     random_kills,
     restart_the_killed_until_done,
 )
@@ -30,17 +31,22 @@ def g_job(image_dir: Path, output: Path, **options) -> Job:
     return make_job(image_dir, output, letter="g", **options)
 
 
-def launched(broker, job, *, give_up_s: float = 10.0, **options):
-    return g_service.deployment.launched(broker, job, g_service.ROLES, give_up_s=give_up_s, **options)
+def launched(broker, job, **options):
+    return g_service.deployment.launched(broker, job, g_service.ROLES, **options)
+
+
+def settings(**fields) -> Settings:
+    """Settings for these tests: the assembler gives up after 10 s unless told otherwise."""
+    return Settings(**{"give_up_s": 10.0, **fields})
 
 
 def run_killing(tmp_path, image_dir, hook, restart: str | None = None, *, pods: int = 2, threads: int = 2,
-                **options):
-    """Run g with the fault hook; if restart names a pod, restart it once it has died, as Kubernetes would."""
-    job, tracer = g_job(image_dir, tmp_path / "out"), Tracer()
+                **fields):
+    """Run g with the fault hook; if restart names a pod, restart it once it has died, as Kubernetes would.
+    fields: Settings fields."""
+    job, tracer = g_job(image_dir, tmp_path / "out", settings=settings(**fields)), Tracer()
     with open_broker("memory://") as broker:
-        with launched(broker, job, hook=hook, worker_pods=pods, worker_settings={"threads": threads},
-                      **options) as cluster:
+        with launched(broker, job, hook=hook, worker_pods=pods, worker_settings={"threads": threads}) as cluster:
             if restart is not None:
                 pod = {p.name: p for p in (cluster.coordinator, cluster.assembler, *cluster.workers)}[restart]
                 pod.wait()
@@ -69,11 +75,10 @@ def test_outputs_are_identical_to_a_and_each_thread_is_a_lane(tmp_path, image_di
                      for p in range(1, pods + 1) for t in range(1, threads + 1)}
 
 
-def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_is_claimed_and_done(tmp_path, image_dir, monkeypatch):
+def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_is_claimed_and_done(tmp_path, image_dir):
     # Given a worker pod that dies after blurring a tile, before storing it (both its threads die with it)
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 0.3)
     hook = crash_once("worker-1", "blurred")
-    outcome, reports, _ = run_killing(tmp_path, image_dir, hook)
+    outcome, reports, _ = run_killing(tmp_path, image_dir, hook, visibility_s=0.3)
     # Then once the job has been idle for the visibility timeout, the other pod claims it: nothing lost
     assert hook.seen  # (its other thread may have passed the same point before it died)
     assert_nothing_lost(outcome, reports)
@@ -95,19 +100,17 @@ def test_store_and_ack_are_one_transaction_so_a_worker_killed_right_after_leaves
     assert crash.seen and len(blurred) == sum(TILES.values())
 
 
-def test_a_restarted_worker_hands_back_what_its_earlier_life_held_at_once(tmp_path, image_dir, monkeypatch):
+def test_a_restarted_worker_hands_back_what_its_earlier_life_held_at_once(tmp_path, image_dir):
     # Given a visibility timeout far longer than the test: only the restart can bring the tile back
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 600.0)
     outcome, reports, _ = run_killing(tmp_path, image_dir, crash_once("worker-1", "blurred"), restart="worker-1",
-                                      pods=1)
+                                      pods=1, visibility_s=600.0)
     assert_nothing_lost(outcome, reports)
 
 
-def test_every_worker_killed_mid_run_and_restarted_loses_nothing(tmp_path, image_dir, monkeypatch):
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 600.0)
-    job = g_job(image_dir, tmp_path / "out")
-    with open_broker("memory://") as broker, launched(broker, job, worker_pods=2, worker_settings={"threads": 2},
-                                                      tile_delay_s=0.01) as cluster:
+def test_every_worker_killed_mid_run_and_restarted_loses_nothing(tmp_path, image_dir):
+    job = g_job(image_dir, tmp_path / "out", settings=settings(visibility_s=600.0, tile_delay_s=0.01))
+    with open_broker("memory://") as broker, launched(broker, job, worker_pods=2,
+                                                      worker_settings={"threads": 2}) as cluster:
         while g_service.tiles_in_flight(cluster) < 2:
             time.sleep(0.005)
         for pod in cluster.workers:
@@ -142,11 +145,9 @@ def test_duplicate_deliveries_are_harmless_and_the_checkpoint_skips_finished_til
     assert blurs(tracer) == sum(TILES.values())
 
 
-def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir,
-                                                                                         monkeypatch):
-    fail_one_tile_always(monkeypatch, g_service)
+def test_a_tile_that_always_fails_is_dead_lettered_its_image_failed_and_the_others_saved(tmp_path, image_dir):
     started = time.monotonic()
-    outcome = g_service.run(g_job(image_dir, tmp_path / "out"), Tracer())
+    outcome = g_service.run(g_job(image_dir, tmp_path / "out", settings=FAIL_ONE_TILE_ALWAYS), Tracer())
     (failure,) = outcome.failed
     assert failure.path.endswith("two.png") and "dead-lettered: handed out 5 times without an ack" in failure.reason
     assert sorted(s.name for s in outcome.saved) == ["one", "three"] and time.monotonic() - started < 20
@@ -159,9 +160,8 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
     assert_bad_inputs_reported(outcome, reasons)
 
 
-def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir, monkeypatch):
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 0.05)
-    outcome, reports, _ = run_killing(tmp_path, image_dir, None, tile_delay_s=0.2)
+def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir):
+    outcome, reports, _ = run_killing(tmp_path, image_dir, None, tile_delay_s=0.2, visibility_s=0.05)
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values())
     assert_identical_to_a(outcome, 5)
@@ -170,9 +170,9 @@ def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessl
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given g on a real server, two worker processes of two threads, slowed so that they hold tiles when killed
-    job = g_job(image_dir, tmp_path / "out", broker="embedded://")
-    with open_broker("embedded://") as broker, launched(broker, job, worker_pods=2, worker_settings={"threads": 2},
-                                                        tile_delay_s=0.05, give_up_s=30.0) as cluster:
+    job = g_job(image_dir, tmp_path / "out", broker="embedded://", settings=settings(tile_delay_s=0.05, give_up_s=30.0))
+    with open_broker("embedded://") as broker, launched(broker, job, worker_pods=2,
+                                                        worker_settings={"threads": 2}) as cluster:
         deadline = time.monotonic() + 60
         while g_service.tiles_in_flight(cluster) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -189,12 +189,11 @@ def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, monkeypatch, seed):
+def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, seed):
     # Given up to three kills, of random pods at random fault points, each pod restarted once it died
-    monkeypatch.setattr(g_service, "VISIBILITY_S", 0.3)
     hook = random_kills(seed)
-    job = g_job(image_dir, tmp_path / "out")
-    with open_broker("memory://") as broker, launched(broker, job, hook=hook, tile_delay_s=0.002, worker_pods=2,
+    job = g_job(image_dir, tmp_path / "out", settings=settings(visibility_s=0.3, tile_delay_s=0.002))
+    with open_broker("memory://") as broker, launched(broker, job, hook=hook, worker_pods=2,
                                                       worker_settings={"threads": 2}) as cluster:
         outcome, reports = restart_the_killed_until_done(cluster)
     assert_saved_whole_despite(hook.kills, outcome, reports)

@@ -1,5 +1,5 @@
-"""g as a service: `python -m approaches.g_service`, its modes as separate processes on one server, a graceful
-SIGTERM, and one-line errors."""
+"""g as a service: `blur-suite service` (python -m approaches.harness.service), its modes as separate processes on
+one server, a graceful SIGTERM, and one-line errors."""
 
 import signal
 import subprocess
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def service(*args: str) -> list[str]:
-    return [sys.executable, "-m", "approaches.g_service", "--kernel-size", "5", "--tile-size", "16", *args]
+    return [sys.executable, "-m", "approaches.harness.service", "--kernel-size", "5", "--tile-size", "16", *args]
 
 
 def assert_outputs_identical_to_a(image_dir: Path, output: Path) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from approaches.core import kernel
 from approaches.core.images import load_image
-from approaches.runner import main
+from approaches.harness.cli import main
 from tests.test_images import bad_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_unwritable_output_directory(tmp_path, image_dir, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the output folder should be")
     assert run(tmp_path, "--input", str(image_dir), "--output", str(blocker / "out")) == 2
-    assert "cannot create output directory" in capsys.readouterr().err
+    assert "cannot create directory" in capsys.readouterr().err
 
 
 def test_environment_sets_defaults_and_flags_override_it(tmp_path, image_dir):

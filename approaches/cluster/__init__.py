@@ -6,5 +6,6 @@
     queues.py   the work queue: next / ack / nack / requeue, whatever Redis structure is behind it
     pods.py     pods: threads or processes that can be started, killed and restarted
     deployment.py  a queue approach's coordinator, workers and assembler as pods, and the run's end
-    chaos.py    fault scenarios and their truthful summary
+
+It imports only core/; the chaos demo that kills its pods is the harness's (harness/chaos.py).
 """

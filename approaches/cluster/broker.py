@@ -23,6 +23,7 @@ the queue approaches that promise at-least-once tolerate that by design, and it 
 import secrets
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,12 +34,12 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from approaches.core.errors import BlurSuiteError, ConfigError
+from approaches.core.errors import BlurSuiteError
+from approaches.core.urls import check_url, redact
 
-SCHEMES = ("memory", "embedded", "redis", "rediss", "unix")
-DEFAULT_URL = "memory://"
 SOCKET_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0
+REACH_TIMEOUT_S = 2.5  # check_reachable's whole answer, name lookup included: a closed port is one line, fast
 RETRIES, RETRY_BASE_S, RETRY_CAP_S = 12, 0.05, 1.0  # waits 0.1, 0.2, 0.4, 0.8, then 1 s: 9.5 s in all
 
 _memory_servers: dict = {}  # memory://<name> -> fakeredis.FakeServer, while its broker is open
@@ -58,27 +59,6 @@ class Broker:
     restart: Callable[[], None] | None = field(default=None, compare=False)  # embedded:// only: stop, start
 
 
-def check_url(url: str) -> str:
-    """Return url if its scheme is one the suite knows, else raise ConfigError (for --broker / BROKER_URL)."""
-    if urlsplit(url).scheme not in SCHEMES:
-        raise ConfigError(f"--broker: {redact(url)!r} is not a broker URL; use memory://, embedded:// or "
-                          "redis://host:port/db")
-    return url
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs.
-
-    >>> redact("redis://user:secret@host:6379/0")
-    'redis://user:***@host:6379/0'
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
-
-
 @contextmanager
 def open_broker(url: str) -> Iterator[Broker]:
     """Start (memory://, embedded://) or check (redis://) the broker; stop and clean up what was started."""
@@ -94,14 +74,32 @@ def open_broker(url: str) -> Iterator[Broker]:
         yield Broker(url, redact(url), pods_are_processes=True)
 
 
-def check_reachable(url: str) -> None:
-    """Raise BrokerError, once and with the reason, if a server the suite does not start is not answering."""
+def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Raise BrokerError, once and with the reason, if a server the suite does not start does not answer
+    within timeout seconds.
+
+    One PING without retries: the retries that ride out a restart mid-run would only make a wrong URL
+    wait 10 s in silence.  The PING runs in a thread of its own, because a host name that does not
+    resolve can block in the system's resolver longer than any socket timeout.
+    """
     if urlsplit(url).scheme in ("memory", "embedded"):
         return  # started by the suite itself
-    try:
-        connect(url).ping()
-    except redis.RedisError as error:
-        raise BrokerError(f"cannot reach {redact(url)}: {error}") from None
+    errors: list[BaseException] = []
+
+    def ping() -> None:
+        try:
+            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                 retry=Retry(ExponentialBackoff(), 0)).ping()
+        except (redis.RedisError, OSError, ValueError) as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=ping, name="broker-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise BrokerError(f"cannot reach {redact(url)}: no answer within {timeout:g} s")
+    if errors:
+        raise BrokerError(f"cannot reach {redact(url)}: {redact(str(errors[0]))}")
 
 
 def connect(url: str) -> redis.Redis:

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,14 @@ from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
 from approaches.cluster.pods import FaultHook, Life, Pod, running
 from approaches.cluster.queues import Delivery, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, WireError
-from approaches.core.errors import ImageError
+from approaches.core.errors import Crashed, ImageError
 from approaches.core.images import LoadedImage, load_image, output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"
 POLL_S = 0.25  # how often the run's end is checked
-STOP_GRACE_S = 5.0  # after the assembler ends, how long the others get to stop before they are killed
-BACKOFF_S, BACKOFF_MAX_S = 0.05, 2.0  # a failed tile waits BACKOFF_S * 2**(attempt-1), jittered, capped
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ class Roles:
     assembler: Callable[..., None]
     pills: bool
     in_flight: Callable[["Cluster"], int | None]
+    give_up_s: float  # the assembler's default patience without progress (Settings.give_up_s overrides it)
 
 
 @dataclass
@@ -62,10 +62,13 @@ class Cluster:
     def collect(self, tracer: Tracer) -> tuple[Outcome, dict[str, ImageReport]]:
         """Wait for the assembler to finish, stop the other pods, and say how each image ended."""
         while not self.assembler.wait(POLL_S):
+            self._check_crashes()
             if self.coordinator.wait(0) and self.board.coordinated() is None:
                 self._coordinator_lost()
-        coordinated = self.coordinator.wait(STOP_GRACE_S) and self.coordinator.report is not None
-        deadline = time.monotonic() + (STOP_GRACE_S if coordinated else 0.0)
+        self._check_crashes()
+        grace = self.job.config.settings.stop_grace_s
+        coordinated = self.coordinator.wait(grace) and self.coordinator.report is not None
+        deadline = time.monotonic() + (grace if coordinated else 0.0)
         for pod in (self.coordinator, *self.workers):  # a worker stops by itself (a pill, the run's end) or is killed
             if not pod.wait(max(deadline - time.monotonic(), 0.0)):
                 log.warning("%s still running after the run: killed", pod.name)
@@ -74,6 +77,13 @@ class Cluster:
             if pod.report is not None:  # a killed pod's spans died with it
                 tracer.extend(pod.report.spans)
         return self._outcome()
+
+    def _check_crashes(self) -> None:
+        """A pod whose code raised (a bug, not a kill) ends the run with its error: its peers would wait
+        for it forever, or until they give up."""
+        for pod in (self.coordinator, *self.workers, self.assembler):
+            if not pod.alive and pod.wait(0) and pod.crashed:
+                raise Crashed(f"{pod.name} crashed: {pod.crashed}")
 
     def _coordinator_lost(self) -> None:
         """The coordinator died before queuing everything: images it never planned are failed, so the
@@ -115,15 +125,15 @@ class Cluster:
 
 
 @contextmanager
-def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_delay_s: float = 0.0,
-             hook: FaultHook | None = None, worker_pods: int | None = None,
-             worker_settings: dict[str, Any] | None = None) -> Iterator[Cluster]:
+def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None = None,
+             worker_pods: int | None = None, worker_settings: dict[str, Any] | None = None) -> Iterator[Cluster]:
     """Start the assembler, the workers, then the coordinator; afterwards kill any still running and
-    delete every key of the run.  tile_delay_s makes each worker that much slower per tile (a slow node).
+    delete every key of the run.  Every pod gets the job's Settings (a spawned one as plain values).
     worker_pods: how many worker pods (default: config.workers); worker_settings: more for each (g's threads)."""
     config, run_id = job.config, new_run_id()
-    plain = {"url": broker.url, "run": run_id}
-    pod = partial(Pod, process=broker.pods_are_processes, hook=hook)
+    settings = replace(config.settings, give_up_s=config.settings.give_up(roles.give_up_s))
+    plain = {"url": broker.url, "run": run_id, "settings": settings.plain()}
+    pod = partial(Pod, process=broker.pods_are_processes, hook=hook, fault=settings.fault)
     cluster = Cluster(
         job,
         roles,
@@ -134,11 +144,10 @@ def launched(broker: Broker, job: Job, roles: Roles, *, give_up_s: float, tile_d
             "kernel_size": config.kernel_size, "tile_size": config.tile_size,
             **({"workers": config.workers} if roles.pills else {})}),
         workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate, "kernel": config.kernel,
-                                                   "tile_delay_s": tile_delay_s, **(worker_settings or {})})
+                                                   **(worker_settings or {})})
                  for i in range(1, (worker_pods or config.workers) + 1)],
         assembler=pod(ASSEMBLER, roles.assembler, {
-            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
-            "give_up_s": give_up_s}),
+            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level}),
     )
     try:
         with running([cluster.assembler, *cluster.workers, cluster.coordinator]):
@@ -170,21 +179,21 @@ def decode_job(lane: str, board: Board, jobs: WorkQueue, delivery: Delivery) -> 
         return None
 
 
-def hand_back_later(life: Life, lane: str, jobs: WorkQueue, delivery: Delivery, what: str, error: Exception) -> None:
+def hand_back_later(life: Life, lane: str, jobs: WorkQueue, delivery: Delivery, what: str, error: Exception,
+                    settings: Settings) -> None:
     """A tile failed, and may succeed later or elsewhere: requeue it after an exponential backoff with
     jitter, so a failing tile does not spin through the workers; the queue's delivery limit ends it."""
-    pause = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (delivery.attempt - 1)) * random.uniform(0.5, 1.0)
+    pause = settings.backoff(delivery.attempt) * random.uniform(0.5, 1.0)
     log.warning("%s: %s failed (%s); handing it back in %.2f s", lane, what, error, pause)
     life.sleep(pause)
     jobs.requeue(delivery)
 
 
-def run(job: Job, tracer: Tracer, roles: Roles, *, give_up_s: float, **launch: Any) -> Outcome:
+def run(job: Job, tracer: Tracer, roles: Roles, **launch: Any) -> Outcome:
     """Run a queue approach on the job's broker; a broker that cannot be had fails every image with why.
     launch: launched()'s other options."""
     try:
-        with open_broker(job.config.broker) as broker, launched(broker, job, roles, give_up_s=give_up_s,
-                                                                **launch) as cluster:
+        with open_broker(job.config.broker) as broker, launched(broker, job, roles, **launch) as cluster:
             return cluster.collect(tracer)[0]
     except BrokerError as error:
         return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from approaches.core.settings import TileFault
 from approaches.core.trace import Span, Tracer
 
 FaultHook = Callable[[str, str], bool]
@@ -44,10 +45,11 @@ class PodKilled(BaseException):
 class Life:
     """What a pod's target is given: its name, a tracer, its fault points and an interruptible sleep."""
 
-    def __init__(self, name: str, launched: float, killed: threading.Event | None, hook: FaultHook | None) -> None:
+    def __init__(self, name: str, launched: float, killed: threading.Event | None, hook: FaultHook | None,
+                 fault: TileFault | None = None) -> None:
         self.name = name
         self.tracer = Tracer()
-        self._launched, self._killed, self._hook = launched, killed, hook
+        self._launched, self._killed, self._hook, self._fault = launched, killed, hook, fault
         self._ready: float | None = None
         self._entered = time.perf_counter()  # a process pod has imported its target's modules by now
 
@@ -64,6 +66,11 @@ class Life:
             self._killed.set()  # the whole pod dies: any other thread of it at its next fault point
         if self._killed.is_set():
             raise PodKilled(f"{self.name} killed at {point}")
+
+    def tile_fault(self, image: str, tile: int) -> None:
+        """The test's fault point just before a tile is blurred (Settings.fault; thread pods only)."""
+        if self._fault is not None:
+            self._fault(image, tile)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, cut short when the pod is killed (it then dies at its next fault point)."""
@@ -85,9 +92,16 @@ class PodReport:
     result: Any
 
 
+class PodCrashed(Exception):
+    """What read_report raises for the report of a pod whose target raised: the error, in one line."""
+
+
 def read_report(data: bytes) -> PodReport:
-    """Parse a pod's report, checking every span's fields; ValueError if it is malformed."""
+    """Parse a pod's report, checking every span's fields; ValueError if it is malformed, PodCrashed if it
+    says the pod's target raised."""
     doc = json.loads(data)
+    if isinstance(doc, dict) and isinstance(doc.get("crashed"), str):
+        raise PodCrashed(doc["crashed"])
     spans = []
     for fields in doc["spans"]:
         lane, stage, image, tile, start, end = fields
@@ -99,21 +113,26 @@ def read_report(data: bytes) -> PodReport:
 
 
 class Pod:
-    """A named unit of work: a thread or a spawned process running target(life, **settings)."""
+    """A named unit of work: a thread or a spawned process running target(life, **settings).
+
+    After it ends: ``report`` if its target returned, ``crashed`` (the error, in one line) if its target
+    raised, neither if it was killed.
+    """
 
     def __init__(self, name: str, target: Callable[..., Any], settings: dict[str, Any], *, process: bool,
-                 hook: FaultHook | None = None) -> None:
-        if process and hook is not None:
+                 hook: FaultHook | None = None, fault: TileFault | None = None) -> None:
+        if process and (hook is not None or fault is not None):
             raise ValueError("fault hooks run in this process: only thread pods take one")
         self.name, self.process = name, process
-        self._target, self._hook = target, hook
+        self._target, self._hook, self._fault = target, hook, fault
         self._settings = json.dumps(settings)  # a TypeError here: only plain values may reach a pod
         self.report: PodReport | None = None
+        self.crashed: str | None = None
         self.restarts = 0
         self._unit: threading.Thread | multiprocessing.Process | None = None
 
     def start(self) -> None:
-        self.report, self._received = None, None
+        self.report, self._received, self.crashed = None, None, None
         launched = time.perf_counter()
         if self.process:
             self._reader, writer = _spawn.Pipe(duplex=False)
@@ -164,11 +183,13 @@ class Pod:
         self._unit.join(timeout)
         if self._unit.is_alive():
             return False
-        if self._received is not None and self.report is None:
+        if self._received is not None and self.report is None and self.crashed is None:
             try:
-                self.report = read_report(self._received)
+                self.report, self.crashed = read_report(self._received), None
+            except PodCrashed as crash:
+                self.crashed = str(crash)
             except (ValueError, KeyError, TypeError) as error:
-                log.error("%s: unreadable report (%s)", self.name, error)
+                self.crashed = f"unreadable report ({error})"
         return True
 
     @property
@@ -181,13 +202,14 @@ class Pod:
         return self._unit.exitcode if self.process and self._unit is not None else None
 
     def _thread_main(self, launched: float) -> None:
-        life = Life(self.name, launched, self._killed, self._hook)
+        life = Life(self.name, launched, self._killed, self._hook, self._fault)
         try:
             self._received = life.report(self._target(life, **json.loads(self._settings)))
         except PodKilled as killed:
             log.info("%s", killed)
-        except Exception:
+        except Exception as error:
             log.exception("%s crashed", self.name)
+            self._received = _crash_report(error)
 
 
 @contextmanager
@@ -212,8 +234,13 @@ def _process_main(target: Callable[..., Any], name: str, settings: str, launched
     life = Life(name, launched, None, None)
     try:
         report = life.report(target(life, **json.loads(settings)))
-    except Exception:
+    except Exception as error:
         log.exception("%s crashed", name)
+        writer.send_bytes(_crash_report(error))
         raise SystemExit(1) from None
     writer.send_bytes(report)
     writer.close()
+
+
+def _crash_report(error: BaseException) -> bytes:
+    return json.dumps({"crashed": f"{type(error).__name__}: {error}"}).encode()

@@ -9,6 +9,7 @@ naming that file, so the caller can report it in one line and go on with the oth
 
 import contextlib
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from approaches.core.errors import ConfigError, ImageError
+from approaches.core.errors import ConfigError, ImageError, shown
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 BLURRED_AS_IS = frozenset({"L", "LA", "RGB", "RGBA"})
@@ -54,30 +55,47 @@ class LoadedImage:
 def find_images(directory: Path) -> list[ImageSource]:
     """Every entry of directory whose suffix names an image format, sorted, with unique names.
 
-    Entries are listed even when they turn out not to be images (a directory called x.png, an empty
-    file) so that loading reports them instead of silently skipping them.  Two inputs with the same
-    stem (photo.png, photo.jpg) are named photo_png and photo_jpg so that neither output overwrites
-    the other.
+    Entries are listed even when they turn out not to be images (a directory called x.png, a FIFO, an
+    empty file) so that loading reports them instead of silently skipping them.  Two inputs with the same
+    stem (photo.png, photo.jpg) are named photo_png and photo_jpg so that neither output overwrites the
+    other; two inputs that would still share a name (x.png and x.PNG) are refused, naming both, before any
+    work: their outputs would overwrite each other.
     """
     if not directory.exists():
-        raise ConfigError(f"input directory {directory} does not exist")
+        raise ConfigError(f"input directory {shown(directory)} does not exist")
     if not directory.is_dir():
-        raise ConfigError(f"input {directory} is not a directory")
+        raise ConfigError(f"input {shown(directory)} is not a directory")
     try:
         paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     except OSError as error:
-        raise ConfigError(f"cannot list input directory {directory}: {error.strerror}") from error
+        raise ConfigError(f"cannot list input directory {shown(directory)}: {error.strerror}") from error
     stems = [p.stem.lower() for p in paths]
-    return [
-        ImageSource(p, f"{p.stem}_{p.suffix[1:].lower()}" if stems.count(p.stem.lower()) > 1 else p.stem)
-        for p in paths
-    ]
+    sources = [ImageSource(p, _plain_name(f"{p.stem}_{p.suffix[1:].lower()}" if stems.count(p.stem.lower()) > 1
+                                          else p.stem)) for p in paths]
+    first: dict[str, Path] = {}
+    for source in sources:
+        if (other := first.setdefault(source.name, source.path)) != source.path:
+            raise ConfigError(f"{shown(other.name)} and {shown(source.path.name)} would both be saved as "
+                              f"{shown(source.name)}_blurred.png; rename one of them")
+    return sources
+
+
+def _plain_name(stem: str) -> str:
+    """An input's name as the suite uses it (spans, logs, output file): control characters, path
+    separators and bytes that are not UTF-8 become "_", so no name can forge a log line or leave a folder.
+
+    >>> _plain_name("holiday\\nphoto"), _plain_name("caf\\udce9"), _plain_name("café")
+    ('holiday_photo', 'caf_', 'café')
+    """
+    return "".join("_" if not char.isprintable() or char in "/\\" or 0xD800 <= ord(char) < 0xE000 else char
+                   for char in stem) or "_"
 
 
 def load_image(path: Path) -> LoadedImage:
     """Decode path into pixels, converting or refusing modes as the module docstring says."""
-    if path.is_dir():
-        raise ImageError(path, "is a directory, not an image")
+    kind = _not_a_file(path)
+    if kind:
+        raise ImageError(path, f"is {kind}, not an image file; skipped")
     try:
         with Image.open(path) as image:
             image = _blurrable(image, path)
@@ -96,9 +114,24 @@ def load_image(path: Path) -> LoadedImage:
     return LoadedImage(pixels.reshape(pixels.shape[0], pixels.shape[1], -1), image.mode)
 
 
+def _not_a_file(path: Path) -> str | None:
+    """What path is, when it is not a regular file (opening a FIFO would wait for a writer forever)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # open() below says why, in its own words
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return None
+
+
 def _blurrable(image: Image.Image, path: Path) -> Image.Image:
     if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
         raise Image.DecompressionBombError("over the limit")  # reported below, like Pillow's own
+    if any(";16" in str(tile.args) for tile in image.tile):  # 16 bits per sample, decoded as 8 unless refused
+        raise ImageError(path, "16 bits per channel is not supported (only 8-bit images; convert it first)")
     if image.mode in BLURRED_AS_IS:
         image.load()
         return image

@@ -8,21 +8,23 @@ WorkerLost instead of blocking forever, and ``restart`` brings fresh workers and
 killed while writing to a queue can leave it corrupt).
 
 Processes are forked, not spawned: a forked worker starts in milliseconds with the compiled kernel and
-its parent's module state (``fault`` included), and multiprocessing-logging, which carries the workers'
+its parent's state (a test's fault hook included), and multiprocessing-logging, which carries the workers'
 log records to this process's handlers, needs fork.
 """
 
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from multiprocessing_logging import MultiProcessingHandler
 
+from approaches.core.settings import TileFault
 from approaches.core.tasks import TileResult, TileTask, Work
 from approaches.core.trace import Span, Tracer
 
@@ -32,9 +34,6 @@ DEEP = 256  # ... when a task only refers to pixels held elsewhere (threads, sha
 POLL_S = 0.2  # how often a blocked submit or result checks that every worker is still alive
 JOIN_TIMEOUT_S = 5.0
 
-fault: Callable[[TileTask], None] | None = None
-"""Test hook: called in the worker before each task's work; what it raises becomes that tile's error."""
-
 log = logging.getLogger(__name__)
 
 
@@ -42,8 +41,15 @@ class WorkerLost(RuntimeError):
     """A worker died while the pool waited on it: the tiles it held will never come back."""
 
 
-def work_loop(lane: str, tasks: Any, results: Any, work: Work) -> None:
-    """Take tasks until STOP; for each, put one TileResult with the spans recorded for it."""
+def work_loop(lane: str, tasks: Any, results: Any, work: Work, fault: TileFault | None = None,
+              process: bool = False) -> None:
+    """Take tasks until STOP; for each, put one TileResult with the spans recorded for it.
+
+    fault(image, tile): a test's hook, called before each task's work; what it raises is that tile's error.
+    A worker process ignores Ctrl-C: it reaches the whole process group, and the parent stops the pool.
+    """
+    if process:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         waiting = time.perf_counter()
         task = tasks.get()
@@ -55,7 +61,7 @@ def work_loop(lane: str, tasks: Any, results: Any, work: Work) -> None:
         pixels, error = None, None
         try:
             if fault is not None:
-                fault(task)
+                fault(task.image, task.tile.id)
             # The lambda sees this iteration's task: work() returns before the loop moves on.
             pixels = work(task, lambda stage: local.span(lane, stage, task.image, task.tile.id))  # noqa: B023
         except Exception as exc:  # the image fails with this reason; the worker goes on with the next tile
@@ -74,8 +80,9 @@ class WorkerPool:
     shallow queue takes several per tile.
     """
 
-    def __init__(self, work: Work, count: int, *, processes: bool, depth: int = DEPTH) -> None:
-        self._work, self._count, self._processes, self._depth = work, count, processes, depth
+    def __init__(self, work: Work, count: int, *, processes: bool, depth: int = DEPTH,
+                 fault: TileFault | None = None) -> None:
+        self._work, self._count, self._processes, self._depth, self._fault = work, count, processes, depth, fault
         self._logs = ExitStack()
 
     def __enter__(self) -> "WorkerPool":
@@ -84,9 +91,12 @@ class WorkerPool:
         self._start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: object, *exc_info: object) -> None:
         try:
-            self.close()
+            if kind is None:
+                self.close()
+            else:  # an error or Ctrl-C is on its way up: nobody will wait for what is queued
+                self._shut_down(at_once=True)
         finally:
             self._logs.close()
 
@@ -98,10 +108,11 @@ class WorkerPool:
         else:
             self._tasks, self._results, make = queue.Queue(size), queue.Queue(size), threading.Thread
         self._workers = [
-            make(target=work_loop, args=(lane, self._tasks, self._results, self._work), name=lane, daemon=True)
+            make(target=work_loop, args=(lane, self._tasks, self._results, self._work, self._fault, self._processes),
+                 name=lane, daemon=True)
             for lane in (f"worker-{i}" for i in range(1, self._count + 1))
         ]
-        self._stopping, self._stopped = False, 0
+        self._stopping, self._stopped, self._aborted = False, 0, None
         for worker in self._workers:
             worker.start()
 
@@ -144,6 +155,11 @@ class WorkerPool:
     def broken(self) -> bool:
         return self._lost() is not None
 
+    def abort(self, reason: str) -> None:
+        """A peer of the pool has died (an assembler, a loader): whoever waits in submit or result now
+        raises WorkerLost with this reason, instead of waiting for results nobody will take."""
+        self._aborted = reason
+
     def restart(self) -> None:
         """Replace the workers and both queues (after a WorkerLost)."""
         self._shut_down(at_once=True)
@@ -160,6 +176,8 @@ class WorkerPool:
         self._shut_down(at_once)
 
     def _lost(self) -> str | None:
+        if self._aborted is not None:
+            return self._aborted
         for worker in self._workers:
             code = getattr(worker, "exitcode", None)
             if not worker.is_alive() and (not self._stopping or code):

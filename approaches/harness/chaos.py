@@ -12,7 +12,7 @@ on memory://), and sets the results side by side:
                  runs with an append-only file, so what it held comes back)
 
 Each run:
-1. the approach runs under a fresh run id (so fresh keys) with slow workers, TILE_DELAY_S per tile;
+1. the approach runs under a fresh run id (so fresh keys) with slow workers (DEMO_SETTINGS.tile_delay_s per tile);
 2. the scenario's kill; the restarted pods carry on, the assembler saves each image that is whole and,
    give_up_s without progress, reports the others incomplete;
 3. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
@@ -27,20 +27,18 @@ so "present" can only mean this run saved it.  The table also goes to logs/ as J
 visualize/chaos.png.
 """
 
-import json
 import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from approaches import e_naive_queue, f_reliable_queue, g_service
-from approaches.cluster.broker import open_broker, redact
+from approaches.cluster.broker import open_broker
 from approaches.cluster.deployment import Cluster, Roles, launched
 from approaches.cluster.wire import ImageReport
 from approaches.core.config import RunConfig
@@ -48,11 +46,16 @@ from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
 from approaches.core.job import Job
 from approaches.core.kernel import blur
+from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
+from approaches.core.urls import redact
+from approaches.harness.results import settings_of, write_document
 
-TILE_DELAY_S = 0.05  # per tile, per worker: long enough that a kill finds every worker holding one
-GIVE_UP_S = 8.0  # longer than f's and g's visibility timeout (a dead worker's tiles wait that long for
-#                  others), and than a worker process takes to restart
+DEMO_SETTINGS = Settings(
+    tile_delay_s=0.05,  # per tile, per worker: long enough that a kill finds every worker holding one
+    give_up_s=8.0,  # longer than f's and g's visibility timeout (a dead worker's tiles wait that long for
+    #                 others), and than a worker process takes to restart
+)
 IN_FLIGHT_TIMEOUT_S = 60.0  # spawning worker processes on a busy machine can take a while
 POLL_S = 0.01
 
@@ -75,33 +78,39 @@ class Tally:
 
 
 def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    """run_all.py --chaos e,f,g: every scenario against each approach named, the table, the chart; exit status."""
+    """run_all.py --chaos e,f,g: every scenario against each approach named, the table, the chart; exit status.
+
+    Workers are slowed by config.settings.tile_delay_s (DEMO_SETTINGS unless the caller chose settings)."""
     logging.basicConfig(level=logging.WARNING if config.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     scenarios = list(config.chaos_scenarios)
     if "broker" in scenarios and urlsplit(config.broker).scheme != "embedded":
         scenarios.remove("broker")  # the suite can restart only a server it started itself
         print(f"chaos: the broker scenario needs --broker embedded://; skipped on {redact(config.broker)}")
-    tallies = [run_scenario(config, sources, letter, scenario, tile_delay_s=TILE_DELAY_S, give_up_s=GIVE_UP_S)
-               for scenario in scenarios for letter in config.chaos]
+    tallies = [run_scenario(config, sources, letter, scenario) for scenario in scenarios for letter in config.chaos]
     _side_by_side(tallies, print)
-    _write(config, tallies)
-    return 1 if any(tally.missing or tally.unsaved or tally.differ for tally in tallies) else 0
+    doc = _document(config, tallies)
+    problems = write_document(config, doc, "_chaos", draw=lambda folder: [_draw(doc, folder)])
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1 if problems or any(tally.missing or tally.unsaved or tally.differ for tally in tallies) else 0
 
 
 def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str, scenario: str, *,
-                 tile_delay_s: float, give_up_s: float, say: Say = print) -> Tally:
+                 say: Say = print) -> Tally:
     """Run the approach, do the scenario's kills, and report per image what was lost."""
     job = Job(config, tuple(sources), f"chaos-{letter}")
+    settings = config.settings
     for source in sources:
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
-    with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter], give_up_s=give_up_s,
-                                                        tile_delay_s=tile_delay_s) as cluster:
+    with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter]) as cluster:
         say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
-            f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), {tile_delay_s:g} s per tile")
+            f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
+            f"{settings.tile_delay_s:g} s per tile")
         how = "SIGKILL" if broker.pods_are_processes else "each dies at its next fault point"
         held = SCENARIOS[scenario](cluster, how, say)
-        say(f"waiting for the assembler to finish or give up ({give_up_s:g} s without progress)")
+        say(f"waiting for the assembler to finish or give up "
+            f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         jobs, results = cluster.left_in_queues()
     say(f"left in the queues: jobs={jobs} results={results}")
@@ -133,6 +142,7 @@ def kill_one_worker(cluster: Cluster, how: str, say: Say) -> int:
 
 def kill_the_assembler(cluster: Cluster, how: str, say: Say) -> int:
     held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    _wait_for(lambda: _results_in(cluster) > 0)  # so the assembler has something to lose, if it keeps any
     say(f"{held} tiles in flight: killing the assembler ({how})")
     cluster.assembler.kill()
     cluster.assembler.restart()
@@ -161,6 +171,18 @@ def restart_the_broker(cluster: Cluster, how: str, say: Say) -> int:
     cluster.broker.restart()
     say(f"the broker was down for {time.monotonic() - started:.2f} s")
     return held
+
+
+def _results_in(cluster: Cluster) -> int:
+    """Results that reached the assembler: assembled from e's list, or stored on the board by f and g."""
+    board = cluster.board
+    return board.assembled() + sum(board.results_stored(image) for image in board.planned())
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
 
 
 def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> int:
@@ -218,25 +240,17 @@ def _side_by_side(tallies: Sequence[Tally], say: Say) -> None:
             f"{t.duplicates:10d}  {t.unsaved:16d}  {t.differ:24d}")
 
 
-def _write(config: RunConfig, tallies: Sequence[Tally]) -> None:
-    """The table as JSON in logs/, and the chaos chart."""
-    from approaches.runner import machine  # the runner imports this module lazily; no cycle at import time
+def _document(config: RunConfig, tallies: Sequence[Tally]) -> dict:
+    settings = settings_of(config)
+    return {"config": {key: settings[key] for key in ("timestamp", "machine", "broker", "kernel_size", "tile_size",
+                                                      "workers", "settings")},
+            "chaos": [asdict(tally) for tally in tallies]}
 
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    doc = {"config": {"timestamp": stamp, "machine": machine(), "broker": config.broker,
-                      "kernel_size": config.kernel_size, "tile_size": config.tile_size, "workers": config.workers,
-                      "tile_delay_s": TILE_DELAY_S, "give_up_s": GIVE_UP_S},
-           "chaos": [asdict(tally) for tally in tallies]}
-    path = config.logs_dir / f"chaos_{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1))
-    written = [path]
-    if config.charts_dir is not None:
-        from approaches.report import draw_chaos  # matplotlib is slow to import; only when drawing
 
-        written.append(draw_chaos(doc, config.charts_dir / "chaos.png"))
-    if not config.quiet:
-        print(f"written: {', '.join(str(p) for p in written)}")
+def _draw(doc: dict, folder: Path) -> Path:
+    from approaches.harness.charts import draw_chaos  # matplotlib is slow to import: only when drawing
+
+    return draw_chaos(doc, folder / "chaos.png")
 
 
 ROLES: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}

@@ -14,18 +14,19 @@ lane, so they are measured once and drawn as a flat reference line.  Every outpu
 against a's pixels, with the run's --kernel, at every value.
 """
 
-import json
 import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from tqdm import tqdm
 
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource
+from approaches.harness.measure import Measured, measure, verify
+from approaches.harness.results import settings_of, write_document
 from approaches.registry import APPROACHES
-from approaches.runner import Measured, document, measure, verify
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
             problems += [f"{where}: differs from a: {reason}" for reason in m.mismatches]
     if not config.quiet:
         print(sweep_table(doc))
-    problems += _write(config, doc)
+    problems += write_document(config, doc, f"_sweep_{config.sweep.replace('-', '_')}",
+                               draw=lambda folder: [_draw(doc, folder)])
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems else 0
@@ -106,7 +108,7 @@ def sweep_document(config: RunConfig, axis: Axis, runs: dict[str, list[tuple[int
             "identical_to_a": [m.identical_to_a for _, m in points],
         })
     return {
-        "config": {**document(config, [])["config"], axis.field: None, "sweep": axis.field, "cores": cores_present()},
+        "config": {**settings_of(config), axis.field: None, "sweep": axis.field, "cores": cores_present()},
         "axis": asdict(axis),
         "results": results,
     }
@@ -140,25 +142,7 @@ def sweep_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def _write(config: RunConfig, doc: dict) -> list[str]:
-    stamp = doc["config"]["timestamp"].replace(" ", "_").replace(":", "-")
-    name = f"sweep_{doc['config']['sweep']}"
-    paths = [config.logs_dir / f"{stamp}_{name}.json", *([config.json_path] if config.json_path else [])]
-    problems = []
-    for path in paths:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(doc, indent=1))
-        except OSError as error:
-            problems.append(f"cannot write {path}: {error.strerror or error}")
-    if config.charts_dir is not None:
-        from approaches.report import draw_sweep  # matplotlib is slow to import; only when drawing
+def _draw(doc: dict, folder: Path) -> Path:
+    from approaches.harness.charts import draw_sweep  # matplotlib is slow to import: only when drawing
 
-        try:
-            chart = draw_sweep(doc, config.charts_dir / f"{name}.png")
-        except OSError as error:
-            problems.append(f"cannot draw the sweep chart into {config.charts_dir}: {error.strerror or error}")
-        else:
-            if not config.quiet:
-                print(f"chart: {chart}")
-    return problems
+    return draw_sweep(doc, folder / f"sweep_{doc['config']['sweep']}.png")

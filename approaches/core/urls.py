@@ -1,0 +1,48 @@
+"""Broker URLs as text: which schemes the suite knows, and how to show one without its password.
+
+Kept apart from cluster/broker.py, which connects to servers, so that a setting can be checked (and a URL
+shown in a log, the JSON or an error) without importing any client library.
+"""
+
+import re
+from urllib.parse import urlsplit
+
+from approaches.core.errors import ConfigError
+
+SCHEMES = ("memory", "embedded", "redis", "rediss", "unix")
+DEFAULT_URL = "memory://"
+
+
+def check_url(url: str) -> str:
+    """Return url if its scheme is one the suite knows, else raise ConfigError (for --broker / BROKER_URL).
+
+    >>> check_url("redis://localhost:6379/0")
+    'redis://localhost:6379/0'
+    """
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in SCHEMES:
+        raise ConfigError(f"--broker: {redact(url)!r} is not a broker URL; use memory://, embedded:// or "
+                          "redis://host:port/db")
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***, for messages, logs, the JSON and charts.
+
+    >>> redact("redis://user:secret@host:6379/0")
+    'redis://user:***@host:6379/0'
+    >>> redact("redis://:secret@host/0?password=other")
+    'redis://:***@host/0?password=***'
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unreadable URL>"
+    if password is not None:
+        user = f"{parts.username}:" if parts.username else ":"
+        url = parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)

@@ -1,0 +1,126 @@
+"""Run one approach and time it; check every output against a's pixels; turn both into a results document."""
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from approaches.core.config import RunConfig
+from approaches.core.errors import BlurSuiteError, Crashed, ImageError
+from approaches.core.images import ImageSource, load_image
+from approaches.core.job import Job, Outcome
+from approaches.core.kernel import blur, warm_up
+from approaches.core.trace import Span, Tracer
+from approaches.harness.results import STAGES, settings_of
+from approaches.registry import Approach
+
+Progress = Callable[[], None]
+
+
+@dataclass
+class Measured:
+    """An approach's wall times over the repeats, and the outcome and spans of its last run."""
+
+    approach: Approach
+    wall_runs: list[float]
+    outcome: Outcome
+    spans: list[Span]
+    started: float
+    identical_to_a: bool = False
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(self.wall_runs)
+
+    def stage_seconds(self, image: str | None = None) -> dict[str, float]:
+        totals = dict.fromkeys(STAGES, 0.0)
+        for span in self.spans:
+            if image is None or span.image == image:
+                totals[span.stage] = totals.get(span.stage, 0.0) + span.seconds
+        return totals
+
+
+def measure(approach: Approach, config: RunConfig, sources: Sequence[ImageSource], progress: Progress) -> Measured:
+    """Run approach config.repeat times; keep every wall time and the last run's outcome and spans."""
+    warm_up(config.kernel_size, method=config.kernel)  # load the compiled kernel before timing
+    wall_runs = []
+    for _ in range(config.repeat):
+        tracer = Tracer()
+        job = Job(config, tuple(sources), approach.letter, progress)
+        started = time.perf_counter()
+        try:
+            outcome = approach.run(job, tracer)
+        except BlurSuiteError:
+            raise
+        except Exception as error:
+            raise Crashed(f"{approach.letter} crashed: {type(error).__name__}: {error}") from error
+        wall_runs.append(time.perf_counter() - started)
+    return Measured(approach, wall_runs, outcome, tracer.spans, started)
+
+
+def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config: RunConfig,
+           progress: Progress = lambda: None) -> None:
+    """Compare every saved output with a's pixels (load, then blur on one thread), image by image.
+
+    An approach is identical to a when each of its outputs has exactly a's pixels and it saved every
+    image that a can produce.  The reference uses the run's kernel (--kernel): separable and direct
+    differ by one level in a few pixels, so each is only ever compared with itself.  One reference is held
+    at a time, so memory does not grow with the number of images.
+    """
+    saved = [{s.name: s for s in m.outcome.saved} for m in measured]
+    for m in measured:
+        m.mismatches = []
+    for source in sources:
+        try:
+            reference = blur(load_image(source.path).pixels, config.kernel_size, truncate=config.truncate,
+                             method=config.kernel)
+        except ImageError:
+            reference = None
+        for m, outputs in zip(measured, saved, strict=True):
+            m.mismatches += _compare(source.name, reference, outputs.get(source.name))
+        progress()
+    for m in measured:
+        m.identical_to_a = not m.mismatches
+
+
+def _compare(name: str, reference: np.ndarray | None, saved) -> list[str]:
+    if saved is None:
+        return [] if reference is None else [f"{name}: not saved"]
+    try:
+        same = reference is not None and np.array_equal(load_image(saved.output).pixels, reference)
+    except ImageError as error:
+        return [f"{name}: output unreadable ({error.reason})"]
+    return [] if same else [f"{name}: pixels differ ({saved.output})"]
+
+
+def document(config: RunConfig, measured: Sequence[Measured]) -> dict:
+    """The run as plain data: what the JSON file, the log, the table and the charts are made from."""
+    baseline = next((m.wall_s for m in measured if m.approach.letter == "a"), None)
+    return {"config": settings_of(config), "results": [_result(m, config, baseline) for m in measured]}
+
+
+def _result(m: Measured, config: RunConfig, baseline: float | None) -> dict:
+    images = []
+    for s in m.outcome.saved:
+        stages = m.stage_seconds(s.name)
+        images.append({"name": s.name, "source": str(s.source), "width": s.width, "height": s.height,
+                       "mode": s.mode, "output": str(s.output),
+                       **{f"{stage}_s": round(stages[stage], 6) for stage in STAGES}})
+    return {
+        "approach": m.approach.letter,
+        "title": m.approach.title,
+        "wall_s": round(m.wall_s, 6),
+        "wall_runs": [round(t, 6) for t in m.wall_runs],
+        "last_wall_s": round(m.wall_runs[-1], 6),
+        "identical_to_a": m.identical_to_a,
+        "speedup_vs_a": round(baseline / m.wall_s, 3) if baseline and m.wall_s > 0 else None,
+        "stage_s": {stage: round(seconds, 6) for stage, seconds in m.stage_seconds().items()},
+        "workers": config.workers,
+        "images": images,
+        "failed": [asdict(f) for f in m.outcome.failed],
+        "spans": [{**span._asdict(), "start": round(span.start - m.started, 6), "end": round(span.end - m.started, 6)}
+                  for span in m.spans],
+    }

@@ -1,0 +1,153 @@
+"""Approach g as a service: `blur-suite service --mode coordinator|worker|assembler|all`.
+
+The lesson lives in approaches/g_service.py; this is its command line, so each role can run in as many
+copies, on as many machines, as a reader likes (docs/deploy/ has containers for it):
+
+    blur-suite service --mode coordinator --broker redis://host:6379/0 --input photos/
+    blur-suite service --mode worker      --broker redis://host:6379/0 --run <id> --threads 8
+    blur-suite service --mode assembler   --broker redis://host:6379/0 --run <id> --output out/
+    blur-suite service --mode all --input photos/ --output out/     (everything, in one process)
+
+SIGINT and SIGTERM make every role finish what it holds and exit; a run can be carried on later.
+"""
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from approaches.cluster.board import Board, new_run_id
+from approaches.cluster.broker import connect, open_broker
+from approaches.cluster.pods import Life
+from approaches.cluster.wire import RUN_ID_BYTES, State
+from approaches.core.config import RunConfig, cores_present
+from approaches.core.errors import BlurSuiteError, ConfigError
+from approaches.core.images import find_images
+from approaches.core.kernel import KERNELS
+from approaches.core.settings import Settings
+from approaches.core.urls import redact
+from approaches.f_reliable_queue import GIVE_UP_S
+from approaches.g_service import assembler, coordinator, worker
+
+MODES = ("coordinator", "worker", "assembler", "all")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())  # finish the tile in hand, then exit
+    try:
+        return _serve(args, stop)
+    except (BlurSuiteError, redis.RedisError) as error:
+        print(f"blur-suite service: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blur-suite service",
+        description="Approach g as a service: run each role in as many copies, on as many machines, as you like.",
+        epilog="Start the coordinator first: it prints the run id that workers and the assembler need.",
+    )
+    add = parser.add_argument
+    add("--mode", choices=MODES, default="all", help="which role to run (default: all, in one process)")
+    add("--broker", default="embedded://", metavar="URL",
+        help="redis://host:port/db of the shared server; with --mode all also memory:// or embedded:// "
+             "(default: embedded://, a Valkey server started here)")
+    add("--run", metavar="ID", help="the run to work on (printed by the coordinator; required for worker and "
+        "assembler)")
+    add("--threads", type=int, default=cores_present(), metavar="N",
+        help=f"worker threads in this process (default: cores present, {cores_present()})")
+    add("--input", type=Path, default=Path("data/input"), metavar="DIR", help="folder of images (coordinator)")
+    add("--output", type=Path, default=Path("data/output"), metavar="DIR",
+        help="outputs go to DIR/g/ (assembler)")
+    add("--kernel-size", type=int, default=21, metavar="K", help="odd Gaussian size (default 21)")
+    add("--tile-size", type=int, default=256, metavar="PX", help="tile edge in pixels (default 256)")
+    add("--png-level", type=int, default=1, metavar="0-9", help="PNG compression level (default 1)")
+    add("--truncate", action="store_true", help="round blurred values down, as the original course did")
+    add("--kernel", choices=KERNELS, default="separable", help="the Gaussian computed separably (default) or "
+        "directly in 2-D (K*K taps per pixel)")
+    add("--give-up", type=float, default=GIVE_UP_S, metavar="S",
+        help=f"the assembler reports an image incomplete after S seconds without progress (default {GIVE_UP_S:g})")
+    return parser
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    RunConfig(kernel_size=args.kernel_size, tile_size=args.tile_size, png_level=args.png_level,
+              broker=args.broker)  # the same checks, and messages, as run_all.py
+    if not 1 <= args.threads <= 1024:
+        raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
+    if args.run is not None and not re.fullmatch(f"[0-9a-f]{{{2 * RUN_ID_BYTES}}}", args.run):
+        raise ConfigError(f"--run: {args.run!r} is not a run id; give the {2 * RUN_ID_BYTES} hex digits the "
+                          "coordinator printed")
+    if args.mode != "all" and not args.broker.startswith(("redis", "unix")):
+        raise ConfigError(f"--mode {args.mode} shares its broker with other processes: give a redis:// URL "
+                          "(memory:// and embedded:// live inside one process; use --mode all for those)")
+    if args.mode in ("worker", "assembler") and not args.run:
+        raise ConfigError(f"--mode {args.mode} needs --run, the id the coordinator printed")
+    images = []
+    if args.mode in ("coordinator", "all"):
+        images = [[str(source.path), source.name] for source in find_images(args.input)]
+        if not images:
+            raise ConfigError(f"no images in {args.input} (looked for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    run_id = args.run or new_run_id()
+    if args.mode == "coordinator":
+        print(f"run {run_id}: queuing {len(images)} images; start workers and an assembler with --run {run_id}")
+    settings = Settings(give_up_s=args.give_up).plain()
+    with open_broker(args.broker) as broker:
+        url, lives = broker.url, {}
+
+        def life(name: str) -> Life:
+            lives[name] = Life(name, time.perf_counter(), None, None)
+            return lives[name]
+
+        roles = {
+            "coordinator": lambda: coordinator(life("coordinator"), url=url, run=run_id, settings=settings,
+                                               images=images, kernel_size=args.kernel_size, tile_size=args.tile_size,
+                                               stop=stop),
+            "worker": lambda: worker(life("worker"), url=url, run=run_id, settings=settings, truncate=args.truncate,
+                                     kernel=args.kernel, threads=args.threads, stop=stop),
+            "assembler": lambda: assembler(life("assembler"), url=url, run=run_id, settings=settings,
+                                           output_dir=str(args.output), letter="g", png_level=args.png_level,
+                                           stop=stop),
+        }
+        if args.mode != "all":
+            roles[args.mode]()
+            return _finish(args.mode, Board(connect(url), run_id), broker.shown, stop)
+        units = [threading.Thread(target=roles[mode], name=mode) for mode in ("assembler", "worker", "coordinator")]
+        for unit in units:
+            unit.start()
+        for unit in units:
+            while unit.is_alive():
+                unit.join(0.1)  # join with a timeout, so SIGINT is handled meanwhile
+        return _finish("all", Board(connect(url), run_id), broker.shown, stop)
+
+
+def _finish(mode: str, board: Board, shown: str, stop: threading.Event) -> int:
+    """Say how the run stands; 0 if this role finished its part and (assembler, all) every image was saved."""
+    if stop.is_set():
+        print(f"{mode}: stopped on request; run {board.run} can be carried on", file=sys.stderr)
+        return 130
+    if mode in ("coordinator", "worker"):
+        return 0
+    reports = board.reports()
+    for image in sorted(reports):
+        report = reports[image]
+        name = board.plan(image).name if image in board.planned() else f"image {image}"
+        print(f"{name}: {report.state.value}{': ' + report.reason if report.reason else ''}")
+    saved = sum(report.state is State.SAVED for report in reports.values())
+    print(f"run {board.run} on {redact(shown)}: {saved} of {len(reports)} images saved")
+    return 0 if saved == len(reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
