@@ -5,8 +5,8 @@
 The inputs are the five samples (four RGBA, one RGB) blurred as approach a blurs them.  Each candidate
 (Pillow at levels 0 to 3, and fpng) saves all five with save_image, as a's save stage does: encode, write
 a temporary file, rename it.  Candidates take turns within every round, in an order that rotates from one
-round to the next, so a change of load on a shared machine falls on all of them alike; each ratio is taken
-round by round against Pillow level 1 of the same round, then summarised as its best and its median.
+round to the next, so a change of load on a shared machine falls on all of them alike.  Against Pillow
+level 1, each candidate gets two ratios: of the best rounds, and the median of its round-by-round ratios.
 Every file written in the first round is decoded by Pillow and compared with the blurred pixels.
 Exit status 1 when fpng cannot be imported, misses the goal, or any file decodes to other pixels.
 """
@@ -87,7 +87,8 @@ def main() -> int:
     for name in names:
         ratios = [mine / base for mine, base in zip(times[name], times[BASELINE], strict=True)]
         size = f"{sizes[name] / 1e6:6.2f} MB ({sizes[name] / sizes[BASELINE] - 1:+.0%})"
-        print(f"  {name:9s} {spread(times[name])}  ratio best {min(ratios):.2f} median {statistics.median(ratios):.2f}"
+        best = min(times[name]) / min(times[BASELINE])
+        print(f"  {name:9s} {spread(times[name])}  ratio of bests {best:.2f}, median {statistics.median(ratios):.2f}"
               f"  files {size}  decoded identical: {'yes' if identical[name] else 'NO'}")
 
     if "fpng" not in saves:
