@@ -1,4 +1,4 @@
-"""Finding, loading and saving images with Pillow, and naming outputs.
+"""Finding and loading images with Pillow, saving them as PNG (encoded by core.png), and naming outputs.
 
 Modes: L, LA, RGB and RGBA are blurred as they are (straight alpha, each channel on its own) and saved
 in the same mode.  Others are converted on load: 1 -> L, P -> RGBA (or RGB without transparency),
@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from approaches.core.errors import ConfigError, ImageError, shown
+from approaches.core.png import encode_png
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 BLURRED_AS_IS = frozenset({"L", "LA", "RGB", "RGBA"})
@@ -156,13 +157,16 @@ def output_path(output_dir: Path, approach: str, name: str) -> Path:
     return output_dir / approach / f"{name}_blurred.png"
 
 
-def save_image(pixels: np.ndarray, path: Path, png_level: int) -> None:
-    """Write pixels (H, W, C) as PNG; through a temporary file, so a crash never leaves half an image."""
-    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+def save_image(pixels: np.ndarray, path: Path, png_level: int, *, encoder: str = "pillow") -> None:
+    """Write pixels (H, W, C) as PNG; through a temporary file, so a crash never leaves half an image.
+
+    encoder is one of core.png.PNG_ENCODERS; png_level is Pillow's zlib level (fpng has none).
+    """
+    png = encode_png(pixels, encoder, png_level)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(partial, format="PNG", compress_level=png_level)
+        partial.write_bytes(png)
         os.replace(partial, path)
     except OSError as error:
         with contextlib.suppress(OSError):
