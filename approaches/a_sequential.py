@@ -23,7 +23,7 @@ def run(job: Job, tracer: Tracer) -> Outcome:
                 pixels = blur(image.pixels, config.kernel_size, truncate=config.truncate, method=config.kernel)
             target = output_path(config.output_dir, job.letter, source.name)
             with tracer.span(LANE, "save", source.name):
-                save_image(pixels, target, config.png_level)
+                save_image(pixels, target, config.png_level, encoder=config.png_encoder)
         except ImageError as error:
             outcome.failed.append(Failure(str(source.path), error.reason))
         else:

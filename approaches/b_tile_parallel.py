@@ -131,7 +131,7 @@ def _collect(assembly: Assembly, pool: WorkerPool, tracer: Tracer, job: Job) -> 
         return assembly.failure()
     try:
         with tracer.span(ASSEMBLER, "save", name):
-            return assembly.save(config.output_dir, job.letter, config.png_level)
+            return assembly.save(config.output_dir, job.letter, config.png_level, config.png_encoder)
     except ImageError as error:
         return Failure(str(assembly.source.path), error.reason)
 

@@ -150,7 +150,7 @@ class _Pipeline:
         while (assembly := self._next_finished()) is not None:
             try:
                 with self.tracer.span(lane, "save", assembly.source.name):
-                    saved = assembly.save(config.output_dir, self.job.letter, config.png_level)
+                    saved = assembly.save(config.output_dir, self.job.letter, config.png_level, config.png_encoder)
             except ImageError as error:
                 self._done(Failure(str(assembly.source.path), error.reason))
             else:

@@ -28,6 +28,7 @@ def run(job: Job, tracer: Tracer) -> Outcome:
     pod = Pod(POD, sequential_pod, {
         "images": [[str(source.path), source.name] for source in job.images], "output_dir": str(config.output_dir),
         "letter": job.letter, "kernel_size": config.kernel_size, "png_level": config.png_level,
+        "png_encoder": config.png_encoder,
         "truncate": config.truncate, "kernel": config.kernel}, process=True)
     with running([pod]):
         pod.wait()
@@ -45,10 +46,10 @@ def run(job: Job, tracer: Tracer) -> Outcome:
 
 
 def sequential_pod(life: Life, *, images: list[list[str]], output_dir: str, letter: str, kernel_size: int,
-                   png_level: int, truncate: bool, kernel: str = "separable") -> dict:
+                   png_level: int, png_encoder: str, truncate: bool, kernel: str = "separable") -> dict:
     """Inside the pod: load the kernel, then a's loop over every image; return what happened, as plain data."""
-    config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level, truncate=truncate,
-                       kernel=kernel)
+    config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level,
+                       png_encoder=png_encoder, truncate=truncate, kernel=kernel)
     warm_up(kernel_size, method=kernel)  # loading the compiled kernel is part of starting up
     life.ready()
     sources = tuple(ImageSource(Path(path), name) for path, name in images)

@@ -24,18 +24,22 @@ import logging
 import time
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from approaches.cluster import deployment
+from approaches.cluster.assembly import summarise
 from approaches.cluster.board import Board
 from approaches.cluster.broker import Broker, connect
-from approaches.cluster.deployment import Cluster, Roles, decode_job, load_and_plan
+from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.planning import load_and_plan
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import Delivery, NaiveQueue, WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, TileResult, WireError
+from approaches.cluster.worker import STOP, work
 from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
 from approaches.core.job import Job, Outcome
@@ -44,7 +48,6 @@ from approaches.core.settings import Settings
 from approaches.core.tiling import cut, paste
 from approaches.core.trace import Span, Tracer
 
-STOP = b"STOP"  # the poison pill: not a tile message, so it can never be mistaken for one
 GIVE_UP_S = 30.0  # the original assembler's timeout (Settings.give_up_s overrides it)
 
 log = logging.getLogger(__name__)
@@ -85,46 +88,33 @@ def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[
 
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:
-    """BRPOP a tile, blur it with the kernel it names, LPUSH the result; until a STOP pill."""
-    timing = Settings(**settings)
+    """The one worker loop (cluster/worker.py), delivering by LPUSH onto the results list; until a STOP pill."""
     board = Board(connect(url), run)
     jobs, results = NaiveQueue(board.client, board.key("jobs")), NaiveQueue(board.client, board.key("results"))
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     life.ready()
-    waiting = time.perf_counter()
-    while True:
-        life.checkpoint("idle")
-        delivery = jobs.next(timing.poll_s)
-        if delivery is None:
-            continue
-        life.checkpoint("popped")
-        if delivery.body == STOP:
-            return
-        if (job := decode_job(life.name, board, jobs, delivery)) is None:
-            continue
-        name = board.plan(job.image).name
-        life.tracer.spans.append(Span(life.name, "queue-wait", name, job.tile.id, waiting, time.perf_counter()))
-        if timing.tile_delay_s:
-            life.sleep(timing.tile_delay_s)
-        life.tile_fault(name, job.tile.id)
-        with life.tracer.span(life.name, "blur", name, job.tile.id):
-            block = blur_tile(job.pixels, job.kernel_size, truncate=truncate, method=kernel)
-        life.checkpoint("blurred")  # a crash here loses the tile: nothing in Redis remembers it any more
-        with life.tracer.span(life.name, "send", name, job.tile.id):
-            results.put(TileResult(run, job.image, job.tile, job.kernel_size, block).encode())
-        jobs.ack(delivery)
-        waiting = time.perf_counter()
+
+    def push_result(job: TileJob, block: np.ndarray, delivery: Delivery) -> None:
+        results.put(TileResult(run, job.image, job.tile, job.kernel_size, block).encode())
+        jobs.ack(delivery)  # nothing to do: the tile left Redis when BRPOP handed it out
+
+    work(life, life.name, board, jobs, Settings(**settings), push_result,
+         partial(blur_tile, truncate=truncate, method=kernel))
 
 
-def assembler(life: Life, *, url: str, run: str, settings: dict, output_dir: str, letter: str,
-              png_level: int) -> None:
+def assembler(life: Life, *, url: str, run: str, settings: dict, output_dir: str, letter: str, png_level: int,
+              png_encoder: str = "pillow", give_up_s: float = GIVE_UP_S) -> None:
+    """Paste results as they come; once every image has a report, keep the run's summary and delete the rest."""
     timing = Settings(**settings)
     board = Board(connect(url), run)
-    assembly = Assembler(board, NaiveQueue(board.client, board.key("results")), Path(output_dir), letter,
-                         png_level, timing, life.tracer, life.name, now=time.monotonic())
+    results = NaiveQueue(board.client, board.key("results"))
+    assembly = Assembler(board, results, Path(output_dir), letter, png_level, timing, life.tracer, life.name,
+                         now=time.monotonic(), png_encoder=png_encoder, give_up_s=timing.give_up(give_up_s))
     life.ready()
     while assembly.step(time.monotonic()):
         life.checkpoint("step")
+    left = {"jobs": NaiveQueue(board.client, board.key("jobs")).waiting(), "results": results.waiting()}
+    board.finish({**summarise(board, board.reports()), "left": left})
 
 
 # --- assembling ---------------------------------------------------------------------------------------
@@ -169,10 +159,11 @@ class Assembler:
     """
 
     def __init__(self, board: Board, results: WorkQueue, output_dir: Path, letter: str, png_level: int,
-                 settings: Settings, tracer: Tracer, lane: str, *, now: float) -> None:
+                 settings: Settings, tracer: Tracer, lane: str, *, now: float, png_encoder: str = "pillow",
+                 give_up_s: float = GIVE_UP_S) -> None:
         self.board, self.results, self.tracer, self.lane = board, results, tracer, lane
-        self.output_dir, self.letter, self.png_level = output_dir, letter, png_level
-        self.give_up_s, self.poll_s = settings.give_up(GIVE_UP_S), settings.poll_s
+        self.output_dir, self.letter, self.png_level, self.png_encoder = output_dir, letter, png_level, png_encoder
+        self.give_up_s, self.poll_s = give_up_s, settings.poll_s
         self.canvases: dict[int, Canvas] = {}
         self.coordinated: int | None = None
         self.quiet_since = now
@@ -205,8 +196,7 @@ class Assembler:
         self.results.ack(delivery)
         canvas = self.canvases.setdefault(result.image, Canvas(self.board.plan(result.image)))
         name, total = canvas.plan.name, len(canvas.plan.tiles)
-        self.tracer.spans.append(Span(self.lane, "queue-wait", name, result.tile.id, self._waiting,
-                                      time.perf_counter()))
+        self.tracer.spans.append(Span(self.lane, "blocked", "", None, self._waiting, time.perf_counter()))
         with self.tracer.span(self.lane, "assemble", name, result.tile.id):
             fresh = canvas.add(result)
         self._waiting = time.perf_counter()
@@ -224,7 +214,7 @@ class Assembler:
         target = output_path(self.output_dir, self.letter, canvas.plan.name)
         try:
             with self.tracer.span(self.lane, "save", canvas.plan.name):
-                save_image(canvas.pixels, target, self.png_level)
+                save_image(canvas.pixels, target, self.png_level, encoder=self.png_encoder)
         except ImageError as error:
             self._finish(image, canvas, canvas.report(State.FAILED, error.reason))
         else:
@@ -262,7 +252,8 @@ def tiles_in_flight(cluster: Cluster) -> int | None:
     if board.coordinated() is None:
         return None
     queued = sum(len(board.plan(image).tiles) for image in board.planned())
-    jobs, results = cluster.left_in_queues()
+    jobs = NaiveQueue(board.client, board.key("jobs")).waiting()
+    results = NaiveQueue(board.client, board.key("results")).waiting()
     jobs = max(jobs - len(cluster.workers), 0)  # the STOP pills wait behind the last tile
     return queued - jobs - results - board.assembled()
 

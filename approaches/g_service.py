@@ -30,34 +30,36 @@ What changes from f:
   a lost reply, a take-over crossing the slow holder's ack) is acked, not redone.
 - threads: a worker process runs --threads worker threads, one consumer each; the kernel releases the
   GIL, so they blur in parallel.  More machines: start more worker processes anywhere.
+- names: each consumer is its pod's stable name plus its thread (worker-1.t2; a service process is named
+  by --name, by default host and process id), so a new or extra worker never takes over a live peer's
+  jobs, while a pod restarted under its old name takes back at once what its earlier life held.
 - SIGINT/SIGTERM: every thread finishes the tile it holds (result stored, acked) and the process exits;
   the jobs it never took stay in the stream for the others.
-The coordinator and the assembler are f's: images are queued whole, results wait in Redis, and an
-assembler started again carries on.  `all` mode exits when every image has a report.
+The worker loop is e's and f's (cluster/worker.py), the coordinator and the assembler are f's
+(cluster/planning.py, cluster/assembly.py): images are queued whole, results wait in Redis, and an
+assembler started again carries on.  A resumed coordinator must be given the same images (by name and
+content hash).  `all` mode exits when every image has a report.
 """
 
-import logging
 import threading
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from approaches.cluster import deployment
+from approaches.cluster import assembly, deployment
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
-from approaches.cluster.deployment import Cluster, Roles, decode_job, hand_back_later
+from approaches.cluster.deployment import Cluster, Roles
+from approaches.cluster.planning import queue_images
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import StreamQueue, pending
-from approaches.cluster.wire import TileResult
+from approaches.cluster.queues import Delivery, StreamQueue
+from approaches.cluster.wire import TileJob, TileResult
+from approaches.cluster.worker import work
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
-from approaches.f_reliable_queue import GIVE_UP_S, assembler, queue_images
-
-log = logging.getLogger(__name__)
 
 
 def run(job: Job, tracer: Tracer, *, pods: int = 1, threads: int | None = None, **options: Any) -> Outcome:
@@ -82,17 +84,26 @@ def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str, threads: int = 1,
            stop: threading.Event | None = None) -> None:
-    """Run `threads` worker threads until the run is done (or stop is set); a crash of one is the pod's."""
+    """Run `threads` worker threads, each the one worker loop with its own consumer name, until the run is
+    done (or stop is set); a crash of one is the pod's."""
     timing = Settings(**settings)
     board = Board(connect(url), run)
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     stop = stop or threading.Event()
     crashed: list[BaseException] = []
+    blur = partial(blur_tile, truncate=truncate, method=kernel)
 
     def serve(lane: str) -> None:
+        jobs = jobs_queue(board, lane, timing)
+
+        def store_and_ack(job: TileJob, block: np.ndarray, delivery: Delivery) -> None:
+            board.store_result(job.image, job.tile.id,
+                               TileResult(board.run, job.image, job.tile, job.kernel_size, block).encode(),
+                               also=lambda pipe: jobs.ack(delivery, pipe))
+            life.checkpoint("stored")  # a crash here: stored and acked already, nothing to redo
+
         try:
-            blur = partial(blur_tile, truncate=truncate, method=kernel)
-            work(life, board, jobs_queue(board, lane, timing), lane, stop, blur, timing)
+            work(life, lane, board, jobs, timing, store_and_ack, blur, skip_done=True, stop=stop)
         except BaseException as error:  # PodKilled included: the whole pod goes down with it
             crashed.append(error)
             stop.set()
@@ -108,48 +119,16 @@ def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, ke
         raise crashed[0]
 
 
-def work(life: Life, board: Board, jobs: StreamQueue, lane: str, stop: threading.Event,
-         blur: Callable[[np.ndarray, int], np.ndarray], settings: Settings) -> None:
-    """One worker thread: take a job (a new one, or one idle too long), blur it unless its result is in,
-    then store the result and ack the job in one transaction."""
-    returned = jobs.recover()
-    if returned:
-        log.info("%s: handed back %d tiles held by its earlier life", lane, returned)
-    while not stop.is_set():
-        life.checkpoint("idle")
-        delivery = jobs.next(settings.poll_s)
-        if delivery is None:
-            if board.done():
-                return
-            continue
-        life.checkpoint("popped")
-        if (job := decode_job(lane, board, jobs, delivery)) is None:
-            continue
-        if board.is_stored(job.image, job.tile.id):  # a second copy of the job, or a slow holder finished it
-            jobs.ack(delivery)
-            continue
-        name = board.plan(job.image).name
-        if settings.tile_delay_s:
-            life.sleep(settings.tile_delay_s)
-            jobs.heartbeat()
-        try:
-            life.tile_fault(name, job.tile.id)
-            with life.tracer.span(lane, "blur", name, job.tile.id):
-                block = blur(job.pixels, job.kernel_size)
-        except Exception as error:
-            hand_back_later(life, lane, jobs, delivery, f"tile {job.tile.id} of {name}", error, settings)
-            continue
-        life.checkpoint("blurred")  # a crash here: the job stays pending, is taken over, and done again
-        with life.tracer.span(lane, "send", name, job.tile.id):
-            board.store_result(job.image, job.tile.id,
-                               TileResult(board.run, job.image, job.tile, job.kernel_size, block).encode(),
-                               also=lambda pipe, delivery=delivery: jobs.ack_into(pipe, delivery))
-        life.checkpoint("stored")
+def assembler(life: Life, **options: Any) -> None:
+    """f's assembler (cluster/assembly.py), counting what is left in g's stream at the end."""
+    timing = Settings(**options["settings"])
+    assembly.assembler(life, jobs=lambda board: jobs_queue(board, life.name, timing), **options)
 
 
 def tiles_in_flight(cluster: Cluster) -> int:
     """Exactly the jobs handed out and not acked: the consumer group's pending count."""
-    return pending(cluster.board.client, cluster.board.key("jobs"))
+    return jobs_queue(cluster.board, "chaos", cluster.job.config.settings).in_flight()
 
 
-ROLES = Roles(coordinator, worker, assembler, pills=False, in_flight=tiles_in_flight, give_up_s=GIVE_UP_S)
+ROLES = Roles(coordinator, worker, assembler, pills=False, in_flight=tiles_in_flight,
+              give_up_s=assembly.GIVE_UP_S)

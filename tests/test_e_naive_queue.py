@@ -12,6 +12,7 @@ from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import NaiveQueue, dead_letters
+from approaches.cluster.worker import STOP
 from approaches.cluster.wire import ImagePlan, State, TileJob, TileResult
 from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
@@ -138,7 +139,7 @@ def test_a_worker_dead_letters_hostile_jobs_with_their_reasons_and_blurs_the_goo
     jobs = NaiveQueue(board.client, board.key("jobs"))
     good = TileJob(board.run, 0, plan.tiles[1], 3, cut(pixels, plan.tiles[1], 1))
     for body in (b"garbage", TileJob(new_run_id(), 0, good.tile, 3, good.pixels).encode(),
-                 TileJob(board.run, 5, good.tile, 3, good.pixels).encode(), good.encode(), e_naive_queue.STOP):
+                 TileJob(board.run, 5, good.tile, 3, good.pixels).encode(), good.encode(), STOP):
         jobs.put(body)
     # When a worker runs until its pill
     e_naive_queue.worker(life("worker-1"), url=memory_url, run=board.run, settings=Settings().plain(),
@@ -202,6 +203,6 @@ def two_tiles(board: Board) -> tuple[ImagePlan, np.ndarray, NaiveQueue]:
 
 
 def make_assembler(board: Board, results: NaiveQueue, output: Path, give_up_s: float = 5.0):
-    settings = Settings(poll_s=0.01, give_up_s=give_up_s)
-    return e_naive_queue.Assembler(board, results, output, "e", 1, settings, Tracer(), "assembler", now=0.0)
+    return e_naive_queue.Assembler(board, results, output, "e", 1, Settings(poll_s=0.01), Tracer(), "assembler",
+                                   now=0.0, give_up_s=give_up_s)
 

@@ -7,7 +7,7 @@ import pytest
 
 from approaches import g_service
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import StreamQueue, pending
+from approaches.cluster.queues import StreamQueue
 from approaches.cluster.wire import State
 from approaches.core.job import Job
 from approaches.core.settings import Settings
@@ -137,8 +137,13 @@ def test_a_coordinator_killed_mid_split_and_restarted_queues_no_image_twice(tmp_
 def test_duplicate_deliveries_are_harmless_and_the_checkpoint_skips_finished_tiles(tmp_path, image_dir,
                                                                                    monkeypatch):
     # Given a producer that adds every job twice (a client retrying an XADD whose reply was lost)
-    put_all = StreamQueue.put_all
-    monkeypatch.setattr(StreamQueue, "put_all", lambda self, bodies, pipe: put_all(self, bodies + bodies, pipe))
+    put = StreamQueue.put
+
+    def put_twice(self, body, pipe=None):
+        put(self, body, pipe)
+        put(self, body, pipe)
+
+    monkeypatch.setattr(StreamQueue, "put", put_twice)
     outcome, reports, tracer = run_killing(tmp_path, image_dir, None, pods=1, threads=1)
     # Then the second copy of each job finds its tile in the done-tile checkpoint: acked, not blurred again
     assert_nothing_lost(outcome, reports)
@@ -181,7 +186,7 @@ def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp
         for pod in cluster.workers:
             pod.kill()
             assert pod.exitcode == -9
-        assert pending(cluster.board.client, cluster.board.key("jobs")) >= held >= 3
+        assert g_service.tiles_in_flight(cluster) >= held >= 3
         for pod in cluster.workers:
             pod.restart()
         outcome, reports = cluster.collect(Tracer())

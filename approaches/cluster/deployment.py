@@ -8,24 +8,20 @@ failed here, so the assembler's give-up clock can run for the others.
 """
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
-from approaches.cluster.pods import FaultHook, Life, Pod, running
-from approaches.cluster.queues import Delivery, WorkQueue
-from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob, WireError
-from approaches.core.errors import Crashed, ImageError
-from approaches.core.images import LoadedImage, load_image, output_path
+from approaches.cluster.pods import FaultHook, Pod, running
+from approaches.cluster.wire import ImageReport, State, WireError
+from approaches.core.errors import Crashed
+from approaches.core.images import output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
-from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"
@@ -95,33 +91,56 @@ class Cluster:
         self.board.mark_coordinated(len(self.job.images))
 
     def _outcome(self) -> tuple[Outcome, dict[str, ImageReport]]:
-        config, outcome, reports = self.job.config, Outcome(), self.board.reports()
+        """Each input saved or failed, from the run's summary (or, if the assembler died before it could
+        write one, from the reports still on the board); an image the run does not account for fails."""
+        config, outcome, records = self.job.config, Outcome(), self.records()
         by_name = {}
         for image, source in enumerate(self.job.images):
-            report = reports.get(image, ImageReport(State.FAILED, reason="not finished when the assembler stopped"))
+            report, shape = records.get(image, (ImageReport(State.FAILED, reason="not finished when the assembler "
+                                                            "stopped"), None))
             by_name[source.name] = report
             target = output_path(config.output_dir, self.job.letter, source.name)
-            if report.state is State.SAVED and target.exists():
-                plan = self.board.plan(image)
-                outcome.saved.append(Saved(source.name, source.path, target, plan.width, plan.height, plan.mode))
+            if report.state is State.SAVED and target.exists() and shape is not None:
+                outcome.saved.append(Saved(source.name, source.path, target, *shape))
             else:
                 reason = report.reason or f"reported saved, but {target} is missing"
                 outcome.failed.append(Failure(str(source.path), reason))
             self.job.progress()
         return outcome, by_name
 
+    def records(self) -> dict[int, tuple[ImageReport, tuple[int, int, str] | None]]:
+        """image id -> (its report, (width, height, mode) if known)."""
+        summary = self.board.summary()
+        if summary is None:
+            return {image: (report, _shape(self.board, image)) for image, report in self.board.reports().items()}
+        records = {}
+        for image, fields in summary.get("images", {}).items():
+            try:
+                report = ImageReport(State(fields["state"]), fields["expected"], fields["processed"],
+                                     fields["duplicates"], fields["reason"])
+                shape = (fields["width"], fields["height"], fields["mode"]) if "width" in fields else None
+                records[int(image)] = (report, shape)
+            except (KeyError, TypeError, ValueError):
+                continue
+        return records
+
+    def left(self) -> dict[str, int]:
+        """What was still queued when the run finished (the summary's count), or is queued now."""
+        summary = self.board.summary()
+        left = summary.get("left") if summary is not None else None
+        return left if isinstance(left, dict) else {}
+
     def tiles_in_flight(self) -> int | None:
         """Tiles taken by a worker and not yet back as a result, as the approach can tell; None: not yet known."""
         return self.roles.in_flight(self)
 
-    def left_in_queues(self) -> tuple[int, int]:
-        """(jobs, results) still queued, in lists (e, f) or a stream (g's jobs)."""
-        client = self.board.client
 
-        def length(key: str) -> int:
-            return client.xlen(key) if client.type(key) == b"stream" else client.llen(key)
-
-        return length(self.board.key("jobs")), length(self.board.key("results"))
+def _shape(board: Board, image: int) -> tuple[int, int, str] | None:
+    try:
+        plan = board.plan(image)
+    except WireError:
+        return None
+    return plan.width, plan.height, plan.mode
 
 
 @contextmanager
@@ -131,7 +150,7 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
     delete every key of the run.  Every pod gets the job's Settings (a spawned one as plain values).
     worker_pods: how many worker pods (default: config.workers); worker_settings: more for each (g's threads)."""
     config, run_id = job.config, new_run_id()
-    settings = replace(config.settings, give_up_s=config.settings.give_up(roles.give_up_s))
+    settings = config.settings
     plain = {"url": broker.url, "run": run_id, "settings": settings.plain()}
     pod = partial(Pod, process=broker.pods_are_processes, hook=hook, fault=settings.fault)
     cluster = Cluster(
@@ -147,46 +166,14 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
                                                    **(worker_settings or {})})
                  for i in range(1, (worker_pods or config.workers) + 1)],
         assembler=pod(ASSEMBLER, roles.assembler, {
-            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level}),
+            **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
+            "png_encoder": config.png_encoder, "give_up_s": roles.give_up_s}),
     )
     try:
         with running([cluster.assembler, *cluster.workers, cluster.coordinator]):
             yield cluster
     finally:
         cluster.board.delete()
-
-
-def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, kernel_size: int,
-                  tile_size: int) -> tuple[LoadedImage, ImagePlan] | None:
-    """A coordinator's first step for each image: load it, or report it failed (None) and move on."""
-    try:
-        with life.tracer.span(life.name, "load", name):
-            loaded = load_image(Path(path))
-    except ImageError as error:
-        board.report(image, ImageReport(State.FAILED, reason=error.reason))
-        return None
-    return loaded, ImagePlan(name, loaded.width, loaded.height, loaded.mode, kernel_size, tile_size)
-
-
-def decode_job(lane: str, board: Board, jobs: WorkQueue, delivery: Delivery) -> TileJob | None:
-    """A worker's first look at each delivery: its tile job, or None once a malformed one is set aside
-    (dead-lettered with why), so one bad message never stops a worker."""
-    try:
-        return TileJob.decode(delivery.body, board.run, board.plan)
-    except WireError as error:
-        log.warning("%s: rejected a job: %s", lane, error)
-        jobs.nack(delivery, str(error))
-        return None
-
-
-def hand_back_later(life: Life, lane: str, jobs: WorkQueue, delivery: Delivery, what: str, error: Exception,
-                    settings: Settings) -> None:
-    """A tile failed, and may succeed later or elsewhere: requeue it after an exponential backoff with
-    jitter, so a failing tile does not spin through the workers; the queue's delivery limit ends it."""
-    pause = settings.backoff(delivery.attempt) * random.uniform(0.5, 1.0)
-    log.warning("%s: %s failed (%s); handing it back in %.2f s", lane, what, error, pause)
-    life.sleep(pause)
-    jobs.requeue(delivery)
 
 
 def run(job: Job, tracer: Tracer, roles: Roles, **launch: Any) -> Outcome:

@@ -1,28 +1,34 @@
-"""The work queue of the cluster approaches: four verbs, whatever Redis structure is behind them.
+"""The work queue of the cluster approaches: one protocol, three Redis structures behind it.
 
-    next(timeout)        the next message as a Delivery, or None after at most `timeout` seconds
-    ack(delivery)        it is done: forget it
-    nack(delivery, why)  it is bad: set it aside with the reason on the dead-letter stream <key>:dead
-    requeue(delivery)    give it back, for this or another consumer to take again
+    put(body[, pipe])       add a message; with pipe, inside the caller's transaction
+    next(timeout)           the next message as a Delivery, or None after at most `timeout` seconds
+    ack(delivery[, pipe])   it is done: forget it; with pipe, in the same transaction as the caller's writes
+    nack(delivery, why)     it is bad: set it aside on the dead-letter stream <key>:dead with the reason
+    requeue(delivery)       give it back, for this or another consumer to take again
+    reclaim()               take back what consumers that died were holding, so it is handed out again
+    heartbeat()             a consumer busy on one message says it is still alive
+    waiting(), in_flight()  messages not handed out yet; handed out and not acked (None: not known)
 
-plus put(body) for producers and waiting() for the number not yet handed out.  The variants:
+The variants, each with its guarantee in one sentence (the class docstring's first line) and a test that
+proves exactly that sentence (tests/test_cluster_queues.py):
 
     NaiveQueue     a list, BRPOP                                   at-most-once   (approach e)
     ReliableQueue  a list, BRPOPLPUSH onto a per-consumer list     at-least-once  (approach f)
     StreamQueue    a stream read by a consumer group, XAUTOCLAIM   at-least-once  (approach g)
 
-Callers never see a Redis command, so the approaches read alike and one set of tests runs over every
-variant.  Each variant states its delivery guarantee in one sentence, and a test proves exactly that
-sentence.
+Callers never see a Redis command, so the approaches read alike (cluster/worker.py is the one worker
+loop of all three).  next() always returns within its timeout (at most MAX_BLOCK_S): a consumer must get
+control back regularly to notice that it is asked to stop, and a block longer than the client's socket
+timeout would fail on a real server (see broker.py).
 
-next() always returns within its timeout (at most MAX_BLOCK_S): a consumer must get control back
-regularly to notice that it is asked to stop, and a block longer than the client's socket timeout
-would fail on a real server (see broker.py).
-
-Dead letters go to a stream, whatever the variant: XADD needs no blocking read, so it behaves the same
-on fakeredis and a real server, and a stream keeps each reason beside its message.
+A queue trusts nothing it reads: a stream entry without a body, like any message a worker cannot decode,
+is dead-lettered with the reason, and the queue goes on.  Dead letters go to a stream, whatever the
+variant: XADD needs no blocking read, so it behaves the same on fakeredis and a real server, and a stream
+keeps each reason beside its message.  A dead letter keeps the reason, the message's size and its first
+DEAD_HEAD_BYTES (a tile's whole header, so the image it belonged to can be named), never the pixels.
 """
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -31,15 +37,18 @@ from typing import Protocol
 
 import redis
 
-from approaches.cluster.board import RUN_TTL_S
 from approaches.cluster.broker import streams_block
 
+RUN_TTL_S = 24 * 3600  # every key a run writes expires this long after its last write
 MAX_BLOCK_S = 10.0
-VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reap() hands its messages back
+VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reclaim() hands its messages back
 MAX_DELIVERIES = 5  # a message handed out this many times without an ack is dead-lettered on the next
 DEAD_LETTERS_KEPT = 1000  # the dead-letter stream is trimmed to about this many entries
+DEAD_HEAD_BYTES = 64  # what a dead letter keeps of its message: enough for a tile's header
 POLL_STEP_S = 0.005  # how often a stream reader polls where BLOCK does not wait (fakeredis)
 CLAIM_EVERY = 0.1  # of the visibility timeout: how often a stream consumer looks for messages to take over
+
+Pipe = redis.client.Pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,96 +62,104 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A message set aside: why, how large it was, its first bytes (its header, for a tile), and whether the
+    queue gave up on it (exhausted: handed out too often, or given back to a queue that never hands out twice)
+    rather than refusing it unread."""
+
     reason: str
-    body: bytes
+    head: bytes
+    size: int
+    id: str = ""
+    exhausted: bool = False
 
 
 class WorkQueue(Protocol):
+    key: str
     guarantee: str
 
-    def put(self, body: bytes) -> None: ...
+    def put(self, body: bytes, pipe: Pipe | None = None) -> None: ...
     def next(self, timeout: float) -> Delivery | None: ...
-    def ack(self, delivery: Delivery) -> None: ...
-    def nack(self, delivery: Delivery, reason: str) -> None: ...
+    def ack(self, delivery: Delivery, pipe: Pipe | None = None) -> None: ...
+    def nack(self, delivery: Delivery, reason: str, *, exhausted: bool = False) -> None: ...
     def requeue(self, delivery: Delivery) -> None: ...
+    def reclaim(self) -> int: ...
+    def heartbeat(self) -> None: ...
     def waiting(self) -> int: ...
+    def in_flight(self) -> int | None: ...
 
 
-class _ListQueue:
-    """A Redis list that producers LPUSH onto: what both variants share."""
+class NaiveQueue:
+    """At-most-once: BRPOP removes a message from Redis as it hands it out, so a consumer that dies holding it loses it.
+
+    A Redis list: put is LPUSH and next is BRPOP, so messages come out in the order they went in.  It
+    keeps no record of what it handed out, so there is nothing to reclaim, in flight is not known, and a
+    message given back is dead-lettered rather than handed out a second time.
+    Why BRPOP and not BLMOVE: fakeredis's BLMOVE returns at once instead of blocking, and this queue keeps
+    no copy of what it hands out anyway (approach f's reliable queue does).
+    """
+
+    guarantee = "at-most-once"
 
     def __init__(self, client: redis.Redis, key: str) -> None:
         self.client, self.key = client, key
 
-    def put(self, body: bytes) -> None:
-        self.client.pipeline(transaction=False).lpush(self.key, body).expire(self.key, RUN_TTL_S).execute()
-
-    def waiting(self) -> int:
-        return self.client.llen(self.key)
-
-
-class NaiveQueue(_ListQueue):
-    """At-most-once: BRPOP removes a message from Redis as it hands it out, so a consumer that dies holding it loses it.
-
-    A Redis list: put is LPUSH and next is BRPOP, so messages come out in the order they went in.
-    Why BRPOP and not BLMOVE: fakeredis's BLMOVE returns at once instead of blocking, and this queue
-    keeps no copy of what it hands out anyway (approach f's reliable queue does).
-    """
-
-    guarantee = "at-most-once"
+    def put(self, body: bytes, pipe: Pipe | None = None) -> None:
+        _in(self.client, pipe, lambda p: p.lpush(self.key, body).expire(self.key, RUN_TTL_S))
 
     def next(self, timeout: float) -> Delivery | None:
         popped = self.client.brpop([self.key], _block(timeout))
         return None if popped is None else Delivery(popped[1])
 
-    def ack(self, delivery: Delivery) -> None:
+    def ack(self, delivery: Delivery, pipe: Pipe | None = None) -> None:
         """Nothing to do: the message left Redis when it was handed out.  That is the whole problem."""
 
-    def nack(self, delivery: Delivery, reason: str) -> None:
-        dead_letter(self.client, self.key, delivery.body, reason)
+    def nack(self, delivery: Delivery, reason: str, *, exhausted: bool = False) -> None:
+        dead_letter(self.client, self.key, delivery.body, reason, exhausted=exhausted)
 
     def requeue(self, delivery: Delivery) -> None:
-        """Back at the end BRPOP takes from: it is the next message handed out."""
-        self.client.rpush(self.key, delivery.body)
+        """At-most-once hands nothing out twice: a message given back is set aside, with that reason."""
+        self.nack(delivery, "given back, and an at-most-once queue hands nothing out twice", exhausted=True)
+
+    def reclaim(self) -> int:
+        """Nothing to take back: a dead consumer's message left Redis with it."""
+        return 0
+
+    def heartbeat(self) -> None:
+        """Nobody watches a naive consumer."""
+
+    def waiting(self) -> int:
+        return self.client.llen(self.key)
+
+    def in_flight(self) -> None:
+        """Not known: nothing records what was handed out."""
+        return None
 
 
-class ReliableQueue(_ListQueue):
+class ReliableQueue:
     """At-least-once: a message stays in Redis, on its consumer's processing list, until that consumer acks it.
 
     next() is BRPOPLPUSH from the queue onto <key>:processing:<consumer>, one atomic step, so there is no
     moment at which a message is in neither place.  Each consumer keeps a heartbeat key that expires
-    visibility_s after its last sign of life; reap() returns the messages of consumers whose heartbeat
-    has expired to the queue, for others to take.  A consumer that was only slow may still deliver its
-    result afterwards, so the same work can be done twice: whoever consumes results must de-duplicate.
-    A message handed out max_deliveries times without an ack is dead-lettered on the next, so one that
-    crashes every worker cannot cycle forever.
-
-    Why BRPOPLPUSH and not its successor BLMOVE: fakeredis's BLMOVE returns at once instead of blocking.
-    Identical bodies count as one message for the delivery count: they are the same work.
+    visibility_s after its last sign of life; reclaim() returns to the queue what an earlier life of this
+    consumer held (a restarted pod comes back under its old name), and the messages of every consumer whose
+    heartbeat has expired.  A consumer that was only slow may still deliver its result afterwards, so the
+    same work can be done twice: whoever consumes results must de-duplicate.  A message handed out
+    max_deliveries times without an ack is dead-lettered on the next, so one that crashes every worker
+    cannot cycle forever.  Identical bodies count as one message for the delivery count: they are the same
+    work.  Why BRPOPLPUSH and not its successor BLMOVE: fakeredis's BLMOVE returns at once instead of blocking.
     """
 
     guarantee = "at-least-once"
 
     def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
                  visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
-        super().__init__(client, key)
+        self.client, self.key = client, key
         self.consumer = consumer or secrets.token_hex(4)
-        self.processing = f"{key}:processing:{self.consumer}"
+        self.processing = _processing(key, self.consumer)
         self.visibility_s, self.max_deliveries = visibility_s, max_deliveries
 
-    def put_all(self, bodies: list[bytes], pipe: redis.client.Pipeline) -> None:
-        """Queue the messages as part of pipe, a transaction the caller executes (with the image's plan)."""
-        pipe.lpush(self.key, *bodies).expire(self.key, RUN_TTL_S)
-
-    def recover(self) -> int:
-        """Return what an earlier life of this consumer held, unacked, to the queue, to be handed out next;
-        how many.  A restarted pod comes back under its old name, and its own fresh heartbeat would keep
-        reap() away from those messages forever.  LMOVE moves one message atomically, so a crash midway
-        loses nothing."""
-        returned = 0
-        while self.client.lmove(self.processing, self.key, "RIGHT", "RIGHT") is not None:
-            returned += 1
-        return returned
+    def put(self, body: bytes, pipe: Pipe | None = None) -> None:
+        _in(self.client, pipe, lambda p: p.lpush(self.key, body).expire(self.key, RUN_TTL_S))
 
     def next(self, timeout: float) -> Delivery | None:
         """The next message, now on this consumer's processing list; None after the timeout, or when the
@@ -156,19 +173,19 @@ class ReliableQueue(_ListQueue):
                          .expire(counts, RUN_TTL_S).expire(self.processing, RUN_TTL_S).execute())
         delivery = Delivery(body, receipt=body, attempt=delivered)
         if delivered > self.max_deliveries:
-            self.nack(delivery, f"handed out {delivered - 1} times without an ack")
+            self.nack(delivery, f"handed out {delivered - 1} times without an ack", exhausted=True)
             return None
         return delivery
 
-    def ack(self, delivery: Delivery) -> None:
-        """Forget it.  Harmless when reap() has handed it back meanwhile: it is no longer on our list."""
-        (self.client.pipeline(transaction=True).lrem(self.processing, 1, delivery.receipt)
-         .hdel(f"{self.key}:deliveries", _digest(delivery.body)).execute())
+    def ack(self, delivery: Delivery, pipe: Pipe | None = None) -> None:
+        """Forget it.  Harmless when reclaim() has handed it back meanwhile: it is no longer on our list."""
+        _in(self.client, pipe, lambda p: p.lrem(self.processing, 1, delivery.receipt)
+            .hdel(f"{self.key}:deliveries", _digest(delivery.body)), transaction=True)
 
-    def nack(self, delivery: Delivery, reason: str) -> None:
+    def nack(self, delivery: Delivery, reason: str, *, exhausted: bool = False) -> None:
         """Onto the dead-letter stream and off our list, in one transaction: never both, never neither."""
         pipe = self.client.pipeline(transaction=True)
-        _dead_letter_into(pipe, self.key, delivery.body, reason)
+        _dead_letter_into(pipe, self.key, delivery.body, reason, exhausted)
         pipe.lrem(self.processing, 1, delivery.receipt or delivery.body).execute()
 
     def requeue(self, delivery: Delivery) -> None:
@@ -176,16 +193,42 @@ class ReliableQueue(_ListQueue):
         (self.client.pipeline(transaction=True).lrem(self.processing, 1, delivery.receipt)
          .rpush(self.key, delivery.body).execute())
 
+    def reclaim(self) -> int:
+        """Hand back, to be handed out next, what an earlier life of this consumer held and what every
+        consumer whose heartbeat expired holds; how many.  Several consumers may reclaim at once: LMOVE moves
+        each message atomically, so each is moved by exactly one of them, and a crash midway loses nothing."""
+        returned = self._return(self.consumer)
+        for consumer in self.client.smembers(f"{self.key}:consumers"):
+            name = consumer.decode(errors="replace")
+            if name != self.consumer and not self.client.exists(f"{self.key}:alive:{name}"):
+                returned += self._return(name)
+                self.client.srem(f"{self.key}:consumers", consumer)
+        return returned
+
     def heartbeat(self) -> None:
-        """Say this consumer is alive for another visibility_s; a worker busy on one message calls it as it goes."""
+        """Say this consumer is alive for another visibility_s."""
         consumers = f"{self.key}:consumers"
         (self.client.pipeline(transaction=False).set(f"{self.key}:alive:{self.consumer}", 1,
-                                                     px=int(self.visibility_s * 1000))
+                                                     px=max(1, int(self.visibility_s * 1000)))
          .sadd(consumers, self.consumer).expire(consumers, RUN_TTL_S).execute())
 
+    def waiting(self) -> int:
+        return self.client.llen(self.key)
+
     def in_flight(self) -> int:
+        """Messages on the processing lists of every consumer that has said it exists."""
+        return sum(self.client.llen(_processing(self.key, consumer.decode(errors="replace")))
+                   for consumer in self.client.smembers(f"{self.key}:consumers"))
+
+    def held(self) -> int:
         """Messages this consumer holds and has not acked."""
         return self.client.llen(self.processing)
+
+    def _return(self, consumer: str) -> int:
+        returned, processing = 0, _processing(self.key, consumer)
+        while self.client.lmove(processing, self.key, "RIGHT", "RIGHT") is not None:
+            returned += 1
+        return returned
 
 
 class StreamQueue:
@@ -198,14 +241,12 @@ class StreamQueue:
     next() first takes over a message that has sat unacked for visibility_s (XAUTOCLAIM: its consumer
     is presumed dead) and returns it, so claimed work is done, not just moved; only then does it read a
     new one.  Having found none to take over, a consumer looks again only after CLAIM_EVERY of the
-    visibility timeout (or at once after its own requeue), which keeps that extra round trip off most
-    tiles: a message claimable for a moment longer changes nothing.
-    The group counts deliveries itself: a message handed out max_deliveries times without an ack is
-    dead-lettered on the next, with XADD to the dead-letter stream and XACK in one transaction.
-    A consumer that is only slow may still ack afterwards; that ack is valid, as the work is done (it
-    stores its result before acking), and the claimer's own ack then does nothing.
-
-    Acked messages are deleted from the stream (XDEL), so Redis holds only work not done yet.
+    visibility timeout (or at once after a requeue or reclaim), which keeps that extra round trip off most
+    tiles.  The group counts deliveries itself: a message handed out max_deliveries times without an ack is
+    dead-lettered on the next, with XADD to the dead-letter stream and XACK in one transaction.  A consumer
+    that is only slow may still ack afterwards; that ack is valid, as the work is done (it stores its
+    result before or with its ack), and the claimer's own ack then does nothing.  Acked messages are deleted
+    from the stream (XDEL), so Redis holds only work not done yet.
     """
 
     guarantee = "at-least-once"
@@ -226,22 +267,20 @@ class StreamQueue:
             if "BUSYGROUP" not in str(error):
                 raise
 
-    def put(self, body: bytes) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        self.put_all([body], pipe)
-        pipe.execute()
-
-    def put_all(self, bodies: list[bytes], pipe: redis.client.Pipeline) -> None:
-        """Queue the messages as part of pipe, a transaction the caller executes (with the image's plan)."""
-        for body in bodies:
-            pipe.xadd(self.key, {"body": body})
-        pipe.expire(self.key, RUN_TTL_S)
-
-    def waiting(self) -> int:
-        """Messages not handed out yet: acked ones are deleted, so every other entry is pending."""
-        return self.client.xlen(self.key) - pending(self.client, self.key)
+    def put(self, body: bytes, pipe: Pipe | None = None) -> None:
+        _in(self.client, pipe, lambda p: p.xadd(self.key, {"body": body}).expire(self.key, RUN_TTL_S))
 
     def next(self, timeout: float) -> Delivery | None:
+        """The next message: one left idle too long by its consumer, or a new one; None after the timeout,
+        or at once if the stream is gone (a finished run deletes it: the caller then sees the run done)."""
+        try:
+            return self._next(timeout)
+        except redis.ResponseError as error:
+            if "NOGROUP" in str(error) or "requires the key to exist" in str(error):
+                return None
+            raise
+
+    def _next(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + _block(timeout)
         while True:
             if time.monotonic() >= self._claim_at:
@@ -252,29 +291,26 @@ class StreamQueue:
             read = self.client.xreadgroup(self.GROUP, self.consumer, {self.key: ">"}, count=1, block=block)
             if read and read[0][1]:
                 entry, fields = read[0][1][0]
-                return self._handed(Delivery(fields[b"body"], receipt=entry, attempt=1))
+                if (delivery := self._handed(entry, fields, attempt=1)) is not None:
+                    return delivery
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._blocks:
                 return None
             time.sleep(min(POLL_STEP_S, remaining))  # fakeredis: poll in short steps, see streams_block
 
-    def ack(self, delivery: Delivery) -> None:
-        """Forget it, and delete it from the stream."""
-        pipe = self.client.pipeline(transaction=True)
-        self.ack_into(pipe, delivery)
-        pipe.execute()
-
-    def ack_into(self, pipe: redis.client.Pipeline, delivery: Delivery) -> None:
-        """Ack as part of pipe: a worker acks in the same transaction that stores its result."""
-        pipe.xack(self.key, self.GROUP, delivery.receipt).xdel(self.key, delivery.receipt)
+    def ack(self, delivery: Delivery, pipe: Pipe | None = None) -> None:
+        """Forget it, and delete it from the stream (with pipe: as part of the caller's transaction)."""
+        _in(self.client, pipe, lambda p: p.xack(self.key, self.GROUP, delivery.receipt)
+            .xdel(self.key, delivery.receipt), transaction=True)
         self._held.discard(delivery.receipt)
 
-    def nack(self, delivery: Delivery, reason: str) -> None:
+    def nack(self, delivery: Delivery, reason: str, *, exhausted: bool = False) -> None:
         """Onto the dead-letter stream and acked, in one transaction: never both, never neither."""
         pipe = self.client.pipeline(transaction=True)
-        _dead_letter_into(pipe, self.key, delivery.body, reason)
+        _dead_letter_into(pipe, self.key, delivery.body, reason, exhausted)
         if delivery.receipt is not None:
-            self.ack_into(pipe, delivery)
+            self.ack(delivery, pipe)
         pipe.execute()
 
     def requeue(self, delivery: Delivery) -> None:
@@ -285,26 +321,39 @@ class StreamQueue:
         self._held.discard(delivery.receipt)
         self._claim_at = 0.0  # take it over at the next next(), before anything new
 
-    def recover(self) -> int:
+    def reclaim(self) -> int:
         """Make what an earlier life of this consumer held claimable at once; how many.  A restarted
-        instance comes back under its old name, and its messages would otherwise wait out visibility_s."""
+        instance comes back under its old name, and its messages would otherwise wait out visibility_s.
+        Other consumers' messages need no reaper: next() takes over any left idle for visibility_s."""
         mine = self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer)
-        for pending in mine:
-            self.requeue(Delivery(b"", receipt=pending["message_id"]))
+        mine = [pending["message_id"] for pending in mine if pending["message_id"] not in self._held]
+        for receipt in mine:
+            self.requeue(Delivery(b"", receipt=receipt))
         return len(mine)
 
     def heartbeat(self) -> None:
-        """Reset the idle time of what this consumer holds: a worker busy on one message calls it as it goes."""
+        """Reset the idle time of what this consumer holds."""
         if self._held:
-            self.client.xclaim(self.key, self.GROUP, self.consumer, 0, list(self._held), justid=True)
+            with contextlib.suppress(redis.ResponseError):  # the stream is gone: nothing to keep
+                self.client.xclaim(self.key, self.GROUP, self.consumer, 0, list(self._held), justid=True)
+
+    def waiting(self) -> int:
+        """Messages not handed out yet: acked ones are deleted, so every other entry is pending."""
+        return self.client.xlen(self.key) - self.in_flight()
 
     def in_flight(self) -> int:
+        """Messages handed out and not acked, over all consumers: the group's pending count."""
+        if not self.client.exists(self.key):
+            return 0
+        return int(self.client.xpending(self.key, self.GROUP)["pending"])
+
+    def held(self) -> int:
         """Messages this consumer holds and has not acked."""
         return len(self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer))
 
     def _claim_stale(self) -> Delivery | None:
-        """A message idle for visibility_s, now ours; None if there is none.  One handed out too often
-        is dead-lettered instead, and the next one is looked at."""
+        """A message idle for visibility_s, now ours; None if there is none.  One handed out too often,
+        or without a body, is dead-lettered instead, and the next one is looked at."""
         while True:
             _, claimed, *_ = self.client.xautoclaim(self.key, self.GROUP, self.consumer,
                                                     int(self.visibility_s * 1000), "0-0", count=1)
@@ -314,52 +363,65 @@ class StreamQueue:
             still = self.client.xpending_range(self.key, self.GROUP, entry, entry, 1)
             if not fields or not still:  # deleted or acked meanwhile, by the slow holder it was taken from
                 continue
-            delivery = self._handed(Delivery(fields[b"body"], receipt=entry, attempt=still[0]["times_delivered"]))
+            delivery = self._handed(entry, fields, attempt=still[0]["times_delivered"])
+            if delivery is None:
+                continue
             if delivery.attempt <= self.max_deliveries:
                 return delivery
-            self.nack(delivery, f"handed out {delivery.attempt - 1} times without an ack")
+            self.nack(delivery, f"handed out {delivery.attempt - 1} times without an ack", exhausted=True)
 
-    def _handed(self, delivery: Delivery) -> Delivery:
-        self._held.add(delivery.receipt)
-        return delivery
-
-
-def pending(client: redis.Redis, key: str) -> int:
-    """Messages of the stream queue at key handed out and not acked, over all consumers."""
-    return int(client.xpending(key, StreamQueue.GROUP)["pending"]) if client.exists(key) else 0
-
-
-def reap(client: redis.Redis, key: str) -> int:
-    """Hand the messages of every consumer whose heartbeat expired back to the queue at key, to be handed
-    out next (they are the oldest work); how many.  Several reapers may run at once: each message is
-    moved by exactly one of them.
-    """
-    returned = 0
-    for consumer in client.smembers(f"{key}:consumers"):
-        name = consumer.decode()
-        if client.exists(f"{key}:alive:{name}"):
-            continue
-        returned += ReliableQueue(client, key, name).recover()
-        client.srem(f"{key}:consumers", consumer)
-    return returned
+    def _handed(self, entry: bytes, fields: dict, attempt: int) -> Delivery | None:
+        """The delivery of an entry now held by this consumer; None (and dead-lettered) if it has no body."""
+        body = fields.get(b"body")
+        if body is None or set(fields) != {b"body"}:
+            shown = b"; ".join(key + b"=" + value[:16] for key, value in fields.items())
+            self.nack(Delivery(shown, receipt=entry), f"a stream entry needs exactly one field, body; got "
+                      f"{sorted(key.decode(errors='replace') for key in fields)}")
+            return None
+        self._held.add(entry)
+        return Delivery(body, receipt=entry, attempt=attempt)
 
 
-def dead_letter(client: redis.Redis, key: str, body: bytes, reason: str) -> None:
+def dead_letter(client: redis.Redis, key: str, body: bytes, reason: str, *, exhausted: bool = False) -> None:
+    """Set body aside on <key>:dead with the reason (see the module docstring for what is kept)."""
     pipe = client.pipeline(transaction=False)
-    _dead_letter_into(pipe, key, body, reason)
+    _dead_letter_into(pipe, key, body, reason, exhausted)
     pipe.execute()
 
 
-def _dead_letter_into(pipe: redis.client.Pipeline, key: str, body: bytes, reason: str) -> None:
+def dead_letters(client: redis.Redis, key: str) -> list[DeadLetter]:
+    """The messages set aside from the queue at key, oldest first; an entry that is not a dead letter
+    (written there by someone else) is read as one whose reason says so, never a crash."""
+    letters = []
+    for entry, fields in client.xrange(f"{key}:dead"):
+        reason, head, size = fields.get(b"reason"), fields.get(b"head"), fields.get(b"size", b"")
+        ident = entry.decode(errors="replace")
+        if reason is None or head is None or not size.isdigit():
+            names = sorted(name.decode(errors="replace")[:32] for name in fields)
+            letters.append(DeadLetter(f"malformed dead letter with fields {names}", b"", 0, ident))
+        else:
+            letters.append(DeadLetter(reason.decode(errors="replace"), head, int(size), ident,
+                                      fields.get(b"exhausted") == b"1"))
+    return letters
+
+
+def _dead_letter_into(pipe: Pipe, key: str, body: bytes, reason: str, exhausted: bool = False) -> None:
     dead = f"{key}:dead"
-    pipe.xadd(dead, {"reason": reason, "body": body}, maxlen=DEAD_LETTERS_KEPT, approximate=True)
+    pipe.xadd(dead, {"reason": reason, "size": len(body), "head": body[:DEAD_HEAD_BYTES],
+                     "exhausted": int(exhausted)}, maxlen=DEAD_LETTERS_KEPT, approximate=True)
     pipe.expire(dead, RUN_TTL_S)
 
 
-def dead_letters(client: redis.Redis, key: str) -> list[DeadLetter]:
-    """The messages set aside from the queue at key, oldest first."""
-    return [DeadLetter(fields[b"reason"].decode(errors="replace"), fields[b"body"])
-            for _, fields in client.xrange(f"{key}:dead")]
+def _in(client: redis.Redis, pipe: Pipe | None, writes, transaction: bool = False) -> None:
+    """Queue writes(pipe) into the caller's pipe, or run them at once in a pipeline of their own."""
+    if pipe is not None:
+        writes(pipe)
+    else:
+        writes(client.pipeline(transaction=transaction)).execute()
+
+
+def _processing(key: str, consumer: str) -> str:
+    return f"{key}:processing:{consumer}"
 
 
 def _digest(body: bytes) -> bytes:

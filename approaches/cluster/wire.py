@@ -220,6 +220,17 @@ def _decode(kind: Kind, body: bytes, run: str,
     return image, tile, plan, np.frombuffer(pixels, np.uint8).reshape(shape).copy()
 
 
+def peek(head: bytes, run: str) -> tuple[Kind, int, int] | None:
+    """(kind, image id, tile id) from the first bytes of a message of this run, or None if they are not a
+    tile header: what a dead letter, which keeps only those bytes, says about the tile it was."""
+    if len(head) < HEADER.size:
+        return None
+    magic, version, kind, got_run, image, tile, *_ = HEADER.unpack_from(head)
+    if magic != MAGIC or version != VERSION or kind not in set(Kind) or got_run.hex() != run:
+        return None
+    return Kind(kind), image, tile
+
+
 def _json_object(data: bytes, what: str, types: dict[str, type]) -> dict:
     """A JSON object with exactly these keys and value types (bool is not an int here)."""
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from approaches.core.errors import ConfigError
 from approaches.core.kernel import KERNELS, validate_kernel_size
+from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
 from approaches.core.settings import Settings
 from approaches.core.urls import DEFAULT_URL, check_url
 
@@ -38,6 +39,7 @@ class RunConfig:
     tile_size: int = 256
     workers: int = 1
     png_level: int = 1
+    png_encoder: str = DEFAULT_ENCODER  # one of core.png.PNG_ENCODERS (fpng falls back to Pillow where missing)
     repeat: int = 1
     truncate: bool = False
     kernel: str = "separable"  # one of kernel.KERNELS: "direct" makes a run compute-bound
@@ -65,6 +67,8 @@ class RunConfig:
         _check_range("--workers", self.workers, 1, WORKERS_PER_CORE * cores,
                      f" ({WORKERS_PER_CORE} per core on the {cores} cores present)")
         _check_range("--png-level", self.png_level, 0, 9)
+        if self.png_encoder not in PNG_ENCODERS:
+            raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("--repeat", self.repeat, 1, 1000)
         check_url(self.broker)
 

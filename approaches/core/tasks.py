@@ -104,9 +104,9 @@ class Assembly:
     def failure(self) -> Failure:
         return Failure(str(self.source.path), str(self.error))
 
-    def save(self, output_dir: Path, letter: str, png_level: int) -> Saved:
+    def save(self, output_dir: Path, letter: str, png_level: int, encoder: str) -> Saved:
         """Write the canvas to <output_dir>/<letter>/<name>_blurred.png (raises ImageError)."""
         target = output_path(output_dir, letter, self.source.name)
-        save_image(self.canvas, target, png_level)
+        save_image(self.canvas, target, png_level, encoder=encoder)
         height, width = self.canvas.shape[:2]
         return Saved(self.source.name, self.source.path, target, width, height, self.mode)

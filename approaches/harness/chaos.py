@@ -112,8 +112,8 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         say(f"waiting for the assembler to finish or give up "
             f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
         _, reports = cluster.collect(Tracer())
-        jobs, results = cluster.left_in_queues()
-    say(f"left in the queues: jobs={jobs} results={results}")
+        left = cluster.left()
+    say(f"left in the queues: jobs={left.get('jobs', 0)} results={left.get('results', 0)}")
     return _summary(job, letter, scenario, held, reports, say)
 
 

@@ -7,14 +7,18 @@ copies, on as many machines, as a reader likes (docs/deploy/ has containers for 
     blur-suite service --mode worker      --broker redis://host:6379/0 --run <id> --threads 8
     blur-suite service --mode assembler   --broker redis://host:6379/0 --run <id> --output out/
     blur-suite service --mode all --input photos/ --output out/     (everything, in one process)
+    blur-suite service --status <id> --broker redis://host:6379/0     (what a run holds, live or finished)
+    blur-suite service --clean [<id>] --broker redis://host:6379/0    (delete a run's keys, or every run's)
 
 SIGINT and SIGTERM make every role finish what it holds and exit; a run can be carried on later.
 """
 
 import argparse
 import logging
+import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,17 +27,19 @@ from pathlib import Path
 
 import redis
 
+from approaches.cluster.assembly import GIVE_UP_S
 from approaches.cluster.board import Board, new_run_id
-from approaches.cluster.broker import connect, open_broker
+from approaches.cluster.broker import check_reachable, connect, open_broker
 from approaches.cluster.pods import Life
+from approaches.cluster.queues import StreamQueue
 from approaches.cluster.wire import RUN_ID_BYTES, State
-from approaches.core.config import RunConfig, cores_present
+from approaches.core.config import WORKERS_PER_CORE, RunConfig, cores_present
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
 from approaches.core.kernel import KERNELS
+from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.urls import redact
-from approaches.f_reliable_queue import GIVE_UP_S
 from approaches.g_service import assembler, coordinator, worker
 
 MODES = ("coordinator", "worker", "assembler", "all")
@@ -46,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())  # finish the tile in hand, then exit
     try:
+        if args.status or args.clean:
+            return _inspect(args)
         return _serve(args, stop)
     except (BlurSuiteError, redis.RedisError) as error:
         print(f"blur-suite service: error: {error}", file=sys.stderr)
@@ -64,7 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         help="redis://host:port/db of the shared server; with --mode all also memory:// or embedded:// "
              "(default: embedded://, a Valkey server started here)")
     add("--run", metavar="ID", help="the run to work on (printed by the coordinator; required for worker and "
-        "assembler)")
+        "assembler; a coordinator given one carries that run on, with the same --input)")
+    add("--name", default=f"{socket.gethostname()}-{os.getpid()}", metavar="NAME",
+        help="this worker's stable name: a worker started again under the same name takes back at once the tiles "
+        "its earlier life held, and no two live workers may share one (default: host-pid, new each start)")
     add("--threads", type=int, default=cores_present(), metavar="N",
         help=f"worker threads in this process (default: cores present, {cores_present()})")
     add("--input", type=Path, default=Path("data/input"), metavar="DIR", help="folder of images (coordinator)")
@@ -72,26 +83,40 @@ def _parser() -> argparse.ArgumentParser:
         help="outputs go to DIR/g/ (assembler)")
     add("--kernel-size", type=int, default=21, metavar="K", help="odd Gaussian size (default 21)")
     add("--tile-size", type=int, default=256, metavar="PX", help="tile edge in pixels (default 256)")
-    add("--png-level", type=int, default=1, metavar="0-9", help="PNG compression level (default 1)")
+    add("--png-level", type=int, default=1, metavar="0-9", help="Pillow's PNG compression level (default 1)")
+    add("--png-encoder", choices=PNG_ENCODERS, default=DEFAULT_ENCODER,
+        help=f"PNG writer for RGB/RGBA outputs (default {DEFAULT_ENCODER}; L/LA images always use Pillow)")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
     add("--kernel", choices=KERNELS, default="separable", help="the Gaussian computed separably (default) or "
         "directly in 2-D (K*K taps per pixel)")
     add("--give-up", type=float, default=GIVE_UP_S, metavar="S",
         help=f"the assembler reports an image incomplete after S seconds without progress (default {GIVE_UP_S:g})")
+    add("--status", metavar="ID", help="print what run ID holds on the broker (live or finished) and exit")
+    add("--clean", nargs="?", const="all", metavar="ID",
+        help="delete run ID's keys from the broker (every run's, without ID) and exit")
     return parser
 
 
-def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+def _check(args: argparse.Namespace) -> None:
     RunConfig(kernel_size=args.kernel_size, tile_size=args.tile_size, png_level=args.png_level,
               broker=args.broker)  # the same checks, and messages, as run_all.py
-    if not 1 <= args.threads <= 1024:
-        raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
-    if args.run is not None and not re.fullmatch(f"[0-9a-f]{{{2 * RUN_ID_BYTES}}}", args.run):
-        raise ConfigError(f"--run: {args.run!r} is not a run id; give the {2 * RUN_ID_BYTES} hex digits the "
-                          "coordinator printed")
-    if args.mode != "all" and not args.broker.startswith(("redis", "unix")):
-        raise ConfigError(f"--mode {args.mode} shares its broker with other processes: give a redis:// URL "
-                          "(memory:// and embedded:// live inside one process; use --mode all for those)")
+    if not 1 <= args.threads <= WORKERS_PER_CORE * cores_present():
+        raise ConfigError(f"--threads must be between 1 and {WORKERS_PER_CORE * cores_present()}, got {args.threads}")
+    for flag in ("run", "status", "clean"):
+        value = getattr(args, flag)
+        if value is not None and value != "all" and not re.fullmatch(f"[0-9a-f]{{{2 * RUN_ID_BYTES}}}", value):
+            raise ConfigError(f"--{flag}: {value!r} is not a run id; give the {2 * RUN_ID_BYTES} hex digits the "
+                              "coordinator printed")
+    if not re.fullmatch(r"[\w.@-]{1,64}", args.name):
+        raise ConfigError(f"--name: {args.name!r} must be 1-64 letters, digits or . @ _ -")
+    shared = args.mode != "all" or args.status or args.clean
+    if shared and not args.broker.startswith(("redis", "unix")):
+        raise ConfigError("this shares its broker with other processes: give a redis:// URL (memory:// and "
+                          "embedded:// live inside one process; use --mode all for those)")
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    _check(args)
     if args.mode in ("worker", "assembler") and not args.run:
         raise ConfigError(f"--mode {args.mode} needs --run, the id the coordinator printed")
     images = []
@@ -103,22 +128,22 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     if args.mode == "coordinator":
         print(f"run {run_id}: queuing {len(images)} images; start workers and an assembler with --run {run_id}")
     settings = Settings(give_up_s=args.give_up).plain()
+    encoder = resolve_encoder(args.png_encoder)
     with open_broker(args.broker) as broker:
-        url, lives = broker.url, {}
+        url = broker.url
 
         def life(name: str) -> Life:
-            lives[name] = Life(name, time.perf_counter(), None, None)
-            return lives[name]
+            return Life(name, time.perf_counter(), None, None)
 
         roles = {
             "coordinator": lambda: coordinator(life("coordinator"), url=url, run=run_id, settings=settings,
                                                images=images, kernel_size=args.kernel_size, tile_size=args.tile_size,
                                                stop=stop),
-            "worker": lambda: worker(life("worker"), url=url, run=run_id, settings=settings, truncate=args.truncate,
-                                     kernel=args.kernel, threads=args.threads, stop=stop),
+            "worker": lambda: worker(life(f"worker-{args.name}"), url=url, run=run_id, settings=settings,
+                                     truncate=args.truncate, kernel=args.kernel, threads=args.threads, stop=stop),
             "assembler": lambda: assembler(life("assembler"), url=url, run=run_id, settings=settings,
                                            output_dir=str(args.output), letter="g", png_level=args.png_level,
-                                           stop=stop),
+                                           png_encoder=encoder, give_up_s=args.give_up, stop=stop),
         }
         if args.mode != "all":
             roles[args.mode]()
@@ -139,14 +164,48 @@ def _finish(mode: str, board: Board, shown: str, stop: threading.Event) -> int:
         return 130
     if mode in ("coordinator", "worker"):
         return 0
-    reports = board.reports()
-    for image in sorted(reports):
-        report = reports[image]
-        name = board.plan(image).name if image in board.planned() else f"image {image}"
-        print(f"{name}: {report.state.value}{': ' + report.reason if report.reason else ''}")
-    saved = sum(report.state is State.SAVED for report in reports.values())
-    print(f"run {board.run} on {redact(shown)}: {saved} of {len(reports)} images saved")
-    return 0 if saved == len(reports) else 1
+    images = (board.summary() or {}).get("images", {})
+    for image, fields in sorted(images.items(), key=lambda item: int(item[0])):
+        reason = fields.get("reason")
+        print(f"{fields.get('name', f'image {image}')}: {fields.get('state')}{': ' + reason if reason else ''}")
+    saved = sum(fields.get("state") == State.SAVED.value for fields in images.values())
+    print(f"run {board.run} on {redact(shown)}: {saved} of {len(images)} images saved")
+    return 0 if saved == len(images) else 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """--status ID or --clean [ID]: read or delete what runs hold on a shared broker."""
+    _check(args)
+    check_reachable(args.broker)
+    client = connect(args.broker)
+    if args.clean:
+        runs = _runs(client) if args.clean == "all" else [args.clean]
+        for run in runs:
+            Board(client, run).delete()
+        print(f"deleted the keys of {len(runs)} run(s) on {redact(args.broker)}")
+        return 0
+    board = Board(client, args.status)
+    keys = sorted(key.decode(errors="replace") for key in client.scan_iter(match=f"blur:{board.run}:*", count=1000))
+    if not keys:
+        print(f"run {board.run}: nothing on {redact(args.broker)} (never started, cleaned, or expired)")
+        return 1
+    summary = board.summary()
+    if summary is not None:
+        states = [fields.get("state") for fields in summary.get("images", {}).values()]
+        print(f"run {board.run}: finished; {states.count('saved')} of {len(states)} images saved, "
+              f"{len(summary.get('dead_letters', []))} dead letters")
+    else:
+        queue = StreamQueue(client, board.key("jobs"), "status")
+        print(f"run {board.run}: live; {len(board.planned())} images planned, {board.finished()} finished, "
+              f"{queue.waiting()} tiles waiting, {queue.in_flight()} in flight")
+    size = sum(client.memory_usage(key) or 0 for key in keys)
+    print(f"{len(keys)} keys, {size / 1024:.1f} KiB: {', '.join(key.rpartition(board.run + ':')[2] for key in keys)}")
+    return 0
+
+
+def _runs(client: redis.Redis) -> list[str]:
+    return sorted({key.decode(errors="replace").split(":")[1] for key in client.scan_iter(match="blur:*", count=1000)
+                   if re.fullmatch(rb"blur:[0-9a-f]{16}:.*", key)})
 
 
 if __name__ == "__main__":

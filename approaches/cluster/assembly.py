@@ -1,0 +1,186 @@
+"""The assembler of f and g: it saves each image once all its results are in Redis, and remembers nothing.
+
+Everything it decides on is read from the run's board, so an assembler killed and started again carries on
+where the last one stopped.  Each look (`step`):
+
+- an image whose every tile has a stored result is pasted together, saved, reported saved, and its results
+  are dropped (the set of stored tile ids stays, so a late duplicate is still recognised);
+- an image one of whose tile jobs the queue gave up on (a poison tile, dead-lettered after its last delivery)
+  is reported failed with that reason, so the others need not wait for it;
+- once the coordinator has queued every image and every one has a report, the run is over: the duplicates
+  are counted into the reports, a summary is kept, and every other key of the run is deleted (Board.finish);
+- with no new result for give_up_s, the images still open are reported incomplete.
+
+A record that cannot be read (a plan, a stored result, a dead letter written by someone else) never stops
+it: the image it belongs to fails with the reason, or, if it belongs to no image, it is set aside.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from approaches.cluster.board import Board
+from approaches.cluster.broker import connect
+from approaches.cluster.pods import Life
+from approaches.cluster.queues import WorkQueue
+from approaches.cluster.wire import ImagePlan, ImageReport, Kind, State, TileResult, WireError, peek
+from approaches.core.errors import ImageError
+from approaches.core.images import output_path, save_image
+from approaches.core.settings import Settings
+from approaches.core.tiling import paste
+from approaches.core.trace import Tracer
+
+POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
+GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the images still open are incomplete
+
+log = logging.getLogger(__name__)
+
+
+def assembler(life: Life, *, jobs: Callable[[Board], WorkQueue], url: str, run: str, settings: dict,
+              output_dir: str, letter: str, png_level: int, png_encoder: str = "pillow", give_up_s: float,
+              stop: threading.Event | None = None) -> None:
+    """The assembler pod: step until every image has a report, then finish the run (workers stop).
+
+    jobs(board) is the approach's job queue, to count what is left in it at the end.  stop (a service asked
+    to shut down) ends it between steps, without finishing the run: nothing it knows is lost, and an
+    assembler started later carries on."""
+    board = Board(connect(url), run)
+    assembly = Assembler(board, Path(output_dir), letter, png_level, png_encoder,
+                         Settings(**settings).give_up(give_up_s), life.tracer, life.name, now=time.monotonic())
+    life.ready()
+    while assembly.step(time.monotonic()):
+        if stop is not None and stop.is_set():
+            return
+        life.checkpoint("step")
+        life.sleep(POLL_S)
+    queue = jobs(board)
+    assembly.finish({"jobs": queue.waiting() + (queue.in_flight() or 0), "results": 0})
+
+
+class Assembler:
+    """Saves images as their results come in; step(now) is one look, with the time passed in, so a test can
+    jump past give_up_s."""
+
+    def __init__(self, board: Board, output_dir: Path, letter: str, png_level: int, png_encoder: str,
+                 give_up_s: float, tracer: Tracer, lane: str, *, now: float) -> None:
+        self.board, self.tracer, self.lane = board, tracer, lane
+        self.output_dir, self.letter, self.give_up_s = output_dir, letter, give_up_s
+        self.png_level, self.png_encoder = png_level, png_encoder
+        self.quiet_since, self.last_count = now, -1
+
+    def step(self, now: float) -> bool:
+        """Save what is whole and fail what is dead; False once every image has a report."""
+        board = self.board
+        coordinated = board.coordinated()
+        reports = board.reports()
+        self._fail_dead_lettered(reports)
+        stored = 0
+        for image in board.planned():
+            if image in reports:
+                continue
+            if (plan := self._plan(image)) is None:
+                continue
+            tiles = board.result_tiles(image, len(plan.tiles))
+            stored += len(tiles)
+            if len(tiles) == len(plan.tiles):
+                self._save(image, plan)
+        if coordinated is not None and board.finished() >= coordinated:
+            return False
+        if stored != self.last_count or coordinated is None:
+            self.quiet_since, self.last_count = now, stored
+        elif now - self.quiet_since >= self.give_up_s:
+            self._give_up()
+            return False
+        return True
+
+    def finish(self, left: dict[str, int]) -> None:
+        """Bring each report's duplicate count up to date (a late result may come after its image was saved),
+        keep the run's summary (with what was `left` in the queues), and delete everything else (workers see
+        the run done and stop)."""
+        reports = self.board.reports()
+        for image, report in reports.items():
+            duplicates = self.board.duplicates(image)
+            if duplicates != report.duplicates:
+                reports[image] = replace(report, duplicates=duplicates)
+                self.board.report(image, reports[image])
+        self.board.finish({**summarise(self.board, reports), "left": left})
+
+    def _plan(self, image: int) -> ImagePlan | None:
+        try:
+            return self.board.plan(image)
+        except WireError as error:
+            self._finish(image, None, State.FAILED, f"its plan cannot be read: {error}")
+            return None
+
+    def _save(self, image: int, plan: ImagePlan) -> None:
+        pixels = np.empty((plan.height, plan.width, plan.channels), np.uint8)
+        try:
+            with self.tracer.span(self.lane, "assemble", plan.name):
+                for tile, body in self.board.results(image, len(plan.tiles)).items():
+                    result = TileResult.decode(body, self.board.run, self.board.plan)
+                    if (result.image, result.tile.id) != (image, tile):
+                        raise WireError(f"the result stored as tile {tile} of image {image} is tile "
+                                        f"{result.tile.id} of image {result.image}")
+                    paste(pixels, result.tile, result.pixels)
+        except WireError as error:
+            self._finish(image, plan, State.FAILED, f"a stored result is unusable: {error}")
+            return
+        target = output_path(self.output_dir, self.letter, plan.name)
+        try:
+            with self.tracer.span(self.lane, "save", plan.name):
+                save_image(pixels, target, self.png_level, encoder=self.png_encoder)
+        except ImageError as error:
+            self._finish(image, plan, State.FAILED, error.reason)
+            return
+        log.info("%s: saved %s", plan.name, target)
+        self._finish(image, plan, State.SAVED)
+
+    def _fail_dead_lettered(self, reports: dict[int, ImageReport]) -> None:
+        """Fail the image of each tile job the queue gave up on (adding it to reports).  Only a letter whose
+        first bytes are a job header of this run counts: junk set aside unread fails nothing."""
+        for source, letter in self.board.dead_letters():
+            header = peek(letter.head, self.board.run) if source == "jobs" and letter.exhausted else None
+            if header is None or header[0] is not Kind.JOB:
+                continue
+            _, image, tile = header
+            if image not in reports and (plan := self._plan(image)) is not None:
+                self._finish(image, plan, State.FAILED, f"tile {tile} dead-lettered: {letter.reason}")
+                reports[image] = ImageReport(State.FAILED)
+
+    def _give_up(self) -> None:
+        reports = self.board.reports()
+        for image in self.board.planned():
+            if image not in reports and (plan := self._plan(image)) is not None:
+                done = len(self.board.result_tiles(image, len(plan.tiles)))
+                self._finish(image, plan, State.INCOMPLETE, f"incomplete: {done} of {len(plan.tiles)} tiles after "
+                             f"{self.give_up_s:g} s without progress (no worker left?)")
+
+    def _finish(self, image: int, plan: ImagePlan | None, state: State, reason: str = "") -> None:
+        tiles = len(plan.tiles) if plan is not None else 0
+        processed = len(self.board.result_tiles(image, tiles)) if plan is not None else 0
+        self.board.report(image, ImageReport(state, tiles, processed, self.board.duplicates(image), reason))
+        self.board.drop_results(image)
+        if state is not State.SAVED:
+            log.warning("%s: %s", plan.name if plan is not None else f"image {image}", reason)
+
+
+def summarise(board: Board, reports: dict[int, ImageReport]) -> dict:
+    """What a finished run keeps: each image's report with its name and size, and the run's dead letters
+    (reasons only), small enough to keep for the run's TTL."""
+    images = {}
+    for image, report in sorted(reports.items()):
+        try:
+            plan = board.plan(image)
+            shape = {"name": plan.name, "width": plan.width, "height": plan.height, "mode": plan.mode}
+        except WireError:
+            shape = {}
+        images[str(image)] = {**shape, "state": report.state.value, "expected": report.expected,
+                              "processed": report.processed, "duplicates": report.duplicates,
+                              "reason": report.reason}
+    letters = board.dead_letters()
+    return {"images": images, "dead_letters": [[source, letter.id, letter.reason] for source, letter in letters]}
