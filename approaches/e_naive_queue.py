@@ -179,7 +179,7 @@ class Assembler:
             self.coordinated = self.board.coordinated()
             self.quiet_since = now
             return True
-        if self.board.finished() >= self.coordinated:
+        if self.board.finished(self.coordinated) >= self.coordinated:
             return False
         if now - self.quiet_since >= self.give_up_s:
             self._give_up()

@@ -23,7 +23,7 @@ def test_every_key_is_under_the_run_expires_and_goes_with_delete(client):
     keys = {key.decode() for key in client.keys(f"blur:{board.run}:*")}
     assert keys == {f"blur:{board.run}:{name}" for name in ("plans", "status", "progress", "coordinated")}
     assert all(0 < client.ttl(key) <= RUN_TTL_S for key in keys)
-    assert board.coordinated() == 1 and board.assembled() == 1 and board.finished() == 1
+    assert board.coordinated() == 1 and board.assembled() == 1 and board.finished(1) == 1
     board.delete()
     assert client.keys(f"blur:{board.run}:*") == [] and len(client.keys(f"blur:{other.run}:*")) == 4
 

@@ -55,6 +55,22 @@ def test_each_mode_as_its_own_process_on_one_server_gives_as_pixels(tmp_path, im
                                    capture_output=True, text=True, timeout=120)
         said = [worker.communicate(timeout=60) for worker in workers]
         assert [worker.returncode for worker in workers] == [0, 0], said  # they stop once the run is done
+        # A finished run keeps a small summary, which --status reads, and --clean deletes
+        status = subprocess.run(service("--status", run, "--broker", broker.url), capture_output=True, text=True,
+                                timeout=60)
+        assert status.returncode == 0 and f"run {run}: finished; 3 of 3 images saved" in status.stdout, status
+        kib = float(status.stdout.split(" KiB")[0].rsplit(" ", 1)[1])
+        assert kib < 1024
+        other = tmp_path / "other"
+        other.mkdir()
+        Image.fromarray(photo(20, 20, 3)).save(other / "one.png")
+        resumed = subprocess.run(service("--mode", "coordinator", *common, "--input", str(other)),
+                                 capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 2 and "was started with other images" in resumed.stderr, resumed
+        assert len(resumed.stderr.strip().splitlines()) == 1
+        cleaned = subprocess.run(service("--clean", run, "--broker", broker.url), capture_output=True, text=True,
+                                 timeout=60)
+        assert cleaned.returncode == 0 and not connect(broker.url).keys(f"blur:{run}:*")
     assert assembler.returncode == 0, assembler.stderr
     assert "3 of 3 images saved" in assembler.stdout
     assert_outputs_identical_to_a(image_dir, output)
@@ -74,7 +90,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
         worker = subprocess.Popen(service("--mode", "worker", *common, "--threads", "1"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while board.results_stored(0) < 10 and time.monotonic() < deadline:
+        while len(board.result_tiles(0, 3600)) < 10 and time.monotonic() < deadline:
             time.sleep(0.01)
         # When it is sent SIGTERM mid-run
         worker.send_signal(signal.SIGTERM)
@@ -82,7 +98,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
         # Then it exits at once, saying so, holding no tile (the one in hand was stored and acked), with work left
         assert worker.returncode == 130 and "stopped on request" in stderr
         jobs = StreamQueue(board.client, board.key("jobs"), "worker")
-        assert jobs.in_flight() == 0 and 10 <= board.results_stored(0) < 3600 and jobs.waiting() > 0
+        assert jobs.in_flight() == 0 and 10 <= len(board.result_tiles(0, 3600)) < 3600 and jobs.waiting() > 0
         # And the others finish the run: nothing lost
         finisher = subprocess.Popen(service("--mode", "worker", *common, "--threads", "2"))
         assembler = subprocess.run(service("--mode", "assembler", *common, "--output", str(output)),

@@ -36,6 +36,7 @@ from approaches.core.tiling import paste
 from approaches.core.trace import Tracer
 
 POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
+SUMMARY_LETTERS = 100  # the dead letters a summary names (all stay on their streams, under the run's TTL)
 GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the images still open are incomplete
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class Assembler:
         self._fail_dead_lettered(reports)
         stored = 0
         for image in board.planned():
+            if coordinated is not None and image >= coordinated:
+                board.drop_plan(image, f"a plan for image {image}, but the run has {coordinated} images")
+                continue
             if image in reports:
                 continue
             if (plan := self._plan(image)) is None:
@@ -89,7 +93,7 @@ class Assembler:
             stored += len(tiles)
             if len(tiles) == len(plan.tiles):
                 self._save(image, plan)
-        if coordinated is not None and board.finished() >= coordinated:
+        if coordinated is not None and board.finished(coordinated) >= coordinated:
             return False
         if stored != self.last_count or coordinated is None:
             self.quiet_since, self.last_count = now, stored
@@ -170,8 +174,8 @@ class Assembler:
 
 
 def summarise(board: Board, reports: dict[int, ImageReport]) -> dict:
-    """What a finished run keeps: each image's report with its name and size, and the run's dead letters
-    (reasons only), small enough to keep for the run's TTL."""
+    """What a finished run keeps: each image's report with its name and size, and the run's first dead letters
+    (reasons and ids only), small enough to keep for the run's TTL."""
     images = {}
     for image, report in sorted(reports.items()):
         try:
@@ -183,4 +187,5 @@ def summarise(board: Board, reports: dict[int, ImageReport]) -> dict:
                               "processed": report.processed, "duplicates": report.duplicates,
                               "reason": report.reason}
     letters = board.dead_letters()
-    return {"images": images, "dead_letters": [[source, letter.id, letter.reason] for source, letter in letters]}
+    return {"images": images, "dead_letter_count": len(letters),
+            "dead_letters": [[source, letter.id, letter.reason[:200]] for source, letter in letters[:SUMMARY_LETTERS]]}

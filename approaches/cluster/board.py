@@ -20,8 +20,8 @@ behind for long.
 
 A pod trusts nothing another pod wrote: records are checked as they are read (wire.py), and a record that
 cannot be read (a hash field that is not an image id, a count that is not a number) is set aside on
-records:dead with the reason and removed, never a crash.  A finished run keeps only `summary`, `done` and
-its dead letters (`finish`); `delete` removes everything.
+records:dead with the reason and removed, never a crash.  A finished run keeps only `summary`, `done`,
+`inputs` and its dead letters (`finish`); `delete` removes everything.
 """
 
 import json
@@ -33,7 +33,7 @@ import redis
 from approaches.cluster.queues import RUN_TTL_S, DeadLetter, dead_letter, dead_letters
 from approaches.cluster.wire import RUN_ID_BYTES, ImagePlan, ImageReport, State, WireError
 
-KEPT = ("summary", "done")  # with the dead letters, what finish() leaves of a run
+KEPT = ("summary", "done", "inputs")  # with the dead letters, what finish() leaves of a run
 
 
 class ResumeRefused(WireError):
@@ -86,6 +86,11 @@ class Board:
             self._plans[image] = ImagePlan.decode(data)
         return self._plans[image]
 
+    def drop_plan(self, image: int, reason: str) -> None:
+        """Set a plan record aside with the reason (one for an image the run does not have)."""
+        self.set_aside("plans", self.client.hget(self.key("plans"), image) or b"", reason)
+        self.client.hdel(self.key("plans"), image)
+
     def planned(self) -> list[int]:
         """The ids of the images with a plan record (whether or not it can be read)."""
         return sorted(self._ids("plans"))
@@ -105,9 +110,10 @@ class Board:
                 reports[image] = ImageReport(State.FAILED, reason=f"unreadable report ({error})")
         return reports
 
-    def finished(self) -> int:
-        """How many images have a report."""
-        return len(self._ids("status"))
+    def finished(self, images: int) -> int:
+        """How many of the run's images (ids below `images`) have a report; a report for any other id is
+        set aside, so none can end a run early."""
+        return len(self._ids("status", below=images))
 
     def count_assembled(self, image: int) -> None:
         self._hincr("progress", image)

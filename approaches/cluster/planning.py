@@ -14,7 +14,7 @@ import stat
 import threading
 from pathlib import Path
 
-from approaches.cluster.board import Board
+from approaches.cluster.board import Board, ResumeRefused
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import WorkQueue
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob
@@ -59,6 +59,8 @@ def queue_images(life: Life, board: Board, jobs: WorkQueue, images: list[list[st
     and a coordinator started later carries on with the images not queued yet.  ResumeRefused if the run
     was started with other images."""
     board.claim_inputs(fingerprint(images))
+    if board.done():
+        raise ResumeRefused(f"run {board.run} is finished already; start a new run")
     life.ready()
     dealt_with = set(board.planned()) | set(board.reports())  # by an earlier life of this pod
     for image, (path, name) in enumerate(images):

@@ -43,7 +43,7 @@ RUN_TTL_S = 24 * 3600  # every key a run writes expires this long after its last
 MAX_BLOCK_S = 10.0
 VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reclaim() hands its messages back
 MAX_DELIVERIES = 5  # a message handed out this many times without an ack is dead-lettered on the next
-DEAD_LETTERS_KEPT = 1000  # the dead-letter stream is trimmed to about this many entries
+DEAD_LETTERS_KEPT = 500  # each dead-letter stream is trimmed to about this many entries
 DEAD_HEAD_BYTES = 64  # what a dead letter keeps of its message: enough for a tile's header
 POLL_STEP_S = 0.005  # how often a stream reader polls where BLOCK does not wait (fakeredis)
 CLAIM_EVERY = 0.1  # of the visibility timeout: how often a stream consumer looks for messages to take over
@@ -186,7 +186,8 @@ class ReliableQueue:
         """Onto the dead-letter stream and off our list, in one transaction: never both, never neither."""
         pipe = self.client.pipeline(transaction=True)
         _dead_letter_into(pipe, self.key, delivery.body, reason, exhausted)
-        pipe.lrem(self.processing, 1, delivery.receipt or delivery.body).execute()
+        (pipe.lrem(self.processing, 1, delivery.receipt or delivery.body)
+         .hdel(f"{self.key}:deliveries", _digest(delivery.body)).execute())  # a copy put later starts afresh
 
     def requeue(self, delivery: Delivery) -> None:
         """Back at the end BRPOPLPUSH takes from, in one transaction with taking it off our list."""

@@ -19,7 +19,7 @@ MIN_QUEUE_TILE_SIZE = 16  # below this a queue approach spends its time on messa
 WORKERS_PER_CORE = 8  # more workers than this many per core only add processes and memory
 SWEEPS = ("tile-size", "workers")  # what --sweep can vary: see harness/sweep.py
 CHAOS_APPROACHES = ("e", "f", "g")  # the queue approaches whose pods --chaos can kill
-CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker")  # see harness/chaos.py
+CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # see harness/chaos.py
 
 
 def cores_present() -> int:

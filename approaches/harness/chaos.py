@@ -10,6 +10,8 @@ on memory://), and sets the results side by side:
     coordinator  once the first image is queued, the coordinator is killed, then restarted
     broker       once tiles are in flight, the Redis server itself is restarted (embedded:// only: it
                  runs with an append-only file, so what it held comes back)
+    junk         once tiles are in flight, malformed records of every kind are pushed into the run's queues
+                 and records; each must be dead-lettered with its reason, and nothing lost
 
 Each run:
 1. the approach runs under a fresh run id (so fresh keys) with slow workers (DEMO_SETTINGS.tile_delay_s per tile);
@@ -38,9 +40,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from approaches import e_naive_queue, f_reliable_queue, g_service
+from approaches.cluster.board import Board
 from approaches.cluster.broker import open_broker
 from approaches.cluster.deployment import Cluster, Roles, launched
-from approaches.cluster.wire import ImageReport
+from approaches.cluster.wire import ImageReport, TileJob, TileResult
 from approaches.core.config import RunConfig
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
@@ -113,7 +116,10 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
             f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
+        letters = (cluster.board.summary() or {}).get("dead_letters", [])
     say(f"left in the queues: jobs={left.get('jobs', 0)} results={left.get('results', 0)}")
+    for source, _, reason in letters:
+        say(f"dead-lettered from {source}: {reason}")
     return _summary(job, letter, scenario, held, reports, say)
 
 
@@ -171,6 +177,57 @@ def restart_the_broker(cluster: Cluster, how: str, say: Say) -> int:
     cluster.broker.restart()
     say(f"the broker was down for {time.monotonic() - started:.2f} s")
     return held
+
+
+def push_junk(cluster: Cluster, how: str, say: Say) -> int:
+    """Once tiles are in flight, write every kind of malformed record into the run's queues and records, as a
+    buggy or hostile client would: every one must be set aside with its reason, and nothing lost."""
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    kinds = junk(cluster.board, len(cluster.job.images))
+    say(f"{held} tiles in flight: pushing {len(kinds)} malformed records into the run's queues and records "
+        f"({', '.join(kinds)})")
+    return held
+
+
+def junk(board: Board, images: int) -> list[str]:
+    """Write one malformed record of each kind into run `board.run`: into each of its lists (at the end that is
+    taken next) and streams (the job queue, e's result list, the dead-letter streams), and beside its records;
+    the kinds written."""
+    client, written = board.client, []
+    for key in (board.key(name) for name in ("jobs", "results", "jobs:dead", "records:dead")):
+        kind = client.type(key)
+        for what, message in forged_messages(board, images).items():
+            if kind == b"list":
+                client.rpush(key, message)
+            elif kind == b"stream":
+                client.xadd(key, {"body": message})
+            written.append(what)
+        if kind == b"stream":
+            client.xadd(key, {"not-a-body": b"x"})
+            written.append("a stream entry without a body")
+    client.hset(board.key("plans"), images + 3, b"not a plan")  # a plan for an image the run does not have
+    client.hset(board.key("plans"), "not-an-id", b"{}")
+    client.hset(board.key("status"), "not-an-id", b"{}")
+    return sorted({*written, "an unreadable plan", "a record under a field that is not an id"})
+
+
+def forged_messages(board: Board, images: int) -> dict[str, bytes]:
+    """Messages a worker or an assembler must refuse, each named by what is wrong with it."""
+    image = board.planned()[0]
+    plan = board.plan(image)
+    tile = plan.tiles[0]
+    pixels = np.zeros((tile.height + 2 * plan.halo, tile.width + 2 * plan.halo, plan.channels), np.uint8)
+    body = TileJob(board.run, image, tile, plan.kernel_size, pixels).encode()
+    return {
+        "bytes that are not a message": b"\x00junk",
+        "a message of another run": body[:6] + bytes(8) + body[14:],
+        "a result where a job belongs": TileResult(board.run, image, tile, plan.kernel_size,
+                                                   pixels[plan.halo:-plan.halo or None,
+                                                          plan.halo:-plan.halo or None]).encode(),
+        "an unknown image": TileJob(board.run, images + 7, tile, plan.kernel_size, pixels).encode(),
+        "impossible geometry": body[:26] + (10**6).to_bytes(4, "little") + body[30:],
+        "a wrong checksum": body[:-1] + bytes([body[-1] ^ 0xFF]),
+    }
 
 
 def _results_in(cluster: Cluster) -> int:
@@ -267,4 +324,5 @@ SCENARIOS: dict[str, Callable[[Cluster, str, Say], int]] = {
     "assembler": kill_the_assembler,
     "coordinator": kill_the_coordinator,
     "broker": restart_the_broker,
+    "junk": push_junk,
 }

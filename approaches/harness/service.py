@@ -193,10 +193,10 @@ def _inspect(args: argparse.Namespace) -> int:
     if summary is not None:
         states = [fields.get("state") for fields in summary.get("images", {}).values()]
         print(f"run {board.run}: finished; {states.count('saved')} of {len(states)} images saved, "
-              f"{len(summary.get('dead_letters', []))} dead letters")
+              f"{summary.get('dead_letter_count', 0)} dead letters")
     else:
         queue = StreamQueue(client, board.key("jobs"), "status")
-        print(f"run {board.run}: live; {len(board.planned())} images planned, {board.finished()} finished, "
+        print(f"run {board.run}: live; {len(board.planned())} images planned, {len(board.reports())} finished, "
               f"{queue.waiting()} tiles waiting, {queue.in_flight()} in flight")
     size = sum(client.memory_usage(key) or 0 for key in keys)
     print(f"{len(keys)} keys, {size / 1024:.1f} KiB: {', '.join(key.rpartition(board.run + ':')[2] for key in keys)}")
