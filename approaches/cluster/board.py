@@ -32,12 +32,13 @@ import redis
 
 from approaches.cluster.queues import RUN_TTL_S, DeadLetter, dead_letter, dead_letters
 from approaches.cluster.wire import RUN_ID_BYTES, ImagePlan, ImageReport, State, WireError
+from approaches.core.errors import BlurSuiteError
 
 KEPT = ("summary", "done", "inputs")  # with the dead letters, what finish() leaves of a run
 
 
-class ResumeRefused(WireError):
-    """A coordinator was started on a run whose images are not the ones it was given."""
+class ResumeRefused(BlurSuiteError):
+    """A coordinator was started on a run whose images are not the ones it was given, or that is finished."""
 
 
 def new_run_id() -> str:
@@ -68,7 +69,7 @@ class Board:
             except (ValueError, TypeError):
                 earlier = set()
             now = {tuple(pair) for pair in inputs}
-            differ = sorted(name for name, _ in earlier ^ now) or ["(unreadable record)"]
+            differ = sorted({name for name, _ in earlier ^ now}) or ["(unreadable record)"]
             raise ResumeRefused(f"run {self.run} was started with other images (differing: "
                                 f"{', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''}); give the same "
                                 "--input to carry it on, or start a new run")
