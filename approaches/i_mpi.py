@@ -1,0 +1,258 @@
+"""i — MPI halo exchange: every rank owns a band of rows, swaps edge rows with its neighbours, blurs, and the bands are gathered.
+
+How high-performance computing runs a stencil such as a blur across machines: not a queue (e-h) but
+SPMD, one program on N ranks started together by ``mpiexec``, each knowing its number.  Per image, in
+bulk-synchronous steps (every rank does step s before any goes on to step s+1 with the data it needs):
+
+```
+rank 0: load ─┐                                                              ┌─> save
+              ├─ Scatterv: a band of rows to each rank ──┐                   │
+              │      Sendrecv: each band's edge rows to the neighbours (halo) │
+              │            blur the band (one kernel) ─── wait for the slowest ┴─ Gatherv to rank 0
+ranks 1..N-1 wait (for rank 0's load and save: all I/O is rank 0's)
+```
+
+Why bands and a halo exchange: a band needs ``radius = k // 2`` rows of each neighbour's band to blur
+its own edge rows.  The image crosses memory once (scattered, gathered) plus 2 * radius rows per band
+boundary, with no broker in between, no per-tile message, and no bookkeeping of who holds what: the
+plan (`bands`, `held`, `relayed`) is pure arithmetic that every rank computes for itself.  The rows
+beyond the image's top and bottom are the edge rows repeated: the kernel clamps at its array's border,
+and the first and last bands' arrays end where the image ends, which is the suite's halo rule.  A band
+thinner than the radius (a 5-row image on 2 ranks with k = 21, or more ranks than rows) needs rows
+from further than its neighbour: they are relayed, one neighbour hop at a time, each rank passing on
+what it received at the hop before (`relayed`); a rank with no rows sits the image out.
+
+What it gives up, beside f, g and h, which survive a dead worker: MPI has no recovery.  A rank that
+fails calls MPI_Abort, and mpiexec ends every rank of the job; the run reports every image as failed
+with that rank's one-line reason.  And every step waits for the slowest rank: rank 0 loads and saves
+each image while the other ranks wait (the "wait" spans of the timeline), so the blur is parallel but
+the I/O is not.
+
+MPICH's blocking calls poll a core at 100 % while they wait.  With more ranks than free cores, a
+waiting rank then takes CPU time from the one doing the work (on 2 cores, rank 0's load and save).
+So every step is started non-blocking and waited for with a polite loop: test, sleep 0.2 ms
+(`i_mpi_rank.finish`).  MPICH's own settings for this (MPIR_CVAR_POLLS_BEFORE_YIELD, whose yield
+leaves the core busy, and MPIR_CVAR_CH4_PROGRESS_THROTTLE) left a waiting rank at 100 % CPU here;
+benchmarks/i_mpi_polling.py measures both.
+
+This side launches ``mpiexec -n <workers> python -m approaches.i_mpi_rank settings.json`` (the mpiexec
+beside the running Python, from the mpich wheel) in a session of its own, with plain values in the
+settings file; rank 0 writes a JSON report (images saved and failed, every rank's spans).  This side
+checks the report against its own list of inputs and names every output itself.  The launch (mpiexec,
+N interpreters, imports, the kernel loaded, all ranks at a barrier) is each rank's "start" span, timed
+apart from the work.  On any exception here, Ctrl-C included, mpiexec is sent SIGTERM, which ends
+every rank.
+
+Across machines the same program runs with a host file (one host name per line, ``host:slots`` to give
+a host several ranks), the suite installed at the same path on each host, and rank 0 on a host that
+sees the input and output folders (the first host of the file gets rank 0):
+``mpiexec -f hosts -n 8 python -m approaches.i_mpi_rank settings.json``.  Only rank 0 reads a file:
+the others get the settings and the pixels through MPI.  Span times are each host's own clock.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+from approaches.cluster.pods import read_report
+from approaches.core.images import output_path
+from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.trace import Tracer
+
+RANK_PROGRAM = "approaches.i_mpi_rank"
+REPORT, SETTINGS, LOG = "report.json", "settings.json", "mpiexec.log"
+STAGES = ("start", "load", "wait", "scatter", "exchange", "blur", "gather", "save")
+STOP_GRACE_SECONDS = 5.0  # after SIGTERM, mpiexec has this long to end its ranks before its group is killed
+NOT_INSTALLED = "MPI is not installed: no mpiexec beside this Python, or no mpi4py (pip install mpich mpi4py)"
+
+
+def lane(rank: int) -> str:
+    """The timeline lane of a rank.
+
+    >>> lane(3)
+    'rank-3'
+    """
+    return f"rank-{rank}"
+
+
+def bands(height: int, ranks: int) -> list[range]:
+    """The rows each rank owns: as even as possible, the first ``height % ranks`` bands one row longer.
+
+    With fewer rows than ranks, the last ranks own none (so an empty band never sits between two others).
+
+    >>> bands(10, 3)
+    [range(0, 4), range(4, 7), range(7, 10)]
+    >>> bands(2, 3)
+    [range(0, 1), range(1, 2), range(2, 2)]
+    """
+    base, extra = divmod(height, ranks)
+    starts = [rank * base + min(rank, extra) for rank in range(ranks + 1)]
+    return [range(starts[rank], starts[rank + 1]) for rank in range(ranks)]
+
+
+def held(plan: list[range], rank: int, radius: int) -> range:
+    """The image rows a rank holds to blur its band: the band and ``radius`` rows each side, cut at the image.
+
+    Cut, not padded: the kernel repeats the row at its array's border, and a band's array ends where the
+    image ends, so beyond the image the edge row repeats (the halo rule).  An empty band holds nothing.
+
+    >>> plan = bands(10, 3)
+    >>> held(plan, 0, 2), held(plan, 1, 2), held(plan, 2, 2)
+    (range(0, 6), range(2, 9), range(5, 10))
+    """
+    band, height = plan[rank], plan[-1].stop
+    if not band:
+        return band
+    return range(max(band.start - radius, 0), min(band.stop + radius, height))
+
+
+def relayed(plan: list[range], rank: int, radius: int, hop: int) -> tuple[range, range]:
+    """The rows a rank receives at hop 1, 2, ... of the exchange: (from the rank above, from the rank below).
+
+    From above it gets the rows of rank - hop's band that its halo needs, from below those of rank + hop's.
+    At hop 1 a neighbour sends rows of its own band; at hop h it passes on what it received at hop h - 1,
+    which holds what this rank needs because a neighbour's halo reaches at least as far that way.  Only a
+    band thinner than the radius needs a second hop.  Bands of 2, 2 and 1 rows, radius 3: the last rank
+    needs rows 1..3, rows 2 and 3 from rank 1 at hop 1, then row 1 (rank 0's) from rank 1 at hop 2:
+
+    >>> plan = bands(5, 3)
+    >>> relayed(plan, 2, 3, 1), relayed(plan, 2, 3, 2)
+    ((range(2, 4), range(5, 5)), (range(1, 2), range(5, 5)))
+    """
+    mine, band = held(plan, rank, radius), plan[rank]
+    above = plan[rank - hop] if rank - hop >= 0 else range(0)
+    below = plan[rank + hop] if rank + hop < len(plan) else range(0)
+    return _overlap(above, range(mine.start, band.start)), _overlap(below, range(band.stop, mine.stop))
+
+
+def hops(plan: list[range], radius: int) -> int:
+    """How many exchange hops give every rank its whole halo (0: one band, or radius 0).
+
+    >>> hops(bands(100, 4), 10), hops(bands(5, 2), 10), hops(bands(5, 5), 2), hops(bands(9, 1), 4)
+    (1, 1, 2, 0)
+    """
+    count = 0
+    while any(any(relayed(plan, rank, radius, count + 1)) for rank in range(len(plan))):
+        count += 1
+    return count
+
+
+def _overlap(a: range, b: range) -> range:
+    start = max(a.start, b.start)
+    return range(start, max(start, min(a.stop, b.stop)))
+
+
+def mpiexec() -> Path | None:
+    """The mpiexec beside the running Python (the mpich wheel puts it there), if MPI is installed."""
+    found = shutil.which("mpiexec", path=str(Path(sys.executable).parent))
+    return Path(found) if found and find_spec("mpi4py") is not None else None
+
+
+def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int | None = None) -> Outcome:
+    """Blur job's images on ``workers`` MPI ranks (on the machines of a host file, if given).
+
+    fail_rank names a rank that raises at its first blur, on purpose: the tests' way to see MPI end a job.
+    """
+    launcher = mpiexec()
+    if launcher is None:
+        return _all_failed(job, NOT_INSTALLED)
+    config = job.config
+    with tempfile.TemporaryDirectory(prefix="blur-i-") as private:
+        folder = Path(private)
+        command = [str(launcher), *(["-f", str(hosts)] if hosts else []), "-n", str(config.workers),
+                   sys.executable, "-m", RANK_PROGRAM, str(folder / SETTINGS)]
+        settings = {
+            "images": [[str(source.path), source.name] for source in job.images],
+            "output_dir": str(config.output_dir), "letter": job.letter, "kernel_size": config.kernel_size,
+            "png_level": config.png_level, "truncate": config.truncate, "kernel": config.kernel,
+            "report": str(folder / REPORT), "fail_rank": fail_rank, "launched": time.perf_counter()}
+        (folder / SETTINGS).write_text(json.dumps(settings))
+        code = _launch(command, folder / LOG)
+        for _ in job.images:
+            job.progress()
+        if not (folder / REPORT).exists():
+            return _all_failed(job, _why_no_report(folder, code))
+        try:
+            report = read_report((folder / REPORT).read_bytes())
+            outcome = _outcome(report.result, job)
+        except (KeyError, TypeError, ValueError) as error:
+            return _all_failed(job, f"unreadable report from rank 0 ({error!r})")
+    tracer.extend(report.spans)
+    return outcome
+
+
+def _launch(command: list[str], log: Path) -> int:
+    """Run mpiexec in a session of its own, its output (and every rank's) into log; its exit status.
+
+    A session of its own, so Ctrl-C in the terminal reaches this process only, which then stops the job.
+    """
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            return process.wait()
+        except BaseException:
+            _stop(process)
+            raise
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to mpiexec, which passes it to every rank and waits for them; SIGKILL if that takes too long.
+
+    (Hydra, MPICH's mpiexec, starts each rank in a session of its own; only mpiexec can end them all.)
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _why_no_report(folder: Path, code: int) -> str:
+    """One line: the failed rank's own reason if it left one, else mpiexec's last line."""
+    for failed in sorted(folder.glob("rank-*.failed")):
+        return f"{failed.read_text().strip()}; MPI has no recovery, so mpiexec ended the whole job"
+    lines = (folder / LOG).read_text(errors="replace").split("\n")
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+    return f"mpiexec ended with exit status {code} and no report ({last})"
+
+
+def _all_failed(job: Job, reason: str) -> Outcome:
+    return Outcome(failed=[Failure(str(source.path), reason) for source in job.images])
+
+
+def _outcome(result: dict, job: Job) -> Outcome:
+    """Rebuild the outcome from this side's own sources; an image the report does not account for fails.
+
+    The report refers to images by their index in the settings, so no name or path is taken from it.
+    """
+    saved, failed = {}, {}
+    for index, width, height, mode in result["saved"]:
+        saved[_index(index, job)] = (int(width), int(height), str(mode))
+    for index, reason in result["failed"]:
+        failed[_index(index, job)] = str(reason)
+    outcome = Outcome()
+    for index, source in enumerate(job.images):
+        if index in saved:
+            target = output_path(job.config.output_dir, job.letter, source.name)
+            outcome.saved.append(Saved(source.name, source.path, target, *saved[index]))
+        else:
+            outcome.failed.append(Failure(str(source.path), failed.get(index, "not in rank 0's report")))
+    return outcome
+
+
+def _index(index: object, job: Job) -> int:
+    if type(index) is not int or not 0 <= index < len(job.images):
+        raise ValueError(f"image index {index!r} is not one of the {len(job.images)} inputs")
+    return index
