@@ -1,4 +1,4 @@
-"""i — MPI halo exchange: every rank owns a band of rows, swaps edge rows with its neighbours, blurs, and the bands are gathered.
+"""i — MPI halo exchange: each rank owns a band of rows, swaps edge rows with its neighbours, blurs; bands are gathered.
 
 How high-performance computing runs a stencil such as a blur across machines: not a queue (e-h) but
 SPMD, one program on N ranks started together by ``mpiexec``, each knowing its number.  Per image, in

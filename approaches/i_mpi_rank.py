@@ -185,9 +185,9 @@ class Rank:
 
     def _write(self, ranks: np.ndarray, spans: np.ndarray) -> None:
         names = [name for _, name in self.settings["images"]]
-        doc = {"spans": [[lane(int(rank)), STAGES[span["stage"]], names[span["image"]] if span["image"] >= 0 else "",
-                          None, float(span["start"]), float(span["end"])] for rank, span in zip(ranks, spans, strict=True)],
-               "result": {"saved": self.saved, "failed": self.failed}}
+        rows = [[lane(int(rank)), STAGES[span["stage"]], names[span["image"]] if span["image"] != NO_IMAGE else "",
+                 None, float(span["start"]), float(span["end"])] for rank, span in zip(ranks, spans, strict=True)]
+        doc = {"spans": rows, "result": {"saved": self.saved, "failed": self.failed}}
         report = Path(self.settings["report"])
         partial = report.with_name(f".{report.name}.partial")
         partial.write_text(json.dumps(doc))
