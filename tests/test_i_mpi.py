@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_the_band_plan_covers_every_row_once_and_the_exchange_fills_every_halo(h
     # The bands cover the image once, as even as possible, empty ones only at the end
     assert [row for band in plan for row in band] == list(range(height))
     assert max(map(len, plan)) - min(map(len, plan)) <= 1
-    assert all(not later for band, later in zip(plan, plan[1:], strict=False) if not band)
+    assert all(not later for band, later in pairwise(plan) if not band)
     # After the exchange each rank holds exactly its band with its halo, cut at the image's edges
     for rank, local in enumerate(replay_exchange(image, ranks, radius)):
         assert list(local) == list(i_mpi.held(plan, rank, radius))
