@@ -2,52 +2,57 @@
 
 How high-performance computing runs a stencil such as a blur across machines: not a queue (e-h) but
 SPMD, one program on N ranks started together by ``mpiexec``, each knowing its number.  Per image, in
-bulk-synchronous steps (every rank does step s before any goes on to step s+1 with the data it needs):
+bulk-synchronous steps (no rank starts a step before the data it needs from the step before is there):
 
 ```
-rank 0: load ─┐                                                              ┌─> save
-              ├─ Scatterv: a band of rows to each rank ──┐                   │
-              │      Sendrecv: each band's edge rows to the neighbours (halo) │
-              │            blur the band (one kernel) ─── wait for the slowest ┴─ Gatherv to rank 0
-ranks 1..N-1 wait (for rank 0's load and save: all I/O is rank 0's)
+rank 0     load ─ Bcast header ─ Scatterv ─ Sendrecv ─ blur ─ barrier ─ Gatherv ─ save
+rank 1..   wait ─────┘          (its band) (halo rows) (band) (slowest) (to rank 0)  wait for the next image
 ```
 
 Why bands and a halo exchange: a band needs ``radius = k // 2`` rows of each neighbour's band to blur
 its own edge rows.  The image crosses memory once (scattered, gathered) plus 2 * radius rows per band
-boundary, with no broker in between, no per-tile message, and no bookkeeping of who holds what: the
-plan (`bands`, `held`, `relayed`) is pure arithmetic that every rank computes for itself.  The rows
-beyond the image's top and bottom are the edge rows repeated: the kernel clamps at its array's border,
-and the first and last bands' arrays end where the image ends, which is the suite's halo rule.  A band
-thinner than the radius (a 5-row image on 2 ranks with k = 21, or more ranks than rows) needs rows
-from further than its neighbour: they are relayed, one neighbour hop at a time, each rank passing on
-what it received at the hop before (`relayed`); a rank with no rows sits the image out.
+boundary, with no broker in between, no message per tile, and no record of who holds what: the plan
+(`bands`, `held`, `relayed`) is arithmetic that every rank computes for itself.  Beyond the image's top
+and bottom the edge row repeats: the kernel clamps at its array's border, and the first and last bands'
+arrays end where the image ends, which is the suite's halo rule.  A band thinner than the radius (a
+5-row image on 2 ranks with k = 21) needs rows from further than its neighbour: they are relayed one
+neighbour hop at a time, each rank passing on what it received at the hop before (`relayed`).  With
+fewer rows than ranks, the last ranks own no rows and sit the image out.
 
-What it gives up, beside f, g and h, which survive a dead worker: MPI has no recovery.  A rank that
-fails calls MPI_Abort, and mpiexec ends every rank of the job; the run reports every image as failed
+What it gives up, beside f, g and h, which carry on past a dead worker: MPI has no recovery.  A rank
+that fails calls MPI_Abort, and mpiexec ends every rank of the job; every image is reported as failed
 with that rank's one-line reason.  And every step waits for the slowest rank: rank 0 loads and saves
 each image while the other ranks wait (the "wait" spans of the timeline), so the blur is parallel but
 the I/O is not.
 
+Measured (benchmarks/i_mpi_vs_tiles.py: the five samples, k = 21, 2 ranks on a shared 2-core machine):
+a launch costs about 1.1 s before the first image (mpiexec itself 0.13 s, the rest each rank importing
+numpy, numba and Pillow and loading the kernel), so on five small photos i is the slowest (1.8 s against
+a's 0.5 s), and after its start it does a's work in a's time: rank 0's load and save are serial, and the
+other rank waits through them (0.59 s of "wait" in 0.68 s).  What bands save is movement: the 25 MB of
+pixels went out and back in 0.09 s and the halo exchange took 0.01 s, without a broker.  So bands beat
+tiles on a queue when the blur dominates (large images, the direct kernel, many cores or machines) and
+a job is long enough to pay the start once; queues win where workers come and go or fail.
+
 MPICH's blocking calls poll a core at 100 % while they wait.  With more ranks than free cores, a
-waiting rank then takes CPU time from the one doing the work (on 2 cores, rank 0's load and save).
-So every step is started non-blocking and waited for with a polite loop: test, sleep 0.2 ms
-(`i_mpi_rank.finish`).  MPICH's own settings for this (MPIR_CVAR_POLLS_BEFORE_YIELD, whose yield
-leaves the core busy, and MPIR_CVAR_CH4_PROGRESS_THROTTLE) left a waiting rank at 100 % CPU here;
-benchmarks/i_mpi_polling.py measures both.
+waiting rank then takes CPU time from the one doing the work (rank 0's load and save): 1.3x its time
+with 2 ranks and 2.5x with 4 on this 2-core machine (benchmarks/i_mpi_polling.py).  MPICH's own
+settings did not help (MPIR_CVAR_POLLS_BEFORE_YIELD yields but keeps polling; MPIR_CVAR_CH4_PROGRESS_
+THROTTLE sleeps 1 us).  So every step is started non-blocking and waited for politely (test, sleep
+0.2 ms: `i_mpi_rank.finish`), and rank 0 keeps its 1-rank time.
 
 This side launches ``mpiexec -n <workers> python -m approaches.i_mpi_rank settings.json`` (the mpiexec
-beside the running Python, from the mpich wheel) in a session of its own, with plain values in the
-settings file; rank 0 writes a JSON report (images saved and failed, every rank's spans).  This side
-checks the report against its own list of inputs and names every output itself.  The launch (mpiexec,
-N interpreters, imports, the kernel loaded, all ranks at a barrier) is each rank's "start" span, timed
-apart from the work.  On any exception here, Ctrl-C included, mpiexec is sent SIGTERM, which ends
-every rank.
+beside the running Python, from the mpich wheel) in a session of its own; the settings are plain values
+and rank 0 writes a JSON report (images saved and failed, every rank's spans).  This side checks the
+report against its own list of inputs and names every output itself.  The launch (mpiexec, N
+interpreters, imports, the kernel loaded, every rank at a barrier) is each rank's "start" span, timed
+apart from the work.  On any exception here, Ctrl-C included, mpiexec gets SIGTERM, which ends every rank.
 
-Across machines the same program runs with a host file (one host name per line, ``host:slots`` to give
-a host several ranks), the suite installed at the same path on each host, and rank 0 on a host that
-sees the input and output folders (the first host of the file gets rank 0):
-``mpiexec -f hosts -n 8 python -m approaches.i_mpi_rank settings.json``.  Only rank 0 reads a file:
-the others get the settings and the pixels through MPI.  Span times are each host's own clock.
+Across machines the same program runs with a host file (a host name per line, ``host:4`` for 4 ranks
+on it), the suite installed at the same path on every host, and rank 0 (on the file's first host) able
+to read the input and write the output and the report: ``mpiexec -f hosts -n 8 python -m
+approaches.i_mpi_rank settings.json``, or ``run(job, tracer, hosts=Path("hosts"))``.  Only rank 0 reads
+a file; the other ranks get the settings and the pixels through MPI.  Span times are each host's clock.
 """
 
 import contextlib
