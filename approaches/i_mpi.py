@@ -56,6 +56,7 @@ a file; the other ranks get the settings and the pixels through MPI.  Span times
 """
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -76,6 +77,7 @@ RANK_PROGRAM = "approaches.i_mpi_rank"
 REPORT, SETTINGS, LOG = "report.json", "settings.json", "mpiexec.log"
 STAGES = ("start", "load", "wait", "scatter", "exchange", "blur", "gather", "save")
 STOP_GRACE_SECONDS = 5.0  # after SIGTERM, mpiexec has this long to end its ranks before its group is killed
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 NOT_INSTALLED = "MPI is not installed: no mpiexec beside this Python, or no mpi4py (pip install mpich mpi4py)"
 
 
@@ -198,15 +200,25 @@ def _launch(command: list[str], log: Path) -> int:
     """Run mpiexec in a session of its own, its output (and every rank's) into log; its exit status.
 
     A session of its own, so Ctrl-C in the terminal reaches this process only, which then stops the job.
+    If this process dies without stopping it (SIGKILL), Linux sends mpiexec SIGTERM (`_end_with_parent`).
     """
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_end_with_parent)
         try:
             return process.wait()
         except BaseException:
             _stop(process)
             raise
+
+
+def _end_with_parent() -> None:
+    """In mpiexec's process, before it starts: have Linux send it SIGTERM when its parent dies (elsewhere: no-op).
+
+    Without it, a harness killed outright would leave mpiexec and its ranks running in their own sessions.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(process: subprocess.Popen) -> None:

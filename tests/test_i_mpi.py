@@ -7,6 +7,7 @@ images: 1, 2 and 3 ranks over images with fewer rows than ranks and bands thinne
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -159,6 +160,41 @@ def test_interrupting_a_run_stops_mpiexec_and_every_rank(tmp_path):
         i_mpi.run(Job(config, tuple(find_images(inputs)), "i"), Tracer())
     pressing.join()
     assert rank_processes() <= before
+
+
+HARNESS = """
+import sys
+from pathlib import Path
+from approaches import i_mpi
+from approaches.core.config import RunConfig
+from approaches.core.images import find_images
+from approaches.core.job import Job
+from approaches.core.trace import Tracer
+inputs, output = Path(sys.argv[1]), Path(sys.argv[2])
+config = RunConfig(input_dir=inputs, output_dir=output, kernel_size=21, workers=2)
+i_mpi.run(Job(config, tuple(find_images(inputs)), "i"), Tracer())
+"""
+
+
+@needs_mpi
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_harness_killed_outright_takes_mpiexec_and_every_rank_with_it(tmp_path):
+    inputs = mpi_inputs(tmp_path / "input")
+    before = rank_processes()
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS, str(inputs), str(tmp_path / "out")])
+    try:
+        while not rank_processes() - before and harness.poll() is None:
+            time.sleep(0.02)
+    finally:
+        harness.kill()  # SIGKILL: no exception handler of the harness runs
+        harness.wait()
+    deadline = time.monotonic() + 30
+    while rank_processes() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rank_processes() <= before
+    # The job was stopped while it started, not left to run on: nothing was saved
+    assert not list(tmp_path.glob("out/i/*.png"))
 
 
 def test_without_mpi_every_image_fails_with_one_line_saying_so(tmp_path, image_dir, monkeypatch):
