@@ -14,10 +14,10 @@ its own edge rows.  The image crosses memory once (scattered, gathered) plus 2 *
 boundary, with no broker in between, no message per tile, and no record of who holds what: the plan
 (`bands`, `held`, `relayed`) is arithmetic that every rank computes for itself.  Beyond the image's top
 and bottom the edge row repeats: the kernel clamps at its array's border, and the first and last bands'
-arrays end where the image ends, which is the suite's halo rule.  A band thinner than the radius (a
-5-row image on 2 ranks with k = 21) needs rows from further than its neighbour: they are relayed one
-neighbour hop at a time, each rank passing on what it received at the hop before (`relayed`).  With
-fewer rows than ranks, the last ranks own no rows and sit the image out.
+arrays end where the image ends, which is the suite's halo rule.  A band thinner than the radius (5
+rows on 3 ranks with k = 21: bands of 2, 2 and 1 rows) needs rows from further than its neighbour:
+they are relayed one neighbour hop at a time, each rank passing on what it received at the hop before
+(`relayed`).  With fewer rows than ranks, the last ranks own no rows and sit the image out.
 
 What it gives up, beside f, g and h, which carry on past a dead worker: MPI has no recovery.  A rank
 that fails calls MPI_Abort, and mpiexec ends every rank of the job; every image is reported as failed
