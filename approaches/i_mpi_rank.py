@@ -23,6 +23,7 @@ A rank that raises writes its one-line reason beside the report and calls MPI_Ab
 every rank (an uncaught exception would not: the other ranks would wait for it forever).
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -229,7 +230,8 @@ def _abort(comm: MPI.Intracomm, report: str | None, reason: str) -> None:
     """Leave the reason for the harness, then end every rank of the job: MPI has no recovery."""
     print(reason, file=sys.stderr, flush=True)
     if report is not None:
-        Path(report).with_name(f"rank-{comm.Get_rank()}.failed").write_text(reason.replace("\n", " ") + "\n")
+        with contextlib.suppress(OSError):  # on another host the report's folder may not exist: abort anyway
+            Path(report).with_name(f"rank-{comm.Get_rank()}.failed").write_text(reason.replace("\n", " ") + "\n")
     comm.Abort(1)
 
 
