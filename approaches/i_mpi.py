@@ -200,7 +200,7 @@ def _launch(command: list[str], log: Path) -> int:
     """Run mpiexec in a session of its own, its output (and every rank's) into log; its exit status.
 
     A session of its own, so Ctrl-C in the terminal reaches this process only, which then stops the job.
-    If this process dies without stopping it (SIGKILL), Linux sends mpiexec SIGTERM (`_end_with_parent`).
+    If this process dies without stopping it (SIGKILL), Linux kills mpiexec too (`_end_with_parent`).
     """
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -213,12 +213,14 @@ def _launch(command: list[str], log: Path) -> int:
 
 
 def _end_with_parent() -> None:
-    """In mpiexec's process, before it starts: have Linux send it SIGTERM when its parent dies (elsewhere: no-op).
+    """In mpiexec's process, before it starts: have Linux kill it when its parent dies (elsewhere: no-op).
 
     Without it, a harness killed outright would leave mpiexec and its ranks running in their own sessions.
+    SIGKILL, not SIGTERM: mpiexec loses a SIGTERM that comes while it is still starting its ranks (seen here:
+    the job then ran to its end); once mpiexec is gone, its proxies end the ranks.
     """
     if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _stop(process: subprocess.Popen) -> None:
