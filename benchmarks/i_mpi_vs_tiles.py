@@ -1,8 +1,9 @@
 """i's bands and halo exchange against a and the tile approaches, with i's start-up apart from its work.
 
-    python benchmarks/i_mpi_vs_tiles.py [--repeat 5] [--kernel direct] [--workers 2] [--approaches a,b.processes,g,i]
+    python benchmarks/i_mpi_vs_tiles.py [--repeat 5] [--kernel direct] [--kernel-size 21] [--workers 2]
+                                        [--approaches a,b.processes,g,i]
 
-Every approach blurs the five samples (k = 21) into a scratch folder; the approaches take turns within
+Every approach blurs the five samples into a scratch folder; the approaches take turns within
 each repeat, so a busy spell of the machine hits them all alike.  Printed per approach: wall seconds
 (median, min, max over the repeats), per image, and against a; for i also its "start" span (mpiexec,
 N interpreters, imports and kernel load, until every rank is at the barrier) and the rest of its wall
@@ -30,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--kernel", default="separable")
+    parser.add_argument("--kernel-size", type=int, default=21)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--approaches", default="a,b.processes,g,i")
     args = parser.parse_args()
@@ -38,8 +40,8 @@ def main() -> None:
         inputs = Path(folder) / "input"
         ensure_samples(inputs)
         sources = tuple(find_images(inputs))
-        config = RunConfig(input_dir=inputs, output_dir=Path(folder) / "out", kernel_size=21, kernel=args.kernel,
-                           workers=args.workers)
+        config = RunConfig(input_dir=inputs, output_dir=Path(folder) / "out", kernel_size=args.kernel_size,
+                           kernel=args.kernel, workers=args.workers)
         walls: dict[str, list[float]] = defaultdict(list)
         starts: list[float] = []
         stages: dict[str, float] = {}
@@ -55,8 +57,8 @@ def main() -> None:
                     starts.append(max(s.end for s in tracer.spans if s.stage == "start") - began)
                     stages = _by_stage(tracer)
     reference = statistics.median(walls["a"]) if "a" in walls else None
-    print(f"{len(sources)} samples, k = 21, {args.kernel} kernel, {args.workers} workers, {args.repeat} repeats, "
-          "interleaved")
+    print(f"{len(sources)} samples, k = {args.kernel_size}, {args.kernel} kernel, {args.workers} workers, "
+          f"{args.repeat} repeats, interleaved")
     for letter, seconds in walls.items():
         against = f"  {reference / statistics.median(seconds):.2f}x a" if reference else ""
         print(f"  {letter:12s} wall {_spread(seconds)}  per image {statistics.median(seconds) / len(sources):.3f} s"
