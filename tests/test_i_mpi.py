@@ -210,3 +210,11 @@ def test_without_mpi_every_image_fails_with_one_line_saying_so(tmp_path, image_d
     config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out", workers=2)
     outcome = i_mpi.run(Job(config, tuple(find_images(image_dir)), "i"), Tracer())
     assert outcome.saved == [] and {f.reason for f in outcome.failed} == {i_mpi.NOT_INSTALLED}
+
+
+@pytest.mark.parametrize("entry", [[5, 1, 1, "L"], [-1, 1, 1, "L"], ["0", 1, 1, "L"], [True, 1, 1, "L"]])
+def test_a_report_naming_an_image_that_is_not_an_input_is_refused(tmp_path, image_dir, entry):
+    config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out")
+    job = Job(config, tuple(find_images(image_dir)), "i")
+    with pytest.raises(ValueError, match="is not one of the 3 inputs"):
+        i_mpi._outcome({"saved": [entry], "failed": []}, job)
