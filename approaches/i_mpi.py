@@ -36,12 +36,13 @@ and 4.70 s for g.  So bands beat tiles on a queue when the blur dominates (large
 many cores or machines) and a job is long enough to pay the start once; queues win where workers come
 and go or fail.
 
-MPICH's blocking calls poll a core at 100 % while they wait.  With more ranks than free cores, a
-waiting rank then takes CPU time from the one doing the work (rank 0's load and save): 1.3x its time
-with 2 ranks and 2.5x with 4 on this 2-core machine (benchmarks/i_mpi_polling.py).  MPICH's own
-settings did not help (MPIR_CVAR_POLLS_BEFORE_YIELD yields but keeps polling; MPIR_CVAR_CH4_PROGRESS_
-THROTTLE sleeps 1 us).  So every step is started non-blocking and waited for politely (test, sleep
-0.2 ms: `i_mpi_rank.finish`), and rank 0 keeps its 1-rank time.
+MPICH's blocking calls poll a core while they wait.  With more ranks than free cores, the waiting
+ranks take CPU time from the one doing the work (rank 0's load and save): with 4 ranks on this 2-core
+machine, rank 0 took 2.4x its 1-rank time (benchmarks/i_mpi_polling.py).  MPICH's own settings did
+not help (MPIR_CVAR_POLLS_BEFORE_YIELD yields but keeps polling; MPIR_CVAR_CH4_PROGRESS_THROTTLE
+sleeps 1 us now and then): a waiting rank still burned 0.5-0.7 s of CPU per second.  So every step is
+started non-blocking and waited for politely (test, sleep 0.2 ms: `i_mpi_rank.finish`): 0.05-0.07 s of
+CPU per second, and rank 0 took 1.0-1.4x its 1-rank time with 4 ranks.
 
 This side launches ``mpiexec -n <workers> python -m approaches.i_mpi_rank settings.json`` (the mpiexec
 beside the running Python, from the mpich wheel) in a session of its own; the settings are plain values
