@@ -26,7 +26,7 @@ each image while the other ranks wait (the "wait" spans of the timeline), so the
 the I/O is not.
 
 Measured (benchmarks/i_mpi_vs_tiles.py: the five samples, k = 21, 2 ranks on a shared 2-core machine):
-a launch costs about 1.1 s before the first image (mpiexec itself 0.13 s, the rest each rank importing
+a launch costs about 1.1 s before the first image (mpiexec itself 0.13-0.3 s, the rest each rank importing
 numpy, numba and Pillow and loading the kernel), so on five small photos i is the slowest (1.8 s against
 a's 0.5 s), and after its start it does a's work in a's time: rank 0's load and save are serial, and the
 other rank waits through them (0.59 s of "wait" in 0.68 s).  What bands save is movement: the 25 MB of

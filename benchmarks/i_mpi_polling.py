@@ -13,9 +13,10 @@ many ranks as cores, and twice as many (as ``--sweep workers`` goes).  The ways 
 - polite: i's `finish`, Request.Testall then sleep 0.2 ms.
 Printed per setting, over repeats x rounds: rank 0's seconds per round (median, min, max), that against
 the 1-rank reference, and the CPU seconds a waiting rank burns per second it waits.  The launches of the
-settings are interleaved within each repeat, so a busy spell of the machine hits them all alike.  Last,
-mpiexec's start-up alone: launch to every rank past a barrier, for a bare interpreter and for i's ranks
-(imports and kernel load), from the start spans' own clock.
+settings are interleaved within each repeat, so a busy spell of the machine hits them all alike.  Then
+what the polite wait costs where data moves: Iscatterv and Igatherv of img1's pixels (7.5 MB) over as
+many ranks as cores, waited for with Wait and with `finish`.  Last, mpiexec's start-up alone: launch to
+every rank past a barrier, for a bare interpreter with mpi4py.
 """
 
 import argparse
@@ -66,6 +67,45 @@ def rank_main(mode: str, rounds: int, photo: str) -> None:
         print(json.dumps({"work": work, "cpu_share": shares[1:].tolist()}))
 
 
+def transfer_main(mode: str, rounds: int) -> None:
+    """Inside mpiexec: scatter img1's rows to every rank and gather them back, rounds times; rank 0 prints JSON."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from approaches.i_mpi import bands
+    from approaches.i_mpi_rank import finish
+
+    comm = MPI.COMM_WORLD
+    wait = finish if mode == "polite" else MPI.Request.Wait
+    height, row = 1556, 1198 * 4  # img1: 1198 x 1556 RGBA
+    plan = bands(height, comm.Get_size())
+    counts, starts = [len(b) * row for b in plan], [b.start * row for b in plan]
+    image = np.zeros((height, row), np.uint8) if comm.Get_rank() == 0 else None
+    band = np.empty((len(plan[comm.Get_rank()]), row), np.uint8)
+    whole = [image, counts, starts, MPI.BYTE] if image is not None else None
+    seconds = []
+    for _ in range(rounds):
+        comm.Barrier()
+        start = time.perf_counter()
+        wait(comm.Iscatterv(whole, band, 0))
+        wait(comm.Igatherv(band, whole, 0))
+        seconds.append(time.perf_counter() - start)
+    if comm.Get_rank() == 0:
+        print(json.dumps({"seconds": seconds}))
+
+
+def transfer(ranks: int, repeat: int) -> None:
+    """Scatter and gather of img1's pixels, MPICH's Wait against i's polite wait, launches interleaved."""
+    seconds: dict[str, list[float]] = {"spin": [], "polite": []}
+    for _ in range(repeat):
+        for mode, values in seconds.items():
+            command = [str(mpiexec()), "-n", str(ranks), sys.executable, __file__, "--transfer", mode, "20"]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            values.extend(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+    for mode, values in seconds.items():
+        print(f"scatter + gather of img1 (7.5 MB), {ranks} ranks, {mode:6s}: {_spread(values, 1000, 'ms')}")
+
+
 def launch(ranks: int, mode: str, rounds: int, photo: Path) -> dict:
     env = {**os.environ, **MODES[mode]}
     command = [str(mpiexec()), "-n", str(ranks), sys.executable, __file__, "--rank", mode, str(rounds), str(photo)]
@@ -83,12 +123,13 @@ def startup(ranks: int, repeat: int) -> None:
         done = subprocess.run([str(mpiexec()), "-n", str(ranks), sys.executable, "-c", bare],
                               capture_output=True, text=True, check=True)
         seconds.append(float(done.stdout) - launched)
-    print(f"start-up, {ranks} ranks, python + mpi4py + barrier: {_spread(seconds)} (launch to every rank ready)")
-    print("  i's own start-up (its imports and the kernel load too) is each rank's 'start' span in run_all.py")
+    print(f"start-up, {ranks} ranks, python + mpi4py + barrier: {_spread(seconds)} (launch to every rank ready;"
+          " i's own, with its imports and kernel load, is each rank's 'start' span)")
 
 
-def _spread(values: list[float]) -> str:
-    return f"median {statistics.median(values):.3f} s (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
+def _spread(values: list[float], scale: float = 1.0, unit: str = "s") -> str:
+    median, low, high = (scale * v for v in (statistics.median(values), min(values), max(values)))
+    return f"median {median:.3f} {unit} (min {low:.3f}, max {high:.3f}, n={len(values)})"
 
 
 def main() -> None:
@@ -117,11 +158,14 @@ def main() -> None:
         share = f"{statistics.median(result['cpu_share']):.2f}" if result["cpu_share"] else "-"
         print(f"  {ranks} ranks, {mode:8s} rank 0: {_spread(result['work'])}  "
               f"{statistics.median(result['work']) / reference:.2f}x the 1-rank time; waiting rank's CPU/s {share}")
+    transfer(cores, args.repeat)
     startup(cores, args.repeat * 2)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--rank"]:
         rank_main(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1:2] == ["--transfer"]:
+        transfer_main(sys.argv[2], int(sys.argv[3]))
     else:
         main()
