@@ -30,11 +30,11 @@ a launch costs about 1.1 s before the first image (mpiexec itself 0.13-0.3 s, th
 numpy, numba and Pillow and loading the kernel), so on five small photos i is the slowest (1.8 s against
 a's 0.5 s), and after its start it does a's work in a's time: rank 0's load and save are serial, and the
 other rank waits through them (0.59 s of "wait" in 0.68 s).  What bands save is movement: the 25 MB of
-pixels went out and back in 0.09 s and the halo exchange took 0.01 s, without a broker.  Where the blur
-dominates (the direct kernel, k = 41) i's work after its start took 2.77 s against 3.11 s for b.processes
-and 4.70 s for g.  So bands beat tiles on a queue when the blur dominates (large images, a heavy kernel,
-many cores or machines) and a job is long enough to pay the start once; queues win where workers come
-and go or fail.
+pixels went out and back in 0.09 s and the halo exchange took 0.01 s (summed over both ranks), without
+a broker.  Where the blur dominates (the direct kernel, k = 41) i's work after its start took 2.77 s
+against 3.11 s for b.processes and 4.70 s for g.  So bands beat tiles on a queue when the blur
+dominates (large images, a heavy kernel, many cores or machines) and a job is long enough to pay the
+start once; queues win where workers come and go or fail.
 
 MPICH's blocking calls poll a core while they wait.  With more ranks than free cores, the waiting
 ranks take CPU time from the one doing the work (rank 0's load and save): with 4 ranks on this 2-core
