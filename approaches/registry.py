@@ -11,6 +11,7 @@ from approaches import (
     e_naive_queue,
     f_reliable_queue,
     g_service,
+    i_mpi,
 )
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
@@ -55,5 +56,9 @@ APPROACHES: dict[str, Approach] = {
         Approach("g", "Multithreaded service",
                  "Redis Streams and a consumer group: stale tiles are claimed and done, threads share a process",
                  g_service.run, uses_broker=True),
+        # tiled: --workers sets its ranks (--tile-size changes nothing: each rank blurs one band of rows)
+        Approach("i", "MPI halo exchange",
+                 "SPMD ranks: bands scattered, edge rows swapped with neighbours, gathered; no broker, no recovery",
+                 i_mpi.run),
     )
 }

@@ -12,8 +12,8 @@ from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import NaiveQueue, dead_letters
-from approaches.cluster.worker import STOP
 from approaches.cluster.wire import ImagePlan, State, TileJob, TileResult
+from approaches.cluster.worker import STOP
 from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
