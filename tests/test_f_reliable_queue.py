@@ -53,11 +53,12 @@ def run_killing(tmp_path, image_dir, hook, restart: str | None = None, **setting
     return outcome, reports
 
 
-def assert_nothing_lost(outcome, reports, duplicates: int = 0) -> None:
+def assert_nothing_lost(outcome, reports, duplicates: int | None = 0) -> None:
+    """Every image saved whole with a's pixels; duplicates: how many tiles were stored twice (None: any)."""
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert {name: (r.state, r.expected, r.processed, r.missing) for name, r in reports.items()} == {
         name: (State.SAVED, tiles, tiles, 0) for name, tiles in TILES.items()}
-    assert sum(r.duplicates for r in reports.values()) == duplicates
+    assert duplicates is None or sum(r.duplicates for r in reports.values()) == duplicates
     assert_identical_to_a(outcome, 5)
 
 
@@ -158,8 +159,8 @@ def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_
         for pod in cluster.workers:
             pod.restart()
         outcome, reports = cluster.collect(Tracer())
-    # Then nothing is lost
-    assert_nothing_lost(outcome, reports)
+    # Then nothing is lost (a worker killed between storing and acking does its tile again: at-least-once)
+    assert_nothing_lost(outcome, reports, duplicates=None)
 
 
 @pytest.mark.parametrize("seed", range(20))

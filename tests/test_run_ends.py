@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from approaches import f_reliable_queue
+from approaches.cluster import assembly
 from approaches.cluster.broker import BrokerError, check_reachable
 from approaches.core.config import RunConfig
 from approaches.core.errors import ConfigError, Crashed, ImageError
@@ -76,7 +77,7 @@ def test_an_assembler_thread_that_crashes_ends_the_run_with_its_error(tmp_path, 
 @pytest.mark.timeout(30)
 def test_a_pod_that_crashes_ends_the_run_with_its_error_within_seconds(tmp_path, image_dir, monkeypatch):
     # Before: f's workers waited for an assembler that was gone, for as long as the give-up timeout
-    monkeypatch.setattr(f_reliable_queue.Assembler, "step", lambda self, now: explode(self, None))
+    monkeypatch.setattr(assembly.Assembler, "step", lambda self, now: explode(self, None))
     started = time.monotonic()
     with pytest.raises(Crashed, match="assembler crashed: KeyError"):
         f_reliable_queue.run(make_job(image_dir, tmp_path / "out", letter="f", settings=Settings(give_up_s=600)),

@@ -233,7 +233,7 @@ def forged_messages(board: Board, images: int) -> dict[str, bytes]:
 def _results_in(cluster: Cluster) -> int:
     """Results that reached the assembler: assembled from e's list, or stored on the board by f and g."""
     board = cluster.board
-    return board.assembled() + sum(board.results_stored(image) for image in board.planned())
+    return board.assembled() + sum(len(board.result_tiles(image, 1 << 20)) for image in board.planned())
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:
