@@ -51,6 +51,8 @@ class RunConfig:
     broker: str = DEFAULT_URL
     chaos: tuple[str, ...] = ()
     chaos_scenarios: tuple[str, ...] = CHAOS_SCENARIOS
+    scheduler: str | None = None  # h: a dask scheduler's tcp:// address (None: a LocalCluster started here)
+    mpi_hosts: Path | None = None  # i: an MPI host file, so the ranks run on those machines
     settings: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
@@ -71,6 +73,11 @@ class RunConfig:
             raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("--repeat", self.repeat, 1, 1000)
         check_url(self.broker)
+        if self.scheduler is not None and not self.scheduler.startswith(("tcp://", "tls://")):
+            raise ConfigError(f"--scheduler must be a dask scheduler address, tcp://host:port or tls://host:port; "
+                              f"got {self.scheduler!r}")
+        if self.mpi_hosts is not None and not self.mpi_hosts.is_file():
+            raise ConfigError(f"--mpi-hosts: {self.mpi_hosts} is not a file")
 
     @property
     def radius(self) -> int:
