@@ -259,12 +259,20 @@ def _weights(kernel_size: int, method: str) -> np.ndarray:
     return padded
 
 
-def _as_rows(pixels: np.ndarray) -> np.ndarray:
-    """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy."""
+def _as_rows(pixels: np.ndarray, *, read_only: bool = False) -> np.ndarray:
+    """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy.
+
+    ``read_only`` gives a view that cannot be written: the kernels take their source that way whether the
+    caller's array is writable (a cut tile) or not (a decoded image), so numba compiles one version, not two.
+    """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or not pixels.flags.c_contiguous:
         raise ValueError(f"expected a C-contiguous uint8 (h, w, channels) array, got {pixels.dtype} "
                          f"{pixels.shape}")
-    return pixels.reshape(pixels.shape[0], -1)
+    rows = pixels.reshape(pixels.shape[0], -1)
+    if read_only and rows.flags.writeable:
+        rows = rows.view()
+        rows.flags.writeable = False
+    return rows
 
 
 def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, dst_left: int,
@@ -280,10 +288,10 @@ def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, d
                 and region.x + region.width + radius <= src.shape[1]):
             src = cut(src, region, radius)
             region = Tile(region.id, radius, radius, region.width, region.height)
-        _blur_direct(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+        _blur_direct(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
                      _weights(kernel_size, method), rounding, _as_rows(dst), dst_top, dst_left)
     else:
-        _blur_rows(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+        _blur_rows(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
                    _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left)
 
 
@@ -354,16 +362,15 @@ def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:
     """Compile the kernel, or load it from numba's cache, before the work whose time is measured.
 
     ``method`` names the one kernel a run will use; None warms every one of KERNELS.  numba compiles
-    one version per argument type, and a read-only array is a type of its own: a decoded image is a
-    read-only view of Pillow's bytes, a cut tile or a shared-memory image is writable.  Both are warmed,
-    each on a tile at an image's border (the direct kernel then blurs a cut copy) and on one whose halo
-    lies inside the image (read in place).
+    one version per argument type, and a read-only array is a type of its own; the kernels take their
+    source read-only whatever the caller passes (a decoded image is a read-only view of Pillow's bytes, a
+    cut tile is writable), so one call per kernel loads all there is.  What it costs in a fresh process
+    with numba's cache filled: the kernel itself loads in milliseconds; the first call of any numba
+    function also sets up numba's CPU target, which imports scipy.linalg when scipy is installed (numba
+    checks for BLAS), about half of the 0.25 s measured.  Without a cache entry (a new checkout, or
+    kernel.py edited: the cache is keyed on the source file's time stamp) it compiles, about 3 s.
     """
-    radius = validate_kernel_size(kernel_size) // 2
-    side = 2 * radius + 1
+    validate_kernel_size(kernel_size)
+    image = np.zeros((1, 1, 1), np.uint8)
     for name in KERNELS if method is None else (validate_method(method),):
-        for writeable in (True, False):
-            image = np.zeros((side, side, 1), np.uint8)
-            image.flags.writeable = writeable
-            for tile in (Tile(0, 0, 0, 1, 1), Tile(0, radius, radius, 1, 1)):
-                blur_into(image, tile, np.zeros_like(image), kernel_size, method=name)
+        blur_into(image, Tile(0, 0, 0, 1, 1), np.zeros_like(image), kernel_size, method=name)
