@@ -146,6 +146,27 @@ def ceiling(images: dict[str, np.ndarray], sizes: list[int], rounds: int, pool: 
                   f"and shorter rows per loop); so 2 threads of tiles can reach at most "
                   f"x{2 / overhead:.2f}, where two bands (x{halo_work(image, k, halves):.2f} the columns) "
                   f"reach x{whole / best['2 bands, 2 threads']:.2f}")
+        k = max(sizes)
+        print(f"   k={k}: {fixed_cost(image, k, rounds) * 1e6:.1f} us per (tile, 4-row block) on top of its "
+              f"arithmetic (as much on an image small enough for L2: not memory, but the set-up of the "
+              f"{5 * -(-k // 8)} vectorised loops a block runs, one per 8 taps, vertically for the block and "
+              f"horizontally for each of its rows); a whole row pays it once, a row of {TILE_SIZE}-px tiles once "
+              f"per tile")
+
+
+def fixed_cost(image: np.ndarray, k: int, rounds: int) -> float:
+    """Seconds per (tile, 4-row block) beyond the arithmetic, from full-height strips 64 px wide vs the whole image.
+
+    time = per-column cost x columns computed + fixed cost x blocks; the two unknowns from the two cases.
+    """
+    height, width = image.shape[:2]
+    strips = [Tile(i, x, 0, min(64, width - x), height) for i, x in enumerate(range(0, width, 64))]
+    times = interleaved({"strips": lambda: in_tiles(None, image, k, strips),
+                         "whole": lambda: blur(image, k)}, rounds)
+    blocks = -(-height // 4)
+    columns = halo_work(image, k, strips)  # over the whole image's columns
+    per_column = min(times["whole"])  # the whole image: 1 x the columns, `blocks` blocks
+    return (min(times["strips"]) - per_column * columns) / (blocks * (len(strips) - columns))
 
 
 @njit(fastmath={"contract"})
