@@ -7,7 +7,13 @@ which reads the halo in place and writes the canvas in place.  `blur` is `blur_i
 The blur is separable: a vertical pass over k input rows, then a horizontal pass over that row, 2k
 multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arithmetic is float32
 with a fixed order of taps, so each output pixel is computed by exactly the same operations whatever
-tile it falls in; that is what makes tiled results bit-identical to the whole image.
+tile it falls in; that is what makes tiled results bit-identical to the whole image.  Each of the 2k
+float32 roundings of a sum below 256 errs by at most half a unit in its last place, 2^-17 of a level,
+and the float32 weights about as much again, so the float32 sum s is within k * 3e-5 of a level of the
+exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest,
+s is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
+checks them all); ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
+exact value, except that an exact value that close to an integer may land on either side of it.
 
 Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
 - The inner loops run over a contiguous row with the bare loop variable as the index; any offset is
@@ -30,6 +36,30 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
 
 Tried and dropped: cutting each row into column strips so the working rows stay in L1 (the per-strip
 loop set-up cost more than the cache saved), and folding symmetric taps (still one load per tap).
+
+Where it stands (issue 15, measured with benchmarks/kernel_vs_opencv.py on this 2-core machine): about
+0.6-0.7x OpenCV's single-thread GaussianBlur at k = 15 and 21, against a goal of 0.6.  The loops compile
+to 8-lane (256-bit) FMAs; the useful multiply-adds run at 40-50% of the core's measured float32 FMA peak
+(about 127 GFLOP/s), so the floor for any float32 kernel doing 2k multiply-adds is about 0.3x OpenCV.
+The vertical pass is close to its limit (FMA and int-to-float conversions share two ports); the
+horizontal pass does one unaligned load per multiply-add and reaches about half the peak.  What was tried
+to go further, and why it is not here:
+- 16-bit fixed point (u8 x u16 weights, high half of the product, u16 sums: twice the lanes per
+  instruction, half the bytes per load).  numba types integer arithmetic as int64; written with numpy's
+  ufuncs to stay in 32 bits, LLVM still vectorised it in 32-bit lanes and packed each product back to 16
+  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32.  numba offers no way to ask for 16-bit
+  lanes.  Its error is also unbounded for wide kernels: a 16-bit sum keeps 8 fractional bits, and the
+  truncation of each product costs up to 1/256 of a level, so k = 255 could be off by a whole level.
+- Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
+  loop at all (scalar vfmadd231ss), 3x slower.
+- Each eight-tap sum split into two chains of four (less latency per output): no change; the loop is not
+  waiting on FMA latency.
+- Folding symmetric taps, w_i * (x_i + x_(k-1-i)), in the horizontal pass: within noise (<= 3%), as
+  above.  Shifted, 32-byte aligned copies of each row so no tap load straddles a cache line: making the
+  copies cost more than the split loads (1.2-1.7x slower).
+- 512-bit vectors: LLVM prefers 256 on this CPU.  Forcing 512 (NUMBA_CPU_FEATURES with -prefer-256-bit)
+  was about 8% faster: unaligned 64-byte loads straddle a cache line every time.  It is a process-wide
+  setting for every numba function, so it is not used.
 
 ``method="direct"`` is the same Gaussian computed as the original course did, in 2-D: k*k taps per
 channel-pixel (`_blur_direct`).  It is the compute-bound workload (13-15x the separable kernel's time
@@ -300,7 +330,8 @@ def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
     """Blur one tile cut with a halo of kernel_size // 2 on every side (see tiling.cut).
 
     padded: uint8 (h + 2r, w + 2r, C) -> uint8 (h, w, C).  Results are rounded to nearest;
-    ``truncate=True`` rounds down, as the original course did.  ``method`` is one of KERNELS:
+    ``truncate=True`` rounds the float32 sum down, as the original course did (the module docstring says
+    how close that is to the exact floor).  ``method`` is one of KERNELS:
     "separable" (2k taps per channel-pixel) or "direct" (k*k, the compute-bound workload).
     This is the form for a tile that travels (to a process, through a broker); threads that share
     the image use `blur_into`, which needs no copy.
