@@ -16,9 +16,14 @@ checks them all); ``truncate=True`` (the original course's rounding) takes floor
 exact value, except that an exact value that close to an integer may land on either side of it.
 
 Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
-- The inner loops run over a contiguous row with the bare loop variable as the index; any offset is
-  moved into a slice view.  ``row[j + offset]`` makes numba emit a negative-index check that stops
-  vectorisation (measured several times slower).
+- The inner loops index with unsigned integers (np.uint64): ``row[offset + j]``.  A signed index makes
+  numba emit a check for a negative one (Python's wrap-around), and that check stops vectorisation
+  (measured several times slower); an unsigned index cannot be negative, so there is no check.  The
+  kernel used to dodge the check with a slice view per tap instead, ``row[offset:offset + n]``, but a
+  view costs an atomic reference-count increment and decrement on its array, a function call each:
+  about 0.3 us per pass over a row, 1.8 us per 4-row block.  Unsigned indices made whole images 5%
+  faster and cut that fixed cost to 0.55 us (256-px-wide strips went from 1.31x to 1.19x the time of
+  whole rows).  The results are bit-identical: the arithmetic did not change.
 - Taps are summed eight at a time into an accumulator row: the loops are limited by loads, and eight
   taps per pass over the row load and store the accumulator once instead of eight times.
 - k is padded with zero weights to a multiple of eight, so one loop body serves every k: a tap of
@@ -115,103 +120,108 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8(out, first, a, b, c, d, e, f, g, h, w, i):
-    """Add taps i..i+7 of one row: out[j] (+)= w[i] * a[j] + ... + w[i+7] * h[j], in that order."""
+def _taps8(out, first, row, s, w, i):
+    """Add taps i..i+7 of one row: out[j] (+)= w[i] * row[s[0] + j] + ... + w[i+7] * row[s[7] + j], in order."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(out.size):
-            out[j] = w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j] + w5 * f[j] + w6 * g[j] + w7 * h[j]
+        for j in range(np.uint64(out.size)):
+            out[j] = (w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
     else:
-        for j in range(out.size):
-            out[j] = (out[j] + w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j]
-                      + w4 * e[j] + w5 * f[j] + w6 * g[j] + w7 * h[j])
+        for j in range(np.uint64(out.size)):
+            out[j] = (out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8_round(target, out, first, a, b, c, d, e, f, g, h, w, i, rounding):
-    """The last eight taps, as `_taps8`, then + rounding and stored as uint8 into target (no float row)."""
+def _taps8_round(dst, y, x, out, first, row, s, w, i, rounding):
+    """The last eight taps, as `_taps8`, then + rounding and stored as uint8 at dst[y, x + j] (no float row)."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(target.size):
-            target[j] = np.uint8(w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j] + w5 * f[j]
-                                 + w6 * g[j] + w7 * h[j] + rounding)
+        for j in range(np.uint64(out.size)):
+            dst[y, x + j] = np.uint8(w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                                     + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j]
+                                     + rounding)
     else:
-        for j in range(target.size):
-            target[j] = np.uint8(out[j] + w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j]
-                                 + w5 * f[j] + w6 * g[j] + w7 * h[j] + rounding)
+        for j in range(np.uint64(out.size)):
+            dst[y, x + j] = np.uint8(out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j]
+                                     + w3 * row[s3 + j] + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j]
+                                     + w7 * row[s7 + j] + rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(o0, o1, o2, o3, first, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: o_t gets r_t..r_(t+7).
+def _taps8x4(rows, at, first, src, ys, x, n, w, i):
+    """Add taps i..i+7 to four output rows from eleven uint8 input rows: rows[t] gets src rows ys[t..t+7].
 
-    Each input value is loaded and converted once and used by up to four sums; per sum the taps are
-    still added in order, exactly as one row at a time would add them.
+    rows[t, at + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
+    input value is loaded and converted once and used by up to four sums; per sum the taps are still
+    added in order, exactly as one row at a time would add them.
     """
+    y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
-    for j in range(o0.size):
-        x0, x1, x2, x3 = np.float32(r0[j]), np.float32(r1[j]), np.float32(r2[j]), np.float32(r3[j])
-        x4, x5, x6, x7 = np.float32(r4[j]), np.float32(r5[j]), np.float32(r6[j]), np.float32(r7[j])
-        x8, x9, x10 = np.float32(r8[j]), np.float32(r9[j]), np.float32(r10[j])
+    for j in range(n):
+        c = x + j
+        x0, x1, x2, x3 = np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c])
+        x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
+        x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
+        o = at + j
         if first:
-            o0[j] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            o1[j] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            o2[j] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            o3[j] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            rows[0, o] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            rows[1, o] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            rows[2, o] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            rows[3, o] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
         else:
-            o0[j] = o0[j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            o1[j] = o1[j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            o2[j] = o2[j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            o3[j] = o3[j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            rows[0, o] = rows[0, o] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            rows[1, o] = rows[1, o] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            rows[2, o] = rows[2, o] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            rows[3, o] = rows[3, o] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _row(src, y, start, stop):
-    """Row y of src, columns start..stop; a row above or below src repeats its first or last row (the halo rule)."""
-    return src[min(max(y, 0), src.shape[0] - 1), start:stop]
+def _clamped(src, y):
+    """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
+    return np.uint64(min(max(y, 0), src.shape[0] - 1))
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(rows, at, src, first, start, stop, w, k):
-    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, start + j] for t in 0..3.
+def _vertical4(rows, at, src, first, x, n, w, k):
+    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
 
-    Rows outside src are clamped by `_row`.  Zero-weight padding taps (i >= k) read row first + k + 2
-    instead of further down.
+    Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
+    further down.
     """
-    last, n = k + 2, stop - start
-    o0, o1, o2, o3 = rows[0, at:at + n], rows[1, at:at + n], rows[2, at:at + n], rows[3, at:at + n]
+    last = k + 2
     for i in range(0, w.size, 8):
-        _taps8x4(o0, o1, o2, o3, i == 0,
-                 _row(src, first + min(i, last), start, stop), _row(src, first + min(i + 1, last), start, stop),
-                 _row(src, first + min(i + 2, last), start, stop), _row(src, first + min(i + 3, last), start, stop),
-                 _row(src, first + min(i + 4, last), start, stop), _row(src, first + min(i + 5, last), start, stop),
-                 _row(src, first + min(i + 6, last), start, stop), _row(src, first + min(i + 7, last), start, stop),
-                 _row(src, first + min(i + 8, last), start, stop), _row(src, first + min(i + 9, last), start, stop),
-                 _row(src, first + min(i + 10, last), start, stop), w, i)
+        ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
+              _clamped(src, first + min(i + 2, last)), _clamped(src, first + min(i + 3, last)),
+              _clamped(src, first + min(i + 4, last)), _clamped(src, first + min(i + 5, last)),
+              _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
+              _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
+              _clamped(src, first + min(i + 10, last)))
+        _taps8x4(rows, at, i == 0, src, ys, x, n, w, i)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _horizontal(target, acc, row, w, k, step, rounding):
-    """target[j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding); acc is scratch.
+def _horizontal(dst, y, x, acc, row, w, k, step, rounding):
+    """dst[y, x + j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding) for j < acc.size.
 
-    Zero-weight padding taps (i >= k) read the last tap's slice instead of past the row.
+    acc is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of past the row.
     """
-    n = acc.size
     last = (k - 1) * step
     for i in range(0, w.size, 8):
-        s0, s1, s2, s3 = min(i * step, last), min((i + 1) * step, last), min((i + 2) * step, last), \
-            min((i + 3) * step, last)
-        s4, s5, s6, s7 = min((i + 4) * step, last), min((i + 5) * step, last), min((i + 6) * step, last), \
-            min((i + 7) * step, last)
-        a, b, c, d = row[s0:s0 + n], row[s1:s1 + n], row[s2:s2 + n], row[s3:s3 + n]
-        e, f, g, h = row[s4:s4 + n], row[s5:s5 + n], row[s6:s6 + n], row[s7:s7 + n]
+        s = (np.uint64(min(i * step, last)), np.uint64(min((i + 1) * step, last)),
+             np.uint64(min((i + 2) * step, last)), np.uint64(min((i + 3) * step, last)),
+             np.uint64(min((i + 4) * step, last)), np.uint64(min((i + 5) * step, last)),
+             np.uint64(min((i + 6) * step, last)), np.uint64(min((i + 7) * step, last)))
         if i + 8 < w.size:
-            _taps8(acc, i == 0, a, b, c, d, e, f, g, h, w, i)
+            _taps8(acc, i == 0, row, s, w, i)
         else:
-            _taps8_round(target, acc, i == 0, a, b, c, d, e, f, g, h, w, i, rounding)
+            _taps8_round(dst, y, x, acc, i == 0, row, s, w, i, rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -234,8 +244,9 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     end = at + (inside_right - inside_left) * channels
     rows = np.empty((4, span), np.float32)
     acc = np.empty(width * channels, np.float32)
+    inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
     for y in range(0, height, 4):
-        _vertical4(rows, at, src, top - radius + y, inside_left * channels, inside_right * channels, w, k)
+        _vertical4(rows, np.uint64(at), src, top - radius + y, inside[0], inside[1], w, k)
         for t in range(4):
             row = rows[t]
             for p in range(at):
@@ -243,8 +254,8 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
             for p in range(end, span):
                 row[p] = row[end - channels + (p - end) % channels]
         for t in range(min(4, height - y)):
-            target = dst[dst_top + y + t, dst_left * channels:(dst_left + width) * channels]
-            _horizontal(target, acc, rows[t], w, k, channels, rounding)
+            _horizontal(dst, np.uint64(dst_top + y + t), np.uint64(dst_left * channels), acc, rows[t], w, k,
+                        channels, rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -263,19 +274,18 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
     radius = k // 2
     n = width * channels
     acc = np.empty(n, np.float32)
+    x = np.uint64(dst_left * channels)
     for y in range(height):
         acc[:] = 0.0
         for i in range(k):
-            row = src[top - radius + y + i]
+            row = np.uint64(top - radius + y + i)
             for t in range(k):
                 weight = w2[i, t]
-                first = (left - radius + t) * channels
-                taps = row[first:first + n]  # a slice: see "bare loop variable" above
-                for j in range(n):
-                    acc[j] = acc[j] + weight * taps[j]
-        target = dst[dst_top + y, dst_left * channels:dst_left * channels + n]
-        for j in range(n):
-            target[j] = np.uint8(min(acc[j] + rounding, np.float32(255.0)))
+                first = np.uint64((left - radius + t) * channels)  # unsigned: see "unsigned" above
+                for j in range(np.uint64(n)):
+                    acc[j] = acc[j] + weight * src[row, first + j]
+        for j in range(np.uint64(n)):
+            dst[dst_top + y, x + j] = np.uint8(min(acc[j] + rounding, np.float32(255.0)))
 
 
 @functools.cache
