@@ -285,3 +285,16 @@ def test_after_warm_up_a_decoded_image_or_a_cut_tile_compiles_nothing_new(tmp_pa
     blur_into(decoded, Tile(0, 10, 10, 20, 20), np.zeros_like(decoded), 5, method=method)
     blur_tile(cut(decoded, Tile(0, 10, 10, 20, 20), 2), 5, method=method)
     assert set(compiled.signatures) == before
+
+
+@pytest.mark.parametrize("method", KERNELS)
+def test_a_writable_and_a_read_only_image_share_one_compiled_kernel(method):
+    # The kernels take their source read-only whatever the caller passes, so numba compiles (or loads
+    # from its cache) one version per kernel, not one for writable and one for read-only arrays.
+    writable = photo(20, 30, 3)
+    read_only = writable.copy()
+    read_only.flags.writeable = False
+    blur(writable, 5, method=method)
+    blur(read_only, 5, method=method)
+    compiled = kernel._blur_direct if method == "direct" else kernel._blur_rows
+    assert len(compiled.signatures) == 1
