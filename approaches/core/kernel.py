@@ -7,12 +7,13 @@ which reads the halo in place and writes the canvas in place.  `blur` is `blur_i
 The blur is separable: a vertical pass over k input rows, then a horizontal pass over that row, 2k
 multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arithmetic is float32
 with a fixed order of taps, so each output pixel is computed by exactly the same operations whatever
-tile it falls in; that is what makes tiled results bit-identical to the whole image.  Each of the 2k
-float32 roundings of a sum below 256 errs by at most half a unit in its last place, 2^-17 of a level,
-and the float32 weights about as much again, so the float32 sum s is within k * 3e-5 of a level of the
-exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest,
-s is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
-checks them all); ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
+tile it falls in; that is what makes tiled results bit-identical to the whole image.
+
+How exact: each of the 2k float32 roundings of a sum below 256 errs by at most half a unit in its last
+place, 2^-17 of a level, and the float32 weights about as much again, so the float32 sum s is within
+k * 3e-5 of a level of the exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest, s
+is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
+checks them all).  ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
 exact value, except that an exact value that close to an integer may land on either side of it.
 
 Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
@@ -23,14 +24,14 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
   view costs an atomic reference-count increment and decrement on its array, a function call each:
   about 0.3 us per pass over a row, 1.8 us per 4-row block.  Unsigned indices made whole images 5%
   faster and cut that fixed cost to 0.55 us (256-px-wide strips went from 1.31x to 1.19x the time of
-  whole rows).  The results are bit-identical: the arithmetic did not change.
+  whole rows), with bit-identical results: the arithmetic did not change.
 - Taps are summed eight at a time into an accumulator row: the loops are limited by loads, and eight
   taps per pass over the row load and store the accumulator once instead of eight times.
 - k is padded with zero weights to a multiple of eight, so one loop body serves every k: a tap of
   weight 0 adds exactly nothing (fma(0, x, s) == s for the finite, non-negative values here), and it
   costs less than the 4-, 2- and 1-tap passes a remainder would otherwise need (k=15: about 15% faster).
 - The vertical pass comes first and reads the uint8 rows of the tile directly: no float copy of the
-  input, and k uint8 rows stay in L2 where k float rows did not.
+  input.  (A ring of float rows, each converted once instead of once per block, was no faster.)
 - It makes four output rows at a time: rows y..y+3 need input rows y..y+k+2, so each row loaded is
   used by four sums (k+3 loads for 4k multiply-adds instead of 4k).  This was the largest single gain.
 - The last group of horizontal taps adds the rounding and stores uint8, so there is no separate
@@ -39,31 +40,28 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
   reassociation would let the vectorised body and the scalar remainder add taps in different orders,
   and the same pixel would then differ between tiles of different widths.
 
-Tried and dropped: cutting each row into column strips so the working rows stay in L1 (the per-strip
-loop set-up cost more than the cache saved), and folding symmetric taps (still one load per tap).
-
-Where it stands (issue 15, measured with benchmarks/kernel_vs_opencv.py on this 2-core machine): about
-0.6-0.7x OpenCV's single-thread GaussianBlur at k = 15 and 21, against a goal of 0.6.  The loops compile
-to 8-lane (256-bit) FMAs; the useful multiply-adds run at 40-50% of the core's measured float32 FMA peak
-(about 127 GFLOP/s), so the floor for any float32 kernel doing 2k multiply-adds is about 0.3x OpenCV.
-The vertical pass is close to its limit (FMA and int-to-float conversions share two ports); the
-horizontal pass does one unaligned load per multiply-add and reaches about half the peak.  What was tried
-to go further, and why it is not here:
-- 16-bit fixed point (u8 x u16 weights, high half of the product, u16 sums: twice the lanes per
+Where it stands (issue 15; benchmarks/kernel_vs_opencv.py, on this 2-core machine): about 0.6x OpenCV's
+single-thread GaussianBlur at k = 15 and 21, best of 41 interleaved pairs (the goal is 0.6).  The loops
+compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 50-57% of the core's float32 FMA
+peak as measured with numba's own code (116-127 GFLOP/s), so a float32 kernel doing 2k multiply-adds
+could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
+int-to-float conversions share two ports); the horizontal pass does one unaligned load per multiply-add
+and is bound by loads.  What was tried to go further, and why it is not here:
+- 16-bit fixed point (u8 x u16 weights, the high half of each product, u16 sums: twice the lanes per
   instruction, half the bytes per load).  numba types integer arithmetic as int64; written with numpy's
   ufuncs to stay in 32 bits, LLVM still vectorised it in 32-bit lanes and packed each product back to 16
-  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32.  numba offers no way to ask for 16-bit
-  lanes.  Its error is also unbounded for wide kernels: a 16-bit sum keeps 8 fractional bits, and the
-  truncation of each product costs up to 1/256 of a level, so k = 255 could be off by a whole level.
+  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32, and numba has no way to ask for 16-bit
+  lanes.  Its error also grows with k: a u16 sum keeps 8 fractional bits and each truncated product
+  loses up to 1/256 of a level, so k = 255 could be a whole level off.
 - Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
   loop at all (scalar vfmadd231ss), 3x slower.
-- Each eight-tap sum split into two chains of four (less latency per output): no change; the loop is not
-  waiting on FMA latency.
-- Folding symmetric taps, w_i * (x_i + x_(k-1-i)), in the horizontal pass: within noise (<= 3%), as
-  above.  Shifted, 32-byte aligned copies of each row so no tap load straddles a cache line: making the
-  copies cost more than the split loads (1.2-1.7x slower).
+- Each eight-tap sum split into two chains of four, for less latency per output: no change, the loop
+  does not wait on FMA latency.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
+  one load per tap).  Cutting rows into column strips that stay in L1: the per-strip loop set-up cost
+  more than the cache saved.  Shifted, 32-byte aligned copies of each row so that no tap load straddles
+  a cache line: making the copies cost more than the split loads (1.2-1.7x slower).
 - 512-bit vectors: LLVM prefers 256 on this CPU.  Forcing 512 (NUMBA_CPU_FEATURES with -prefer-256-bit)
-  was about 8% faster: unaligned 64-byte loads straddle a cache line every time.  It is a process-wide
+  was about 8% faster, as unaligned 64-byte loads straddle a cache line every time; it is a process-wide
   setting for every numba function, so it is not used.
 
 ``method="direct"`` is the same Gaussian computed as the original course did, in 2-D: k*k taps per
