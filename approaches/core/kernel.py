@@ -40,11 +40,12 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
   reassociation would let the vectorised body and the scalar remainder add taps in different orders,
   and the same pixel would then differ between tiles of different widths.
 
-Where it stands (issue 15; benchmarks/kernel_vs_opencv.py, on this 2-core machine): about 0.6x OpenCV's
-single-thread GaussianBlur at k = 15 and 21, best of 41 interleaved pairs (the goal is 0.6).  The loops
-compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 50-57% of the core's float32 FMA
-peak as measured with numba's own code (116-127 GFLOP/s), so a float32 kernel doing 2k multiply-adds
-could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
+Where it stands (issue 15; benchmarks/kernel_vs_opencv.py, on this 2-core machine): 0.57-0.63x OpenCV's
+single-thread GaussianBlur at k = 15 and 21 (best of 41-61 interleaved pairs, over several runs; the goal
+is 0.6), and 0.35-0.37x on two row bands in two threads when the second core is free (goal 0.35).  The
+loops compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 47-57% of the core's float32
+FMA peak as measured with numba's own code (about 128 GFLOP/s), so a float32 kernel doing 2k
+multiply-adds could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
 int-to-float conversions share two ports); the horizontal pass does one unaligned load per multiply-add
 and is bound by loads.  What was tried to go further, and why it is not here:
 - 16-bit fixed point (u8 x u16 weights, the high half of each product, u16 sums: twice the lanes per
@@ -56,7 +57,8 @@ and is bound by loads.  What was tried to go further, and why it is not here:
 - Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
   loop at all (scalar vfmadd231ss), 3x slower.
 - Each eight-tap sum split into two chains of four, for less latency per output: no change, the loop
-  does not wait on FMA latency.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
+  does not wait on FMA latency.  Sixteen taps per horizontal pass (fewer accumulator round trips): no
+  change.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
   one load per tap).  Cutting rows into column strips that stay in L1: the per-strip loop set-up cost
   more than the cache saved.  Shifted, 32-byte aligned copies of each row so that no tap load straddles
   a cache line: making the copies cost more than the split loads (1.2-1.7x slower).
