@@ -266,13 +266,6 @@ def test_verification_memory_does_not_grow_with_the_number_of_images(tmp_path):
     assert peak_for(24) - peak_for(4) < 4 * image_bytes
 
 
-def test_sample_making_and_the_kernel_load_are_announced(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main(["--approaches", "a", "--kernel-size", "3", "--no-charts"], env={}) == 0
-    err = capsys.readouterr().err
-    assert "making 5 sample images" in err and "loading the separable kernel" in err
-
-
 # 8. A broker's password never appears anywhere
 
 
