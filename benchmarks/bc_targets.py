@@ -138,6 +138,7 @@ def main() -> int:
                 APPROACHES[key].run(Job(config, sources, key), tracer)
                 wall[key].append(time.perf_counter() - start)
                 spans[key].append(tracer.spans)
+        ceiling = kernel_ceiling(args.input, 21, args.tile_size, args.workers, args.rounds, args.kernel)
     for series in (wall, spans):
         for key in KEYS:
             del series[key][0]
@@ -148,7 +149,6 @@ def main() -> int:
     blur_speedup = [a / b for a, b in zip(a_blur, b_stage, strict=True)]
     c_vs_io = [c / (io / cores) for c, io in zip(wall["c"], a_io, strict=True)]
     c_vs_best = [wall["c"][i] / min(wall[k][i] for k in KEYS if k != "c") for i in range(args.rounds)]
-    ceiling = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds, args.kernel)
 
     print(f"{len(sources)} sample images, k=21 ({args.kernel}), PNG encoder {args.png_encoder}, "
           f"tile {args.tile_size}, {cores} workers, "
