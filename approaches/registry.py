@@ -11,6 +11,7 @@ from approaches import (
     e_naive_queue,
     f_reliable_queue,
     g_service,
+    h_dask,
 )
 from approaches.core.job import Job, Outcome
 from approaches.core.trace import Tracer
@@ -55,5 +56,8 @@ APPROACHES: dict[str, Approach] = {
         Approach("g", "Multithreaded service",
                  "Redis Streams and a consumer group: stale tiles are claimed and done, threads share a process",
                  g_service.run, uses_broker=True),
+        Approach("h", "dask.distributed",
+                 "an engine instead of a hand-built queue: tiles as tasks, and lost ones recomputed from the graph",
+                 h_dask.run),
     )
 }

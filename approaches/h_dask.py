@@ -1,0 +1,309 @@
+"""h — dask.distributed: e, f and g's tiles and kernel, scheduled by an existing engine instead of a hand-built queue.
+
+Delivery guarantee: at-least-once, with each tile pasted once.  A tile's padded pixels are an argument of
+its task, so they live in the task graph: when a worker dies, the scheduler hands every task it held
+(running, waiting, or finished but not yet collected) to another worker and runs it again.  The client
+pastes each tile from the one result its future gives, and saves each image once.
+
+    client: load, cut -> submit(blur_task, padded tile) -> scheduler -> worker processes -> as_completed:
+            paste, save           (one task per tile)        (placement,     (1 thread each)
+                                                              stealing, reruns)
+
+What the engine gives that e, f and g build by hand:
+- a scheduler: it places each task on a worker, moves queued ones to idle workers (work stealing), and
+  tracks who holds what, where e, f and g need a broker, a queue variant and their own bookkeeping;
+- recomputation of lost work: no processing lists, heartbeats, reaper or XAUTOCLAIM.  The scheduler
+  notices a dead worker at once (its connection drops) and reruns the work from the graph; a task
+  whose workers die 3 times (distributed.scheduler.allowed-failures) fails as KilledWorker, dask's
+  dead letter.  Inputs must be in the graph for this to work: data put on a worker with client.scatter
+  has no recipe, and is simply lost with it;
+- workers as a product: LocalCluster starts N worker processes, each behind a nanny process that
+  restarts it when it dies; on other machines `dask scheduler` and `dask worker tcp://host:8786`;
+- a measured record of every task, the task stream, which becomes this approach's timeline (a worker
+  restarted after a kill has a new address, so it is drawn as a new lane);
+- a live dashboard, with bokeh installed.  The suite does not install bokeh, so h starts no dashboard.
+
+What it costs:
+- every task is a message to the scheduler and on to a worker, and its result a message back: a few
+  milliseconds per task on one machine (benchmarks/h_vs_g.py measures a no-op round trip), so tiles
+  must be worth that much work;
+- dask ships pickled functions and arguments between its members, and a worker runs whatever it is
+  sent.  A scheduler must therefore only ever be reachable by trusted machines: never expose it, and
+  between machines use TLS (tls:// addresses, with certificates given to the scheduler, the workers
+  and the client).  e, f and g's binary wire format exists so that nothing from a queue is unpickled;
+  dask's model is the opposite, and it is safe only inside a trusted network;
+- a starting cost: a LocalCluster spawns 2N processes (a nanny and a worker each) and loads the
+  kernel in every worker; that is the "start" span, timed apart from the work, as d's pod start is.
+
+The client, this process, is the only one that reads inputs or writes outputs: workers get pixels and
+give pixels back, so they need the suite's code but no shared folder.  Images are loaded and their tiles
+submitted one after another while the workers already blur; the client then pastes results as they
+come (as_completed, never a poll) and saves each image when its last tile is in.
+"""
+
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from approaches.core.errors import ConfigError, ImageError
+from approaches.core.images import load_image
+from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.kernel import blur_tile, warm_up
+from approaches.core.tasks import Assembly, TileResult
+from approaches.core.tiling import Tile, cut, plan_tiles
+from approaches.core.trace import Span, Tracer
+
+if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: importing it takes about 0.3 s
+    from distributed import Client
+
+CLIENT = "client"
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # dask's own variable: `dask worker` and a bare Client() read it too
+START_TIMEOUT_S = 30.0  # for a scheduler to answer, and a first worker to join it
+IN_FLIGHT_TIMEOUT_S = 30.0
+POLL_S = 0.01
+STAGES = {"compute": "blur", "transfer": "transfer", "disk-read": "spill", "disk-write": "spill"}
+"""The suite's stage for each action in dask's task stream (spill: a worker's memory went to its disk)."""
+
+Chaos = Callable[["Faults"], None]
+
+
+def run(job: Job, tracer: Tracer, *, scheduler: str | None = None, tile_delay_s: float = 0.0,
+        chaos: Chaos | None = None, start_timeout_s: float = START_TIMEOUT_S) -> Outcome:
+    """Blur job's images as dask tasks: on a LocalCluster of job.config.workers worker processes, or on the
+    scheduler at `scheduler` (tcp://host:port) with whatever workers have joined it.
+
+    tile_delay_s: each task sleeps that long first (for chaos: it keeps tiles in flight).  chaos: called
+    once, in this thread, right after the first image's tiles are submitted, with h's Faults.
+    """
+    if chaos is not None and scheduler is not None:
+        raise ConfigError("h's chaos kills worker processes of the LocalCluster it starts: not with --scheduler")
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(connected(scheduler, job, tracer, start_timeout_s))
+        except (OSError, TimeoutError) as error:  # no scheduler at that address, or no worker joined it in time
+            reason = f"dask: no cluster to run on at {scheduler or 'a new LocalCluster'} ({error})"
+            return Outcome(failed=[Failure(str(source.path), reason) for source in job.images])
+        return _blur_all(job, tracer, client, tile_delay_s, chaos)
+
+
+@contextmanager
+def connected(scheduler: str | None, job: Job, tracer: Tracer,
+              timeout_s: float = START_TIMEOUT_S) -> Iterator["Client"]:
+    """A client of a fresh LocalCluster (closed on exit) or of the scheduler given, its workers' kernel loaded.
+
+    All of it is the "start" span: importing dask, the cluster's processes, the connection, the first
+    worker, the kernel; a worker that starts later (one restarted after a kill) loads the kernel in its
+    first task.  Closing it all is the "stop" span.
+    """
+    with ExitStack() as stack:
+        with tracer.span(CLIENT, "start", ""):
+            from distributed import Client, LocalCluster
+
+            cluster = None
+            if scheduler is None:
+                # On 127.0.0.1 only.  The scheduler's HTTP server (health, metrics) takes any free port; its
+                # dashboard page only says to install bokeh, which the suite does not.
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=job.config.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster or scheduler, timeout=timeout_s))
+            client.wait_for_workers(1, timeout=timeout_s)
+            client.run(warm_up, job.config.kernel_size, method=job.config.kernel)
+        try:
+            yield client
+        finally:
+            with tracer.span(CLIENT, "stop", ""):  # closing a LocalCluster waits for its processes to end
+                stack.close()
+
+
+def blur_task(padded: np.ndarray, kernel_size: int, truncate: bool, method: str, delay_s: float) -> np.ndarray:
+    """What a worker runs for one tile: a pure function of plain values, so dask may run it again anywhere."""
+    if delay_s:
+        time.sleep(delay_s)
+    return blur_tile(padded, kernel_size, truncate=truncate, method=method)
+
+
+def _blur_all(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, chaos: Chaos | None) -> Outcome:
+    """Submit every image's tiles, then paste results as they complete and save each image when whole."""
+    from distributed import as_completed, get_task_stream
+
+    offset = time.perf_counter() - time.time()  # dask's task stream records time.time(); spans use perf_counter
+    config, outcome = job.config, Outcome()
+    run_id = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler must not hand back another's result
+    names: dict[str, tuple[str, int]] = {}  # every task's key -> its image and tile, for spans and faults
+    waiting: dict[str, tuple[Assembly, Tile]] = {}  # a task's key -> where its result goes
+    faults = Faults(client, names)
+    results = as_completed(with_results=True, raise_errors=False)  # results are fetched as tasks finish
+    with get_task_stream(client) as stream:
+        for index, source in enumerate(job.images):
+            try:
+                with tracer.span(CLIENT, "load", source.name):
+                    image = load_image(source.path)
+            except ImageError as error:
+                outcome.failed.append(Failure(str(source.path), error.reason))
+                job.progress()
+                continue
+            tiles = plan_tiles(image.width, image.height, config.tile_size)
+            assembly = Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles))
+            for tile in tiles:  # each padded tile is its task's argument: the task can be rerun from the graph
+                with tracer.span(CLIENT, "cut", source.name, tile.id):
+                    padded = cut(image.pixels, tile, config.radius)
+                key = f"blur-{run_id}-{index}-{tile.id}"
+                names[key], waiting[key] = (source.name, tile.id), (assembly, tile)
+                results.add(client.submit(blur_task, padded, config.kernel_size, config.truncate, config.kernel,
+                                          tile_delay_s, key=key))
+            if chaos is not None:
+                chaos(faults)
+                chaos = None
+        for future, result in results:
+            assembly, tile = waiting.pop(future.key)
+            future.release()  # its result is here: the worker may drop it, and dask need not recompute it
+            if _paste(assembly, tile, result, tracer):
+                done = _save(assembly, job, tracer)
+                (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
+                job.progress()
+    spans = task_spans(stream.data, names, offset)
+    tracer.extend(spans)
+    faults.finished(spans)
+    return outcome
+
+
+def _paste(assembly: Assembly, tile: Tile, result: Any, tracer: Tracer) -> bool:
+    """Paste one tile's result (or keep why it failed); True when it was the image's last tile."""
+    name = assembly.source.name
+    error = f"tile {tile.id}: {type(result).__name__}: {result}" if isinstance(result, BaseException) else None
+    with tracer.span(CLIENT, "assemble", name, tile.id):
+        return assembly.add(TileResult(name, tile, None if error else result, error, ()))
+
+
+def _save(assembly: Assembly, job: Job, tracer: Tracer) -> Saved | Failure:
+    if assembly.error is not None:
+        return assembly.failure()
+    try:
+        with tracer.span(CLIENT, "save", assembly.source.name):
+            return assembly.save(job.config.output_dir, job.letter, job.config.png_level)
+    except ImageError as error:
+        return Failure(str(assembly.source.path), error.reason)
+
+
+def task_spans(records: Iterable[Mapping[str, Any]], names: Mapping[str, tuple[str, int]],
+               offset: float) -> list[Span]:
+    """dask's task stream as the suite's spans: each task's steps (compute, transfer, ...) as stages of its
+    tile, in a lane per worker numbered in the order the workers started their first task, times moved
+    by offset (perf_counter - time.time).  Tasks of other runs on a shared scheduler are left out.
+
+    >>> step = {"action": "compute", "start": 100.0, "stop": 100.5}
+    >>> task_spans([{"key": "blur-1-0", "worker": "tcp://10.0.0.7:4000", "startstops": (step,)}],
+    ...            {"blur-1-0": ("img1", 0)}, offset=-99.0)
+    [Span(lane='worker-1', stage='blur', image='img1', tile=0, start=1.0, end=1.5)]
+    """
+    mine = sorted((record for record in records if record["key"] in names),
+                  key=lambda record: min(step["start"] for step in record["startstops"]))
+    lanes: dict[str, str] = {}
+    spans = []
+    for record in mine:
+        lane = lanes.setdefault(record["worker"], f"worker-{len(lanes) + 1}")
+        image, tile = names[record["key"]]
+        spans += [Span(lane, STAGES.get(step["action"], step["action"]), image, tile, step["start"] + offset,
+                       step["stop"] + offset) for step in record["startstops"]]
+    return spans
+
+
+# --- chaos: kill worker processes of h's LocalCluster while tiles are in flight -----------------------
+
+
+class Faults:
+    """What a chaos scenario may do to h's own LocalCluster while its tiles are in flight, and what came of it.
+
+    A kill is SIGKILL to worker processes; their nannies stay and start fresh ones.  What was lost is
+    dask's own account, the scheduler's "remove-worker" event for each victim: the tiles it was running
+    or had queued (``lost``; the scheduler hands them to the workers left, or to come, at once), and the
+    results it held that the client had not yet taken (a result lives on its worker until then: dask
+    recomputes it too, unless the client, holding it by then, lets it go first).  After the run: how many
+    lost tiles ran again, when the last of them ended (recovery_s counts from the kill), and how many
+    tiles were finished twice.
+    """
+
+    def __init__(self, client: "Client", names: Mapping[str, tuple[str, int]]) -> None:
+        self._client, self._names = client, names
+        self.victims: list[str] = []  # the workers killed, by address
+        self.killed_at: float | None = None  # time.perf_counter() of the kill
+        self.lost: set[tuple[str, int]] = set()  # (image, tile) the victims were running or had queued
+        self.redone = 0  # of the lost tiles, how many ran again after the kill
+        self.done_twice = 0  # tiles finished twice: a result lost with its worker before the client took it
+        self.recovered_at: float | None = None
+
+    @property
+    def workers(self) -> int:
+        return len(self._client.scheduler_info()["workers"])
+
+    @property
+    def recovery_s(self) -> float | None:
+        """From the kill to the end of the last lost tile run again; None without a kill or a lost tile."""
+        if self.killed_at is None or self.recovered_at is None:
+            return None
+        return self.recovered_at - self.killed_at
+
+    def in_flight(self) -> int:
+        """This run's tiles the scheduler has handed to workers and not yet had back."""
+        return sum(key in self._names for keys in self._client.processing().values() for key in keys)
+
+    def wait_for_tiles_in_flight(self, at_least: int, timeout_s: float = IN_FLIGHT_TIMEOUT_S) -> int:
+        """Poll until at_least tiles are in flight (or timeout_s passes); the last count seen."""
+        deadline, held = time.monotonic() + timeout_s, 0
+        while time.monotonic() < deadline:
+            held = self.in_flight()
+            if held >= at_least:
+                break
+            time.sleep(POLL_S)
+        return held
+
+    def kill_one(self) -> None:
+        """SIGKILL one worker process."""
+        self._kill(1)
+
+    def kill_all(self) -> None:
+        """SIGKILL every worker process at once."""
+        self._kill(None)
+
+    def _kill(self, count: int | None) -> None:
+        pids: dict[str, int] = self._client.run(os.getpid)  # each worker's own process, not its nanny
+        self.victims = sorted(pids)[:count]
+        self.killed_at = time.perf_counter()
+        for victim in self.victims:
+            os.kill(pids[victim], signal.SIGKILL)
+
+    def finished(self, spans: Iterable[Span]) -> None:
+        """After the run: what dask lost with the victims, which lost tiles ran again, when the last one ended."""
+        blurs = [span for span in spans if span.stage == "blur"]
+        self.done_twice = len(blurs) - len({(span.image, span.tile) for span in blurs})
+        if self.killed_at is None:
+            return
+        for _, event in self._client.get_events("all"):
+            if event.get("action") == "remove-worker" and event.get("worker") in self.victims:
+                self.lost |= {self._names[key] for key in event["processing-tasks"] if key in self._names}
+        again = [span for span in blurs if (span.image, span.tile) in self.lost and span.start >= self.killed_at]
+        self.redone = len({(span.image, span.tile) for span in again})
+        self.recovered_at = max((span.end for span in again), default=None)
+
+
+def kill_one_worker(faults: Faults) -> None:
+    """Chaos scenario "one-worker": once every worker holds a tile, SIGKILL one; its nanny restarts it."""
+    faults.wait_for_tiles_in_flight(at_least=faults.workers)
+    faults.kill_one()
+
+
+def kill_every_worker(faults: Faults) -> None:
+    """Chaos scenario "workers": once every worker holds a tile, SIGKILL them all; their nannies restart them."""
+    faults.wait_for_tiles_in_flight(at_least=faults.workers)
+    faults.kill_all()
+
+
+SCENARIOS: dict[str, Chaos] = {"workers": kill_every_worker, "one-worker": kill_one_worker}

@@ -1,0 +1,110 @@
+"""h: a's pixels from dask tasks, on its own LocalCluster or a scheduler given; dask's task stream as spans;
+lost tiles recomputed when one worker process, or every one, is killed mid-run."""
+
+import logging
+import socket
+from collections import Counter
+
+import pytest
+
+from approaches import h_dask
+from approaches.core.errors import ConfigError
+from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
+from tests.test_images import assert_bad_inputs_reported, bad_inputs
+
+pytestmark = pytest.mark.timeout(60)  # every test here waits on a cluster: a hang must fail, not stall CI
+
+TILES_16 = 5 * 6 + 3 * 3 + 2 * 2  # 16-px tiles of the three images of image_dir (70x90, 33x41, 20x25)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster of 2 worker processes for the tests that pass h a scheduler address (it starts in ~1 s)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
+        yield cluster.scheduler_address
+
+
+def run_h(image_dir, output, **options):
+    return run_approach("h", image_dir, output, **options)
+
+
+@pytest.mark.parametrize("tile_size,kernel_size", [(7, 5), (16, 5), (33, 9), (256, 5), (5, 21)])
+def test_outputs_are_identical_to_a_for_any_tiling_on_a_scheduler_given(tmp_path, image_dir, scheduler, tile_size,
+                                                                        kernel_size):
+    # 7 and 33 divide none of the images; 256 makes each one tile; with 5 the halo (10) is wider than the tile.
+    outcome, _ = run_h(image_dir, tmp_path / "out", tile_size=tile_size, kernel_size=kernel_size,
+                       scheduler=scheduler)
+    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
+    assert_identical_to_a(outcome, kernel_size)
+    assert {s.mode for s in outcome.saved} == {"RGBA", "RGB", "L"}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_its_own_local_cluster_of_any_size_gives_a_pixels_and_a_start_span_apart(tmp_path, image_dir, workers):
+    outcome, tracer = run_h(image_dir, tmp_path / "out", workers=workers, tile_size=16)
+    assert len(outcome.saved) == 3 and outcome.failed == []
+    assert_identical_to_a(outcome, 5)
+    (start,) = [span for span in tracer.spans if span.stage == "start"]
+    assert start.lane == h_dask.CLIENT
+    assert all(span.start >= start.end for span in tracer.spans if span is not start)  # the work comes after
+    assert {span.lane for span in tracer.spans if span.stage == "blur"} <= {f"worker-{n}" for n in range(1, 4)}
+
+
+def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir, scheduler):
+    reasons = bad_inputs(image_dir)
+    outcome, _ = run_h(image_dir, tmp_path / "out", scheduler=scheduler)
+    assert_bad_inputs_reported(outcome, reasons)
+    assert_identical_to_a(outcome, 5)
+
+
+def test_the_task_stream_becomes_blur_spans_in_worker_lanes_on_this_process_clock(tmp_path, image_dir, scheduler):
+    _, tracer = run_h(image_dir, tmp_path / "out", scheduler=scheduler)
+    blurs = [span for span in tracer.spans if span.stage == "blur"]
+    assert len(blurs) == TILES_16 and len({(span.image, span.tile) for span in blurs}) == TILES_16
+    assert {span.lane for span in blurs} == {"worker-1", "worker-2"}  # the cluster's two worker processes
+    stages = Counter((span.lane, span.stage) for span in tracer.spans if span.lane == h_dask.CLIENT)
+    assert stages[h_dask.CLIENT, "load"] == stages[h_dask.CLIENT, "save"] == 3
+    assert stages[h_dask.CLIENT, "cut"] == stages[h_dask.CLIENT, "assemble"] == TILES_16
+    # dask's time.time() moved onto perf_counter: each tile is blurred after it is cut and before it is pasted
+    cut = {(s.image, s.tile): s for s in tracer.spans if s.stage == "cut"}
+    pasted = {(s.image, s.tile): s for s in tracer.spans if s.stage == "assemble"}
+    for span in blurs:
+        assert cut[span.image, span.tile].end - 0.005 <= span.start <= span.end <= pasted[span.image, span.tile].start
+
+
+def test_an_unreachable_scheduler_fails_every_image_with_its_address(tmp_path, image_dir):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    outcome, _ = run_h(image_dir, tmp_path / "out", scheduler=address, start_timeout_s=1.0)
+    assert outcome.saved == [] and len(outcome.failed) == 3
+    assert all(failure.reason.startswith(f"dask: no cluster to run on at {address}") for failure in outcome.failed)
+
+
+def test_chaos_is_refused_on_a_scheduler_it_did_not_start(tmp_path, image_dir, scheduler):
+    with pytest.raises(ConfigError, match="LocalCluster it starts"):
+        run_h(image_dir, tmp_path / "out", scheduler=scheduler, chaos=h_dask.kill_one_worker)
+
+
+@pytest.mark.parametrize("scenario", ["one-worker", "workers"])
+def test_killing_worker_processes_mid_run_loses_nothing(tmp_path, image_dir, scenario):
+    # Given slow tiles, so that every worker holds some when the kill comes
+    seen = []
+
+    def chaos(faults: h_dask.Faults) -> None:
+        seen.append(faults)
+        h_dask.SCENARIOS[scenario](faults)
+
+    # When one worker process (or every one) is SIGKILLed once the first image's tiles are in flight
+    outcome, tracer = run_h(image_dir, tmp_path / "out", tile_delay_s=0.02, chaos=chaos)
+    # Then every image is saved with a's pixels: dask ran the lost tiles again, on the worker left or a fresh one
+    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
+    assert_identical_to_a(outcome, 5)
+    (faults,) = seen
+    assert faults.lost and faults.redone == len(faults.lost)
+    assert faults.recovery_s is not None and faults.recovery_s > 0
+    blurred = {(span.image, span.tile) for span in tracer.spans if span.stage == "blur"}
+    assert len(blurred) == TILES_16
