@@ -49,6 +49,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -82,8 +83,10 @@ def run(job: Job, tracer: Tracer, *, scheduler: str | None = None, tile_delay_s:
     tile_delay_s: each task sleeps that long first (for chaos: it keeps tiles in flight).  chaos: called
     once, in this thread, right after the first image's tiles are submitted, with h's Faults.
     """
-    if chaos is not None and scheduler is not None:
-        raise ConfigError("h's chaos kills worker processes of the LocalCluster it starts: not with --scheduler")
+    if scheduler is not None:
+        check_scheduler(scheduler)
+        if chaos is not None:
+            raise ConfigError("h's chaos kills worker processes of the LocalCluster it starts: not with --scheduler")
     with ExitStack() as stack:
         try:
             client = stack.enter_context(connected(scheduler, job, tracer, start_timeout_s))
@@ -91,6 +94,26 @@ def run(job: Job, tracer: Tracer, *, scheduler: str | None = None, tile_delay_s:
             reason = f"dask: no cluster to run on at {scheduler or 'a new LocalCluster'} ({error})"
             return Outcome(failed=[Failure(str(source.path), reason) for source in job.images])
         return _blur_all(job, tracer, client, tile_delay_s, chaos)
+
+
+def check_scheduler(address: str) -> str:
+    """The address if it names a dask scheduler as tcp://host:port or tls://host:port, else ConfigError.
+
+    >>> check_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    >>> check_scheduler("10.0.0.5")
+    Traceback (most recent call last):
+    ...
+    approaches.core.errors.ConfigError: --scheduler: '10.0.0.5' is not tcp://host:port or tls://host:port
+    """
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(f"--scheduler: {address!r} is not tcp://host:port or tls://host:port")
+    return address
 
 
 @contextmanager

@@ -42,15 +42,15 @@ def test_outputs_are_identical_to_a_for_any_tiling_on_a_scheduler_given(tmp_path
     assert {s.mode for s in outcome.saved} == {"RGBA", "RGB", "L"}
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_its_own_local_cluster_of_any_size_gives_a_pixels_and_a_start_span_apart(tmp_path, image_dir, workers):
-    outcome, tracer = run_h(image_dir, tmp_path / "out", workers=workers, tile_size=16)
+def test_its_own_local_cluster_gives_a_pixels_with_its_start_up_apart(tmp_path, image_dir):
+    # One worker process here; the shared cluster above has two, and the chaos tests start two of their own.
+    outcome, tracer = run_h(image_dir, tmp_path / "out", workers=1, tile_size=16)
     assert len(outcome.saved) == 3 and outcome.failed == []
     assert_identical_to_a(outcome, 5)
     (start,) = [span for span in tracer.spans if span.stage == "start"]
     assert start.lane == h_dask.CLIENT
     assert all(span.start >= start.end for span in tracer.spans if span is not start)  # the work comes after
-    assert {span.lane for span in tracer.spans if span.stage == "blur"} <= {f"worker-{n}" for n in range(1, 4)}
+    assert {span.lane for span in tracer.spans if span.stage == "blur"} == {"worker-1"}
 
 
 def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir, scheduler):
