@@ -1,44 +1,50 @@
 """h — dask.distributed: e, f and g's tiles and kernel, scheduled by an existing engine instead of a hand-built queue.
 
 Delivery guarantee: at-least-once, with each tile pasted once.  A tile's padded pixels are an argument of
-its task, so they live in the task graph: when a worker dies, the scheduler hands every task it held
-(running, waiting, or finished but not yet collected) to another worker and runs it again.  The client
-pastes each tile from the one result its future gives, and saves each image once.
+its task, so they live in the task graph: when a worker dies, the scheduler hands the tasks it was running
+or had queued to the workers left (or to come) and runs them again, and recomputes the results it held
+that the client had not yet taken.  The client pastes each tile from the one result its future gives,
+and saves each image once.
 
     client: load, cut -> submit(blur_task, padded tile) -> scheduler -> worker processes -> as_completed:
             paste, save           (one task per tile)        (placement,     (1 thread each)
                                                               stealing, reruns)
 
 What the engine gives that e, f and g build by hand:
-- a scheduler: it places each task on a worker, moves queued ones to idle workers (work stealing), and
-  tracks who holds what, where e, f and g need a broker, a queue variant and their own bookkeeping;
+- a scheduler: it places each task on a worker, balances queued work between workers (work stealing),
+  and tracks who holds what, where e, f and g need a broker, a queue variant and their own bookkeeping;
 - recomputation of lost work: no processing lists, heartbeats, reaper or XAUTOCLAIM.  The scheduler
-  notices a dead worker at once (its connection drops) and reruns the work from the graph; a task
-  whose workers die 3 times (distributed.scheduler.allowed-failures) fails as KilledWorker, dask's
+  hears of a dead worker at once (its connection drops: 10 ms here) and reruns the work from the graph;
+  a task whose workers die 3 times (distributed.scheduler.allowed-failures) fails as KilledWorker, dask's
   dead letter.  Inputs must be in the graph for this to work: data put on a worker with client.scatter
   has no recipe, and is simply lost with it;
 - workers as a product: LocalCluster starts N worker processes, each behind a nanny process that
-  restarts it when it dies; on other machines `dask scheduler` and `dask worker tcp://host:8786`;
+  restarts it when it dies; on other machines, `dask scheduler` on one and `dask worker tcp://host:8786`
+  on each of the others;
 - a measured record of every task, the task stream, which becomes this approach's timeline (a worker
   restarted after a kill has a new address, so it is drawn as a new lane);
-- a live dashboard, with bokeh installed.  The suite does not install bokeh, so h starts no dashboard.
+- a live dashboard, but only with bokeh, which the suite does not install: as installed, the scheduler's
+  /status page says "Dask needs bokeh>=3.1.0".
 
 What it costs:
-- every task is a message to the scheduler and on to a worker, and its result a message back: a few
-  milliseconds per task on one machine (benchmarks/h_vs_g.py measures a no-op round trip), so tiles
-  must be worth that much work;
+- every task is a message to the scheduler and on to a worker, and its result a message back: a no-op
+  task's round trip takes about 10 ms on the 2-core test machine, about 2-3 ms each when thousands are
+  in flight (benchmarks/h_vs_g.py), so a task must carry much more work than that;
 - dask ships pickled functions and arguments between its members, and a worker runs whatever it is
-  sent.  A scheduler must therefore only ever be reachable by trusted machines: never expose it, and
-  between machines use TLS (tls:// addresses, with certificates given to the scheduler, the workers
-  and the client).  e, f and g's binary wire format exists so that nothing from a queue is unpickled;
-  dask's model is the opposite, and it is safe only inside a trusted network;
-- a starting cost: a LocalCluster spawns 2N processes (a nanny and a worker each) and loads the
-  kernel in every worker; that is the "start" span, timed apart from the work, as d's pod start is.
+  sent.  A scheduler must therefore only ever be reachable from trusted machines: never expose it, and
+  between machines use TLS (tls:// addresses; the certificates go in dask's configuration, such as
+  DASK_DISTRIBUTED__COMM__TLS__CA_FILE and ..._CLIENT__CERT, which h's client reads as it is).  e, f
+  and g's binary wire format exists so that nothing from a queue is ever unpickled; dask's model is the
+  opposite, and it is safe only inside a trusted network;
+- a starting cost: importing dask (about 0.3 s, so h imports it only when it runs), and a LocalCluster
+  spawns 2N processes (a nanny and a worker each) and loads the kernel in every worker: the "start"
+  span, timed apart from the work, as d's pod start is.
 
 The client, this process, is the only one that reads inputs or writes outputs: workers get pixels and
-give pixels back, so they need the suite's code but no shared folder.  Images are loaded and their tiles
-submitted one after another while the workers already blur; the client then pastes results as they
-come (as_completed, never a poll) and saves each image when its last tile is in.
+give pixels back, so they need the suite's code but no shared folder (a task that loaded its own image
+would need the input folder on every machine).  Images are loaded and their tiles submitted one after
+another while the workers already blur; the client then pastes results as they come (as_completed,
+never a poll) and saves each image when its last tile is in.
 """
 
 import logging

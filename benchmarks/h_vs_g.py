@@ -21,6 +21,7 @@
 """
 
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -73,7 +74,8 @@ def task_overhead(workers: int, one_by_one: int, at_once: int) -> tuple[list[flo
     from distributed import Client, LocalCluster, wait
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         client.submit(noop, -1, key="warm").result()
         trips = []
         for i in range(one_by_one):
@@ -96,6 +98,8 @@ def under_chaos(config: RunConfig, sources: tuple, kill: h_dask.Chaos) -> h_dask
     outcome = h_dask.run(Job(config, sources, "h"), Tracer(), tile_delay_s=TILE_DELAY_S, chaos=chaos)
     if outcome.failed or len(outcome.saved) != len(sources):
         raise SystemExit(f"h under chaos failed: {outcome.failed}")
+    if seen[0].recovery_s is None:
+        raise SystemExit("h under chaos: the kill found no tile in flight")
     return seen[0]
 
 

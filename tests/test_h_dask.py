@@ -5,10 +5,17 @@ import logging
 import socket
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from approaches import h_dask
+from approaches.core.config import RunConfig
 from approaches.core.errors import ConfigError
+from approaches.core.images import find_images, load_image
+from approaches.core.job import Failure, Job
+from approaches.core.tasks import Assembly
+from approaches.core.tiling import Tile
+from approaches.core.trace import Tracer
 from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
@@ -108,3 +115,17 @@ def test_killing_worker_processes_mid_run_loses_nothing(tmp_path, image_dir, sce
     assert faults.recovery_s is not None and faults.recovery_s > 0
     blurred = {(span.image, span.tile) for span in tracer.spans if span.stage == "blur"}
     assert len(blurred) == TILES_16
+
+
+def test_a_tile_whose_task_failed_fails_its_image_with_the_reason_and_saves_nothing(tmp_path, image_dir):
+    # What as_completed gives for a task that raised, or whose workers kept dying (KilledWorker): the exception.
+    source = find_images(image_dir)[0]
+    job = Job(RunConfig(output_dir=tmp_path / "out"), (source,), "h")
+    image = load_image(source.path)
+    assembly = Assembly(source, image.mode, np.zeros_like(image.pixels), 2)
+    tiles = [Tile(0, 0, 0, 1, 1), Tile(1, 1, 0, 1, 1)]
+    assert not h_dask._paste(assembly, tiles[0], ValueError("boom"), Tracer())
+    assert h_dask._paste(assembly, tiles[1], np.zeros((1, 1, 4), np.uint8), Tracer())
+    failure = h_dask._save(assembly, job, Tracer())
+    assert failure == Failure(str(source.path), "tile 0: ValueError: boom")
+    assert not (tmp_path / "out" / "h").exists()
