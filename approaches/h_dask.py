@@ -266,6 +266,8 @@ class Faults:
         self.killed_at: float | None = None  # time.perf_counter() of the kill
         self.lost: set[tuple[str, int]] = set()  # (image, tile) the victims were running or had queued
         self.redone = 0  # of the lost tiles, how many ran again after the kill
+        self.expected = 0  # tiles submitted in the run
+        self.missing = 0  # tiles submitted and never blurred: 0 unless an image failed
         self.done_twice = 0  # tiles finished twice: a result lost with its worker before the client took it
         self.recovered_at: float | None = None
 
@@ -312,7 +314,9 @@ class Faults:
     def finished(self, spans: Iterable[Span]) -> None:
         """After the run: what dask lost with the victims, which lost tiles ran again, when the last one ended."""
         blurs = [span for span in spans if span.stage == "blur"]
-        self.done_twice = len(blurs) - len({(span.image, span.tile) for span in blurs})
+        blurred = {(span.image, span.tile) for span in blurs}
+        self.expected, self.missing = len(self._names), len(set(self._names.values()) - blurred)
+        self.done_twice = len(blurs) - len(blurred)
         if self.killed_at is None:
             return
         for _, event in self._client.get_events("all"):
@@ -336,3 +340,16 @@ def kill_every_worker(faults: Faults) -> None:
 
 
 SCENARIOS: dict[str, Chaos] = {"workers": kill_every_worker, "one-worker": kill_one_worker}
+
+
+def run_under_chaos(job: Job, tracer: Tracer, scenario: str, *, tile_delay_s: float) -> tuple[Outcome, Faults | None]:
+    """Run h on its own LocalCluster with one of SCENARIOS; the outcome, and the Faults that say what was
+    lost and how soon it was redone (None if no image could be loaded, so nothing was killed)."""
+    seen: list[Faults] = []
+
+    def chaos(faults: Faults) -> None:
+        seen.append(faults)
+        SCENARIOS[scenario](faults)
+
+    outcome = run(job, tracer, tile_delay_s=tile_delay_s, chaos=chaos)
+    return outcome, (seen[0] if seen else None)

@@ -87,20 +87,14 @@ def task_overhead(workers: int, one_by_one: int, at_once: int) -> tuple[list[flo
         return trips, (time.perf_counter() - start) / at_once
 
 
-def under_chaos(config: RunConfig, sources: tuple, kill: h_dask.Chaos) -> h_dask.Faults:
-    """One run of h with a scenario's kill; its Faults.  SystemExit if an image failed."""
-    seen: list[h_dask.Faults] = []
-
-    def chaos(faults: h_dask.Faults) -> None:
-        seen.append(faults)
-        kill(faults)
-
-    outcome = h_dask.run(Job(config, sources, "h"), Tracer(), tile_delay_s=TILE_DELAY_S, chaos=chaos)
+def under_chaos(config: RunConfig, sources: tuple, scenario: str) -> h_dask.Faults:
+    """One run of h under a chaos scenario; its Faults.  SystemExit if an image failed or nothing was lost."""
+    outcome, faults = h_dask.run_under_chaos(Job(config, sources, "h"), Tracer(), scenario, tile_delay_s=TILE_DELAY_S)
     if outcome.failed or len(outcome.saved) != len(sources):
-        raise SystemExit(f"h under chaos failed: {outcome.failed}")
-    if seen[0].recovery_s is None:
-        raise SystemExit("h under chaos: the kill found no tile in flight")
-    return seen[0]
+        raise SystemExit(f"h under {scenario} failed: {outcome.failed}")
+    if faults is None or faults.recovery_s is None:
+        raise SystemExit(f"h under {scenario}: the kill found no tile in flight")
+    return faults
 
 
 def recovery(config: RunConfig, sources: tuple, rounds: int) -> None:
@@ -108,8 +102,8 @@ def recovery(config: RunConfig, sources: tuple, rounds: int) -> None:
     print(f"h on {len(sources)} sample images, {config.workers} worker processes, {TILE_DELAY_S:g} s per tile, "
           f"{rounds} rounds per scenario")
     print("  scenario     tiles lost  redone  finished twice  recovery")
-    for scenario, kill in h_dask.SCENARIOS.items():
-        seen = [under_chaos(config, sources, kill) for _ in range(rounds)]
+    for scenario in h_dask.SCENARIOS:
+        seen = [under_chaos(config, sources, scenario) for _ in range(rounds)]
         for faults in seen:
             print(f"  {scenario:11s}  {len(faults.lost):10d}  {faults.redone:6d}  {faults.done_twice:14d}  "
                   f"{faults.recovery_s * 1e3:6.0f} ms")

@@ -17,6 +17,7 @@ from approaches.core.tasks import Assembly
 from approaches.core.tiling import Tile
 from approaches.core.trace import Tracer
 from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
+from tests.test_e_naive_queue import make_job
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
 pytestmark = pytest.mark.timeout(60)  # every test here waits on a cluster: a hang must fail, not stall CI
@@ -99,22 +100,15 @@ def test_chaos_is_refused_on_a_scheduler_it_did_not_start(tmp_path, image_dir, s
 @pytest.mark.parametrize("scenario", ["one-worker", "workers"])
 def test_killing_worker_processes_mid_run_loses_nothing(tmp_path, image_dir, scenario):
     # Given slow tiles, so that every worker holds some when the kill comes
-    seen = []
-
-    def chaos(faults: h_dask.Faults) -> None:
-        seen.append(faults)
-        h_dask.SCENARIOS[scenario](faults)
-
+    job = make_job(image_dir, tmp_path / "out", letter="h")
     # When one worker process (or every one) is SIGKILLed once the first image's tiles are in flight
-    outcome, tracer = run_h(image_dir, tmp_path / "out", tile_delay_s=0.02, chaos=chaos)
+    outcome, faults = h_dask.run_under_chaos(job, Tracer(), scenario, tile_delay_s=0.02)
     # Then every image is saved with a's pixels: dask ran the lost tiles again, on the worker left or a fresh one
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert_identical_to_a(outcome, 5)
-    (faults,) = seen
     assert faults.lost and faults.redone == len(faults.lost)
     assert faults.recovery_s is not None and faults.recovery_s > 0
-    blurred = {(span.image, span.tile) for span in tracer.spans if span.stage == "blur"}
-    assert len(blurred) == TILES_16
+    assert faults.expected == TILES_16 and faults.missing == 0
 
 
 def test_a_tile_whose_task_failed_fails_its_image_with_the_reason_and_saves_nothing(tmp_path, image_dir):
