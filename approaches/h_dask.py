@@ -6,9 +6,11 @@ or had queued to the workers left (or to come) and runs them again, and recomput
 that the client had not yet taken.  The client pastes each tile from the one result its future gives,
 and saves each image once.
 
-    client: load, cut -> submit(blur_task, padded tile) -> scheduler -> worker processes -> as_completed:
-            paste, save           (one task per tile)        (placement,     (1 thread each)
-                                                              stealing, reruns)
+    coordinator thread --submit(blur_task, padded tile)--> scheduler ---------> worker processes
+      (load, cut)             one task per tile             (placement,          (1 thread each)
+                                                             stealing, reruns)          |
+    assembler thread <--as_completed: the blurred tile------------------------------------+
+      (paste, save)
 
 What the engine gives that e, f and g build by hand:
 - a scheduler: it places each task on a worker, balances queued work between workers (work stealing),
@@ -42,19 +44,22 @@ What it costs:
 
 The client, this process, is the only one that reads inputs or writes outputs: workers get pixels and
 give pixels back, so they need the suite's code but no shared folder (a task that loaded its own image
-would need the input folder on every machine).  Images are loaded and their tiles submitted one after
-another while the workers already blur; the client then pastes results as they come (as_completed,
-never a poll) and saves each image when its last tile is in.
+would need the input folder on every machine).  In it, as in b, a coordinator thread loads images and
+submits their tiles while the assembler pastes results as they come (as_completed, never a poll) and
+saves each image when its last tile is in; at most IMAGES_AHEAD images wait between the two.
 """
 
 import logging
 import os
+import queue
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -68,9 +73,10 @@ from approaches.core.tiling import Tile, cut, plan_tiles
 from approaches.core.trace import Span, Tracer
 
 if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: importing it takes about 0.3 s
-    from distributed import Client
+    from distributed import Client, Future
 
-CLIENT = "client"
+COORDINATOR, ASSEMBLER = "coordinator", "assembler"  # two threads of this process, the client
+IMAGES_AHEAD = 2  # images loaded and submitted ahead of the one being assembled: bounds the pixels held here
 # The environment variable that gives --scheduler its default: dask's own, which a bare Client() reads too.
 # run() itself never reads it: with scheduler=None it starts a LocalCluster even when the variable is set.
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -134,7 +140,7 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
     first task.  Closing it all is the "stop" span.
     """
     with ExitStack() as stack:
-        with tracer.span(CLIENT, "start", ""):
+        with tracer.span(COORDINATOR, "start", ""):
             from distributed import Client, LocalCluster
 
             cluster = None
@@ -150,7 +156,7 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
         try:
             yield client
         finally:
-            with tracer.span(CLIENT, "stop", ""):  # closing a LocalCluster waits for its processes to end
+            with tracer.span(COORDINATOR, "stop", ""):  # closing a LocalCluster waits for its processes to end
                 stack.close()
 
 
@@ -161,56 +167,84 @@ def blur_task(padded: np.ndarray, kernel_size: int, truncate: bool, method: str,
     return blur_tile(padded, kernel_size, truncate=truncate, method=method)
 
 
+class Submitted(NamedTuple):
+    """One image handed from the coordinator to the assembler: where its tiles go, and their futures."""
+
+    assembly: Assembly
+    tiles: dict[str, Tile]  # a task's key -> its tile
+    futures: list["Future"]
+
+
 def _blur_all(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, chaos: Chaos | None) -> Outcome:
-    """Submit every image's tiles, then paste results as they complete and save each image when whole."""
-    from distributed import as_completed, get_task_stream
+    """A coordinator thread loads images and submits their tiles while this thread assembles and saves them."""
+    from distributed import get_task_stream
 
     offset = time.perf_counter() - time.time()  # dask's task stream records time.time(); spans use perf_counter
-    config, outcome = job.config, Outcome()
-    run_id = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler must not hand back another's result
     names: dict[str, tuple[str, int]] = {}  # every task's key -> its image and tile, for spans and faults
-    waiting: dict[str, tuple[Assembly, Tile]] = {}  # a task's key -> where its result goes
     faults = Faults(client, names)
-    results = as_completed(with_results=True, raise_errors=False)  # results are fetched as tasks finish
-    with get_task_stream(client) as stream:
-        for index, source in enumerate(job.images):
-            try:
-                with tracer.span(CLIENT, "load", source.name):
-                    image = load_image(source.path)
-            except ImageError as error:
-                outcome.failed.append(Failure(str(source.path), error.reason))
-                job.progress()
-                continue
-            tiles = plan_tiles(image.width, image.height, config.tile_size)
-            assembly = Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles))
-            for tile in tiles:  # each padded tile is its task's argument: the task can be rerun from the graph
-                with tracer.span(CLIENT, "cut", source.name, tile.id):
-                    padded = cut(image.pixels, tile, config.radius)
-                key = f"blur-{run_id}-{index}-{tile.id}"
-                names[key], waiting[key] = (source.name, tile.id), (assembly, tile)
-                results.add(client.submit(blur_task, padded, config.kernel_size, config.truncate, config.kernel,
-                                          tile_delay_s, key=key))
-            if chaos is not None:
-                chaos(faults)
-                chaos = None
-        for future, result in results:
-            assembly, tile = waiting.pop(future.key)
-            future.release()  # its result is here: the worker may drop it, and dask need not recompute it
-            if _paste(assembly, tile, result, tracer):
-                done = _save(assembly, job, tracer)
-                (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
-                job.progress()
+    handed: queue.Queue[Submitted | Failure | None] = queue.Queue(IMAGES_AHEAD)  # bounds the images held here
+    outcome = Outcome()
+    with get_task_stream(client) as stream, ThreadPoolExecutor(1, COORDINATOR) as coordinator:
+        coordinating = coordinator.submit(_coordinate, job, tracer, client, tile_delay_s, names, handed,
+                                          partial(chaos, faults) if chaos else None)
+        for image in iter(handed.get, None):
+            done = image if isinstance(image, Failure) else _assemble(image, job, tracer)
+            (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
+            job.progress()
+        coordinating.result()  # what the coordinator raised, if anything, is raised here
     spans = task_spans(stream.data, names, offset)
     tracer.extend(spans)
     faults.finished(spans)
     return outcome
 
 
+def _coordinate(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, names: dict[str, tuple[str, int]],
+                handed: "queue.Queue[Submitted | Failure | None]", after_first: Callable[[], None] | None) -> None:
+    """Coordinator: load each image, cut its tiles with their halo (core/tiling's rule) and submit each as a
+    task, whose argument, the padded tile, keeps it recomputable from the graph; hand the image on.
+    after_first (the chaos hook) is called once, right after the first image's tiles are submitted."""
+    config = job.config
+    run_id = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler must not hand back another's result
+    try:
+        for index, source in enumerate(job.images):
+            try:
+                with tracer.span(COORDINATOR, "load", source.name):
+                    image = load_image(source.path)
+            except ImageError as error:
+                handed.put(Failure(str(source.path), error.reason))
+                continue
+            tiles, futures = {}, []
+            for tile in plan_tiles(image.width, image.height, config.tile_size):
+                with tracer.span(COORDINATOR, "cut", source.name, tile.id):
+                    padded = cut(image.pixels, tile, config.radius)
+                key = f"blur-{run_id}-{index}-{tile.id}"
+                names[key], tiles[key] = (source.name, tile.id), tile
+                futures.append(client.submit(blur_task, padded, config.kernel_size, config.truncate, config.kernel,
+                                             tile_delay_s, key=key))
+            handed.put(Submitted(Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles)), tiles,
+                                 futures))
+            if after_first is not None:
+                after_first()
+                after_first = None
+    finally:
+        handed.put(None)  # the assembler stops waiting, whatever happened here
+
+
+def _assemble(image: Submitted, job: Job, tracer: Tracer) -> Saved | Failure:
+    """Assembler: paste the image's tiles as they complete (as_completed, never a poll), then save it once."""
+    from distributed import as_completed
+
+    for future, result in as_completed(image.futures, with_results=True, raise_errors=False):
+        future.release()  # its result is here: the worker may drop it, and dask need not recompute it
+        _paste(image.assembly, image.tiles[future.key], result, tracer)
+    return _save(image.assembly, job, tracer)
+
+
 def _paste(assembly: Assembly, tile: Tile, result: Any, tracer: Tracer) -> bool:
     """Paste one tile's result (or keep why it failed); True when it was the image's last tile."""
     name = assembly.source.name
     error = f"tile {tile.id}: {type(result).__name__}: {result}" if isinstance(result, BaseException) else None
-    with tracer.span(CLIENT, "assemble", name, tile.id):
+    with tracer.span(ASSEMBLER, "assemble", name, tile.id):
         return assembly.add(TileResult(name, tile, None if error else result, error, ()))
 
 
@@ -218,7 +252,7 @@ def _save(assembly: Assembly, job: Job, tracer: Tracer) -> Saved | Failure:
     if assembly.error is not None:
         return assembly.failure()
     try:
-        with tracer.span(CLIENT, "save", assembly.source.name):
+        with tracer.span(ASSEMBLER, "save", assembly.source.name):
             return assembly.save(job.config.output_dir, job.letter, job.config.png_level)
     except ImageError as error:
         return Failure(str(assembly.source.path), error.reason)

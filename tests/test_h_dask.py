@@ -56,7 +56,7 @@ def test_its_own_local_cluster_gives_a_pixels_with_its_start_up_apart(tmp_path, 
     assert len(outcome.saved) == 3 and outcome.failed == []
     assert_identical_to_a(outcome, 5)
     (start,) = [span for span in tracer.spans if span.stage == "start"]
-    assert start.lane == h_dask.CLIENT
+    assert start.lane == h_dask.COORDINATOR
     assert all(span.start >= start.end for span in tracer.spans if span is not start)  # the work comes after
     assert {span.lane for span in tracer.spans if span.stage == "blur"} == {"worker-1"}
 
@@ -73,9 +73,10 @@ def test_the_task_stream_becomes_blur_spans_in_worker_lanes_on_this_process_cloc
     blurs = [span for span in tracer.spans if span.stage == "blur"]
     assert len(blurs) == TILES_16 and len({(span.image, span.tile) for span in blurs}) == TILES_16
     assert {span.lane for span in blurs} == {"worker-1", "worker-2"}  # the cluster's two worker processes
-    stages = Counter((span.lane, span.stage) for span in tracer.spans if span.lane == h_dask.CLIENT)
-    assert stages[h_dask.CLIENT, "load"] == stages[h_dask.CLIENT, "save"] == 3
-    assert stages[h_dask.CLIENT, "cut"] == stages[h_dask.CLIENT, "assemble"] == TILES_16
+    stages = Counter((span.lane, span.stage) for span in tracer.spans)
+    coordinator, assembler = h_dask.COORDINATOR, h_dask.ASSEMBLER
+    assert stages[coordinator, "load"] == stages[assembler, "save"] == 3
+    assert stages[coordinator, "cut"] == stages[assembler, "assemble"] == TILES_16
     # dask's time.time() moved onto perf_counter: each tile is blurred after it is cut and before it is pasted
     cut = {(s.image, s.tile): s for s in tracer.spans if s.stage == "cut"}
     pasted = {(s.image, s.tile): s for s in tracer.spans if s.stage == "assemble"}
