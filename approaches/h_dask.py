@@ -9,7 +9,7 @@ and saves each image once.
     coordinator thread --submit(blur_task, padded tile)--> scheduler ---------> worker processes
       (load, cut)             one task per tile             (placement,          (1 thread each)
                                                              stealing, reruns)          |
-    assembler thread <--as_completed: the blurred tile--------------------------------+
+    assembler thread <--as_completed: the blurred tile----------------------------------+
       (paste, save)
 
 What the engine gives that e, f and g build by hand:
