@@ -8,10 +8,10 @@
   of N worker processes.  Each round runs the two back to back, in alternating order, after one round
   that is dropped (it fills numba's cache and the OS's); every output of the first kept round is checked
   against a's pixels.
-- Per run: wall time (start-up included, as run_all.py times it), start-up (from the call to the first
-  tile blurred: g spawns its pods and starts Valkey, h imports dask and starts its cluster; both load
-  the first image), and the work (first tile blurred to last image saved).  Medians with min..max, and
-  h/g per round.
+- Per run: wall time (start-up included, as run_all.py times it); the cluster ready (the end of the
+  last "start" span: g's pods spawned and connected, h's dask imported and LocalCluster up, the kernel
+  loaded in every worker); the first tile blurred (both have loaded the first image by then); the work
+  (first tile blurred to last image saved).  Medians with min..max, and h/g per round.
 - Per-task overhead: a no-op task's round trip (submit, run on a worker process, result back), one at a
   time, on the same kind of LocalCluster; and the time per task when many are submitted at once.
 - --recovery: h under its two chaos scenarios (one worker process killed, every one killed, once the
@@ -47,8 +47,11 @@ RUNS: dict[str, Callable[[Job, Tracer], Outcome]] = {
 }
 
 
-def timed(letter: str, config: RunConfig, sources: tuple, check: bool) -> tuple[float, float, float]:
-    """(wall, start-up, work) seconds of one run; SystemExit if an image failed or differs from a."""
+def timed(letter: str, config: RunConfig, sources: tuple, check: bool) -> tuple[float, float, float, float]:
+    """(wall, cluster ready, start-up, work) seconds of one run; SystemExit if an image failed or differs from a.
+
+    Cluster ready: the end of the last "start" span (g: every pod spawned, connected, its kernel loaded;
+    h: dask imported, the LocalCluster's processes up, the kernel loaded in each worker)."""
     tracer = Tracer()
     started = time.perf_counter()
     outcome = RUNS[letter](Job(config, sources, letter), tracer)
@@ -60,9 +63,10 @@ def timed(letter: str, config: RunConfig, sources: tuple, check: bool) -> tuple[
             expected = blur(load_image(saved.source).pixels, config.kernel_size, method=config.kernel)
             if not np.array_equal(load_image(saved.output).pixels, expected):
                 raise SystemExit(f"{letter}: {saved.name} differs from a's pixels")
+    ready = max(span.end for span in tracer.spans if span.stage == "start")
     first_blur = min(span.start for span in tracer.spans if span.stage == "blur")
     last_save = max(span.end for span in tracer.spans if span.stage == "save")
-    return wall, first_blur - started, last_save - first_blur
+    return wall, ready - started, first_blur - started, last_save - first_blur
 
 
 def noop(value: int) -> int:
@@ -139,17 +143,18 @@ def compare(config: RunConfig, sources: tuple, rounds: int) -> None:
     """g and h round by round, in alternating order; then dask's per-task overhead."""
     print(f"{len(sources)} sample images, k=21 ({config.kernel}), tile {config.tile_size}, {config.workers} worker "
           f"processes of 1 thread each; {rounds} rounds after one dropped (cores present: {cores_present()})")
-    runs: dict[str, list[tuple[float, float, float]]] = {letter: [] for letter in RUNS}
+    runs: dict[str, list[tuple[float, float, float, float]]] = {letter: [] for letter in RUNS}
     for round_ in range(rounds + 1):  # round 0 fills caches and is dropped
         for letter in ("g", "h") if round_ % 2 else ("h", "g"):
             measured = timed(letter, config, sources, check=round_ == 1)
             if round_:
                 runs[letter].append(measured)
-    print("        wall (start-up included)    start-up to first blur       first blur to last save")
+    columns = ("wall", "cluster ready", "first blur", "work")
+    print("        wall (start-up included)    cluster ready               start-up to first blur      "
+          "first blur to last save")
     for letter in RUNS:
-        wall, start, work = (list(column) for column in zip(*runs[letter], strict=True))
-        print(f"  {letter}     {spread(wall)}          {spread(start)}          {spread(work)}")
-    for column, name in enumerate(("wall", "start-up", "work")):
+        print(f"  {letter}   " + "".join(f"  {spread(list(column)):26s}" for column in zip(*runs[letter], strict=True)))
+    for column, name in enumerate(columns):
         ratio = [h[column] / g[column] for g, h in zip(runs["g"], runs["h"], strict=True)]
         print(f"  h / g {name}: median x{statistics.median(ratio):.2f} (per round x{min(ratio):.2f} .. "
               f"x{max(ratio):.2f})")
