@@ -219,8 +219,10 @@ def _coordinate(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float,
                     padded = cut(image.pixels, tile, config.radius)
                 key = f"blur-{run_id}-{index}-{tile.id}"
                 names[key], tiles[key] = (source.name, tile.id), tile
+                # First come, first run, reruns included: dask runs higher priorities first, and without one
+                # the tiles submitted within 100 ms tie, so a tile lost with its worker would queue behind them.
                 futures.append(client.submit(blur_task, padded, config.kernel_size, config.truncate, config.kernel,
-                                             tile_delay_s, key=key))
+                                             tile_delay_s, key=key, priority=-len(names)))
             handed.put(Submitted(Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles)), tiles,
                                  futures))
             if after_first is not None:
