@@ -53,6 +53,7 @@ import logging
 import os
 import queue
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -175,6 +176,29 @@ class Submitted(NamedTuple):
     futures: list["Future"]
 
 
+class Handover:
+    """The images between the coordinator and the assembler: at most IMAGES_AHEAD, which bounds the pixels
+    held here; put() gives up once the assembler has closed it, so the coordinator never waits on no one."""
+
+    def __init__(self) -> None:
+        self._images: queue.Queue[Submitted | Failure | None] = queue.Queue(IMAGES_AHEAD)
+        self._closed = threading.Event()
+
+    def put(self, image: Submitted | Failure | None) -> None:
+        while not self._closed.is_set():
+            try:
+                self._images.put(image, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> Submitted | Failure | None:
+        return self._images.get()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 def _blur_all(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, chaos: Chaos | None) -> Outcome:
     """A coordinator thread loads images and submits their tiles while this thread assembles and saves them."""
     from distributed import get_task_stream
@@ -182,15 +206,18 @@ def _blur_all(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, c
     offset = time.perf_counter() - time.time()  # dask's task stream records time.time(); spans use perf_counter
     names: dict[str, tuple[str, int]] = {}  # every task's key -> its image and tile, for spans and faults
     faults = Faults(client, names)
-    handed: queue.Queue[Submitted | Failure | None] = queue.Queue(IMAGES_AHEAD)  # bounds the images held here
+    handed = Handover()
     outcome = Outcome()
     with get_task_stream(client) as stream, ThreadPoolExecutor(1, COORDINATOR) as coordinator:
         coordinating = coordinator.submit(_coordinate, job, tracer, client, tile_delay_s, names, handed,
                                           partial(chaos, faults) if chaos else None)
-        for image in iter(handed.get, None):
-            done = image if isinstance(image, Failure) else _assemble(image, job, tracer)
-            (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
-            job.progress()
+        try:
+            for image in iter(handed.get, None):
+                done = image if isinstance(image, Failure) else _assemble(image, job, tracer)
+                (outcome.saved if isinstance(done, Saved) else outcome.failed).append(done)
+                job.progress()
+        finally:
+            handed.close()  # if this thread stopped early (an error, Ctrl-C), the coordinator must not wait on it
         coordinating.result()  # what the coordinator raised, if anything, is raised here
     spans = task_spans(stream.data, names, offset)
     tracer.extend(spans)
@@ -199,7 +226,7 @@ def _blur_all(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, c
 
 
 def _coordinate(job: Job, tracer: Tracer, client: "Client", tile_delay_s: float, names: dict[str, tuple[str, int]],
-                handed: "queue.Queue[Submitted | Failure | None]", after_first: Callable[[], None] | None) -> None:
+                handed: "Handover", after_first: Callable[[], None] | None) -> None:
     """Coordinator: load each image, cut its tiles with their halo (core/tiling's rule) and submit each as a
     task, whose argument, the padded tile, keeps it recomputable from the graph; hand the image on.
     after_first (the chaos hook) is called once, right after the first image's tiles are submitted."""
