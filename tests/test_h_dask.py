@@ -124,3 +124,11 @@ def test_a_tile_whose_task_failed_fails_its_image_with_the_reason_and_saves_noth
     failure = h_dask._save(assembly, job, Tracer())
     assert failure == Failure(str(source.path), "tile 0: ValueError: boom")
     assert not (tmp_path / "out" / "h").exists()
+
+
+def test_the_coordinator_stops_waiting_on_a_full_handover_once_the_assembler_has_gone():
+    handover = h_dask.Handover()
+    for _ in range(h_dask.IMAGES_AHEAD):
+        handover.put(None)
+    handover.close()  # what the assembler does when it stops, for whatever reason
+    handover.put(None)  # the handover is full: without close() this would wait for ever
