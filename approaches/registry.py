@@ -11,6 +11,7 @@ from approaches import (
     e_naive_queue,
     f_reliable_queue,
     g_service,
+    h_dask,
     i_mpi,
 )
 from approaches.core.job import Job, Outcome
@@ -56,6 +57,9 @@ APPROACHES: dict[str, Approach] = {
         Approach("g", "Multithreaded service",
                  "Redis Streams and a consumer group: stale tiles are claimed and done, threads share a process",
                  g_service.run, uses_broker=True),
+        Approach("h", "dask.distributed",
+                 "an engine instead of a hand-built queue: tiles as tasks, and lost ones recomputed from the graph",
+                 h_dask.run),
         # tiled: --workers sets its ranks (--tile-size changes nothing: each rank blurs one band of rows)
         Approach("i", "MPI halo exchange",
                  "SPMD ranks: bands scattered, edge rows swapped with neighbours, gathered; no broker, no recovery",

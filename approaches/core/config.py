@@ -12,13 +12,13 @@ from approaches.core.errors import ConfigError
 from approaches.core.kernel import KERNELS, validate_kernel_size
 from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
 from approaches.core.settings import Settings
-from approaches.core.urls import DEFAULT_URL, check_url
+from approaches.core.urls import DEFAULT_URL, check_scheduler, check_url
 
 MAX_TILE_SIZE = 1 << 16
 MIN_QUEUE_TILE_SIZE = 16  # below this a queue approach spends its time on messages, not pixels
 WORKERS_PER_CORE = 8  # more workers than this many per core only add processes and memory
 SWEEPS = ("tile-size", "workers")  # what --sweep can vary: see harness/sweep.py
-CHAOS_APPROACHES = ("e", "f", "g")  # the queue approaches whose pods --chaos can kill
+CHAOS_APPROACHES = ("e", "f", "g", "h")  # the approaches whose workers --chaos can kill
 CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # see harness/chaos.py
 
 
@@ -73,9 +73,8 @@ class RunConfig:
             raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("--repeat", self.repeat, 1, 1000)
         check_url(self.broker)
-        if self.scheduler is not None and not self.scheduler.startswith(("tcp://", "tls://")):
-            raise ConfigError(f"--scheduler must be a dask scheduler address, tcp://host:port or tls://host:port; "
-                              f"got {self.scheduler!r}")
+        if self.scheduler is not None:
+            check_scheduler(self.scheduler)
         if self.mpi_hosts is not None and not self.mpi_hosts.is_file():
             raise ConfigError(f"--mpi-hosts: {self.mpi_hosts} is not a file")
 

@@ -51,7 +51,7 @@ ENV_DEFAULTS = {
     "output_dir": ("OUTPUT_PATH", Path),
     "broker": ("BROKER_URL", str),
     "kernel": ("BLUR_KERNEL", str),
-    "scheduler": ("DASK_SCHEDULER", str),
+    "scheduler": ("DASK_SCHEDULER_ADDRESS", str),  # dask's own variable, which a bare Client() reads too
     "mpi_hosts": ("MPI_HOSTS", Path),
 }
 
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
         epilog=f"approaches:\n{describe}\n\nEnvironment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, "
-        "TILE_SIZE, BROKER_URL, BLUR_KERNEL, DASK_SCHEDULER, MPI_HOSTS set defaults; flags override them.",
+        "TILE_SIZE, BROKER_URL, BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
