@@ -6,8 +6,9 @@ A tile message is a fixed binary header followed by the raw pixels, row-major, c
     halo | channels | kernel size | CRC-32 of the pixels          (little-endian, HEADER.size = 47 bytes)
 
 A 256-px RGBA tile with a halo of 10 is 304,704 bytes of pixels plus the header.  The original course
-sent JSON with an object per pixel, {"R":12,"G":34,"B":56,"A":255}, about 30 bytes per pixel: 2.3 MB
-for the same tile (benchmarks/cluster_targets.py measures both).
+sent JSON with an object per pixel, {"R":12,"G":34,"B":56,"A":255}: for such a tile of a sample photo,
+2.5 MB written compactly (8.3x), 3.1 MB with JSON's default spacing (10.3x); benchmarks/cluster_targets.py
+measures it.
 
 An image's plan (name, size, mode, kernel, tiling) is a small JSON record.  Decoding checks a message
 against its image's plan before a single pixel is read: the run, the tile's id and rectangle (so a tile
