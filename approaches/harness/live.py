@@ -20,8 +20,8 @@ spans arrive to say which worker did it.
 
 A hole is a tile with no result: the run's own report says how many tiles of an image are missing
 (expected vs processed, Cluster.reports), and the spans say which: a tile is back once a worker sent it
-("send"), the assembler took it ("assemble") or the board stored it.  Under e a killed worker's tiles
-are holes for good; under f and g they are handed to another worker and come back.
+("send", in a worker's lane), the assembler took it ("assemble") or the board stored it.  Under e a
+killed worker's tiles are holes for good; under f and g they are handed to another worker and come back.
 
 kill(scenario) runs the chaos demo's own scenario (harness/chaos.py) against the run's Cluster, on a
 thread of its own, while the run goes on.
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from approaches.cluster.deployment import Cluster
+from approaches.cluster.deployment import COORDINATOR, Cluster
 from approaches.core.config import CHAOS_APPROACHES, RunConfig
 from approaches.core.images import ImageSource
 from approaches.core.trace import Span
@@ -46,7 +46,25 @@ KILLS: dict[str, Callable[[Cluster, str, Callable[[str], None]], int]] = {
     "one-worker": kill_one_worker,  # it stays dead: e loses its tiles, f and g give them to the others
     "workers": kill_every_worker,  # all of them, restarted at once
 }
-BACK = frozenset({"send", "assemble"})  # a span of one of these stages for a tile: its result came back
+
+
+def _came_back(span: Span) -> bool:
+    """Whether a tile's span says its result came back: a worker sent it (the coordinator's "send" is the
+    tile going out) or the assembler took it."""
+    return span.stage == "assemble" or (span.stage == "send" and span.lane != COORDINATOR)
+
+
+def _pods(letter: str, config: RunConfig) -> dict[str, int]:
+    """g runs its workers as threads of one pod: killing "a worker" would kill them all.  Watched live, it gets
+    two pods (when there are two workers or more), so a killed pod's tiles have another to go to.
+
+    >>> _pods("g", RunConfig(workers=5)), _pods("g", RunConfig(workers=1)), _pods("f", RunConfig(workers=5))
+    ({'pods': 2, 'threads': 3}, {'pods': 1, 'threads': 1}, {})
+    """
+    if letter != "g":
+        return {}
+    pods = min(2, config.workers)
+    return {"pods": pods, "threads": -(-config.workers // pods)}
 
 
 def killable(letter: str) -> bool:
@@ -75,7 +93,8 @@ class LiveRun:
 
     def run(self) -> Measured:
         """Run the approach once (blocking), emitting events; what measure() hands back."""
-        options = {"on_span": self._pod_span, "on_launch": self._launched} if self.killable else {}
+        options = {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config)
+                   } if self.killable else {}
         self._started = time.perf_counter()
         try:
             measured = measure(self.approach, self.config, self.sources, self._progress, on_span=self._span,
@@ -111,7 +130,7 @@ class LiveRun:
         self._send(span)
 
     def _send(self, span: Span) -> None:
-        if span.tile is not None and span.stage in BACK:
+        if span.tile is not None and _came_back(span):
             with self._lock:
                 self._back.setdefault(span.image, set()).add(span.tile)
         self.emit({"type": "span", "lane": span.lane, "stage": span.stage, "image": span.image, "tile": span.tile,

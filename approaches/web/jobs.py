@@ -297,7 +297,10 @@ class JobStore:
         try:
             with Image.open(upload) as header:
                 suffix, width, height = FORMATS.get(header.format or ""), header.width, header.height
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # over Pillow's own limit
+            raise Refused(f"{shown}: over {self.limits.pixels:,} pixels (a decompression bomb, or simply too big "
+                          "for this page)", 413) from None
+        except (UnidentifiedImageError, OSError, ValueError):
             raise Refused(f"{shown}: not an image (PNG, JPEG, GIF, BMP, TIFF or WebP)") from None
         if suffix is None:
             raise Refused(f"{shown}: {header.format} images are not taken (PNG, JPEG, GIF, BMP, TIFF or WebP)")
