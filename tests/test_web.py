@@ -230,3 +230,12 @@ def test_under_f_a_killed_worker_s_tiles_come_back(tmp_path, image_dir):
     assert live.cluster.reports["one"].missing == 0 and not [e for e in events if e["type"] == "holes"]
     expected = blur(load_image(image_dir / "one.png").pixels, 5)
     assert np.array_equal(load_image(tmp_path / "out" / "f" / "one_blurred.png").pixels, expected)
+
+
+def test_the_command_line_starts_the_page_as_serve_or_with_the_serve_flag(tmp_path, capsys):
+    from approaches.harness.cli import run_as_script
+
+    for argv in (["serve", "--clean", "--data", str(tmp_path)], ["--serve", "--clean", "--data", str(tmp_path)]):
+        with pytest.raises(SystemExit) as ended:
+            run_as_script(argv)
+        assert ended.value.code == 0 and "removed 0 finished jobs" in capsys.readouterr().out
