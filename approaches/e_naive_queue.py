@@ -10,6 +10,7 @@ every tile (BRPOP at the other end makes a FIFO), then pushes one STOP pill per 
 tile, blur it and push the result.  The assembler pastes results, logs "Progress: n/n", saves each
 image as its last tile comes in, and stops once every image is finished.  Pods are threads on
 memory:// and processes on a real server (cluster/pods.py); tiles cross as binary (cluster/wire.py).
+The worker is the one loop of e, f and g (cluster/worker.py): what makes e naive is its queue.
 
 Fixed here: keys live under a fresh run id (the original read stale keys of earlier runs); the kernel
 travels in each tile and must match the plan (a worker started with another kernel blurred wrongly and

@@ -167,7 +167,7 @@ def mpiexec() -> Path | None:
 
 
 def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int | None = None) -> Outcome:
-    """Blur job's images on ``workers`` MPI ranks (on the machines of a host file, if given).
+    """Blur job's images on ``workers`` MPI ranks (on the machines of a host file: hosts, or --mpi-hosts).
 
     fail_rank names a rank that raises at its first blur, on purpose: the tests' way to see MPI end a job.
     """
@@ -175,6 +175,7 @@ def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int |
     if launcher is None:
         return _all_failed(job, NOT_INSTALLED)
     config = job.config
+    hosts = hosts or config.mpi_hosts
     with tempfile.TemporaryDirectory(prefix="blur-i-") as private:
         folder = Path(private)
         command = [str(launcher), *(["-f", str(hosts)] if hosts else []), "-n", str(config.workers),
@@ -182,7 +183,8 @@ def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int |
         settings = {
             "images": [[str(source.path), source.name] for source in job.images],
             "output_dir": str(config.output_dir), "letter": job.letter, "kernel_size": config.kernel_size,
-            "png_level": config.png_level, "truncate": config.truncate, "kernel": config.kernel,
+            "png_level": config.png_level, "png_encoder": config.png_encoder, "truncate": config.truncate,
+            "kernel": config.kernel,
             "report": str(folder / REPORT), "fail_rank": fail_rank, "launched": time.perf_counter()}
         (folder / SETTINGS).write_text(json.dumps(settings))
         code = _launch(command, folder / LOG)

@@ -164,7 +164,7 @@ class Rank:
         with self.timeline.span("save", index):
             try:
                 save_image(pixels, output_path(Path(s["output_dir"]), s["letter"], s["images"][index][1]),
-                           s["png_level"])
+                           s["png_level"], encoder=s["png_encoder"])
             except ImageError as error:
                 self.failed.append([index, error.reason])
                 return

@@ -11,6 +11,7 @@ from approaches import (
     e_naive_queue,
     f_reliable_queue,
     g_service,
+    h_dask,
     i_mpi,
 )
 from approaches.core.job import Job, Outcome
@@ -24,16 +25,17 @@ class Approach:
     lesson: str
     run: Callable[[Job, Tracer], Outcome]
     uses_broker: bool = False
-    # False for a and d: one lane blurs whole images, so --tile-size and --workers change nothing in them
-    # (a sweep measures them once and draws them as a flat reference line).
-    tiled: bool = True
+    # The settings that change the approach's work: a and d blur whole images on one lane (neither), i runs a
+    # rank per worker on bands of rows (workers only).  A sweep of any other setting measures it once and
+    # draws it as a flat reference line.
+    varies: frozenset[str] = frozenset({"tile_size", "workers"})
 
 
 APPROACHES: dict[str, Approach] = {
     approach.letter: approach
     for approach in (
         Approach("a", "Sequential", "the baseline: load, blur, save, one image after another", a_sequential.run,
-                 tiled=False),
+                 varies=frozenset()),
         Approach("b.threads", "Tile-parallel, threads",
                  "the kernel releases the GIL, so threads blur one image's tiles at once", b_tile_parallel.run_threads),
         Approach("b.processes", "Tile-parallel, processes",
@@ -46,7 +48,7 @@ APPROACHES: dict[str, Approach] = {
                  c_pipeline.run),
         Approach("d", "Distributed sequential",
                  "a's loop in one pod, a fresh process: its start-up is timed apart from the work",
-                 d_distributed_sequential.run, tiled=False),
+                 d_distributed_sequential.run, varies=frozenset()),
         Approach("e", "Naive Redis queue",
                  "pods around LPUSH/BRPOP lists: at-most-once, so a worker killed holding a tile loses it",
                  e_naive_queue.run, uses_broker=True),
@@ -56,9 +58,11 @@ APPROACHES: dict[str, Approach] = {
         Approach("g", "Multithreaded service",
                  "Redis Streams and a consumer group: stale tiles are claimed and done, threads share a process",
                  g_service.run, uses_broker=True),
-        # tiled: --workers sets its ranks (--tile-size changes nothing: each rank blurs one band of rows)
+        Approach("h", "dask.distributed",
+                 "an engine instead of a hand-built queue: tiles as tasks, and lost ones recomputed from the graph",
+                 h_dask.run),
         Approach("i", "MPI halo exchange",
                  "SPMD ranks: bands scattered, edge rows swapped with neighbours, gathered; no broker, no recovery",
-                 i_mpi.run),
+                 i_mpi.run, varies=frozenset({"workers"})),
     )
 }

@@ -1,8 +1,9 @@
 """The speed targets of b and c, measured in one run: approaches interleaved round by round, ratios per round.
 
     python benchmarks/bc_targets.py [--rounds 15] [--workers N] [--tile-size 256] [--kernel direct]
+                                    [--png-encoder fpng|pillow] [--megapixels 1,2,4]
 
-On the sample images with k = 21:
+On the sample images with k = 21 (or, with --megapixels, on photo-like samples of those sizes, made here):
 - b.threads, blur stage: a's blur seconds / b.threads' blur-stage seconds >= 1.8 on 2 cores.  b's blur
   stage of an image runs from its first tile's blur start to its last tile's blur end (the workers'
   waits inside that window count); summed over images.
@@ -28,10 +29,11 @@ from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
 from approaches.core.kernel import KERNELS, blur, blur_into, blur_tile, warm_up
+from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
 from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from approaches.core.trace import Span, Tracer
 from approaches.registry import APPROACHES
-from approaches.samples import ensure_samples
+from approaches.samples import SampleSpec, ensure_samples, make_sample
 
 KEYS = ("a", "b.threads", "b.processes", "b.shm", "c")
 
@@ -98,6 +100,14 @@ def spread(values: list[float], unit: float = 1e3, suffix: str = " ms") -> str:
     return f"{statistics.median(values) * unit:.1f}{suffix} ± {statistics.stdev(values) * unit:.1f} (n={len(values)})"
 
 
+def make_photos(folder: Path, megapixels: list[float]) -> None:
+    """Photo-like samples (approaches/samples.py's recipe) of the given sizes, 3:2, RGB."""
+    folder.mkdir(parents=True)
+    for i, mp in enumerate(megapixels):
+        height = int((mp * 1e6 / 1.5) ** 0.5)
+        make_sample(SampleSpec(f"photo{i}", int(height * 1.5), height, "RGB", 10 + i)).save(folder / f"photo{i}.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -106,11 +116,17 @@ def main() -> int:
     parser.add_argument("--input", type=Path, default=Path("data/input"))
     parser.add_argument("--kernel", choices=KERNELS, default="separable",
                         help="direct: k*k taps per pixel, the compute-bound workload where tiling pays")
+    parser.add_argument("--png-encoder", choices=PNG_ENCODERS, default=DEFAULT_ENCODER)
+    parser.add_argument("--megapixels", help="comma-separated sizes: photo-like samples of these sizes instead")
     args = parser.parse_args()
-    ensure_samples(args.input)
     with tempfile.TemporaryDirectory() as output:
+        if args.megapixels:
+            args.input = Path(output) / "input"
+            make_photos(args.input, [float(mp) for mp in args.megapixels.split(",")])
+        else:
+            ensure_samples(args.input)
         config = RunConfig(input_dir=args.input, output_dir=Path(output), kernel_size=21, tile_size=args.tile_size,
-                           workers=args.workers, kernel=args.kernel)
+                           workers=args.workers, kernel=args.kernel, png_encoder=args.png_encoder)
         sources = tuple(find_images(args.input))
         warm_up(config.kernel_size, method=config.kernel)
         wall: dict[str, list[float]] = defaultdict(list)
@@ -122,6 +138,7 @@ def main() -> int:
                 APPROACHES[key].run(Job(config, sources, key), tracer)
                 wall[key].append(time.perf_counter() - start)
                 spans[key].append(tracer.spans)
+        ceiling = kernel_ceiling(args.input, 21, args.tile_size, args.workers, args.rounds, args.kernel)
     for series in (wall, spans):
         for key in KEYS:
             del series[key][0]
@@ -132,9 +149,9 @@ def main() -> int:
     blur_speedup = [a / b for a, b in zip(a_blur, b_stage, strict=True)]
     c_vs_io = [c / (io / cores) for c, io in zip(wall["c"], a_io, strict=True)]
     c_vs_best = [wall["c"][i] / min(wall[k][i] for k in KEYS if k != "c") for i in range(args.rounds)]
-    ceiling = kernel_ceiling(args.input, 21, args.tile_size, cores, args.rounds, args.kernel)
 
-    print(f"{len(sources)} sample images, k=21 ({args.kernel}), tile {args.tile_size}, {cores} workers, "
+    print(f"{len(sources)} sample images, k=21 ({args.kernel}), PNG encoder {args.png_encoder}, "
+          f"tile {args.tile_size}, {cores} workers, "
           f"{args.rounds} rounds (cores present: {cores_present()})")
     for key in KEYS:
         print(f"  {key:12s} wall {spread(wall[key])}")

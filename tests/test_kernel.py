@@ -25,22 +25,52 @@ from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from tests.conftest import photo
 
 
-def oracle(image: np.ndarray, kernel_size: int) -> np.ndarray:
-    """float64 separable correlation with clamp-to-edge, rounded: an independent implementation."""
+def exact(image: np.ndarray, kernel_size: int) -> np.ndarray:
+    """float64 separable correlation with clamp-to-edge, not rounded: an independent implementation."""
     radius, sigma = kernel_size // 2, kernel_size / 3
     x = np.arange(-radius, radius + 1)
     w = np.exp(-(x * x) / (2 * sigma * sigma))
     w /= w.sum()
     out = correlate1d(image.astype(np.float64), w, axis=0, mode="nearest")
-    out = correlate1d(out, w, axis=1, mode="nearest")
-    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+    return correlate1d(out, w, axis=1, mode="nearest")
+
+
+def oracle(image: np.ndarray, kernel_size: int) -> np.ndarray:
+    """The float64 blur rounded to nearest, as uint8."""
+    return np.clip(np.floor(exact(image, kernel_size) + 0.5), 0, 255).astype(np.uint8)
+
+
+def levels_off(ours: np.ndarray, reference: np.ndarray) -> int:
+    return int(np.abs(ours.astype(int) - reference.astype(int)).max())
 
 
 @pytest.mark.parametrize("kernel_size", range(1, 52, 2))
 def test_agrees_with_float64_oracle_within_one_level(kernel_size):
     image = photo(61, 83, 4, seed=kernel_size)
-    diff = np.abs(blur(image, kernel_size).astype(int) - oracle(image, kernel_size).astype(int))
-    assert diff.max() <= 1
+    assert levels_off(blur(image, kernel_size), oracle(image, kernel_size)) <= 1
+
+
+def test_every_kernel_size_the_suite_accepts_is_within_one_level_rounded_or_truncated():
+    # 1..255: the wide kernels reach far past this small image's border, so the clamp is tested too.
+    # Noise is the hardest input for the float32 sums (no two neighbours alike); truncate is the floor.
+    image = np.random.default_rng(15).integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    for kernel_size in range(1, MAX_KERNEL_SIZE + 1, 2):
+        reference = exact(image, kernel_size)
+        assert levels_off(blur(image, kernel_size), oracle(image, kernel_size)) <= 1, kernel_size
+        assert levels_off(blur(image, kernel_size, truncate=True), np.floor(reference)) <= 1, kernel_size
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 60),
+    width=st.integers(1, 60),
+    channels=st.integers(1, 4),
+    kernel_size=st.integers(0, MAX_KERNEL_SIZE // 2).map(lambda n: 2 * n + 1),
+    seed=st.integers(0, 2**16),
+)
+def test_any_shape_and_kernel_size_is_within_one_level_of_float64(height, width, channels, kernel_size, seed):
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    assert levels_off(blur(image, kernel_size), oracle(image, kernel_size)) <= 1
 
 
 def test_rounds_to_nearest_so_a_flat_opaque_image_stays_opaque():
@@ -255,3 +285,16 @@ def test_after_warm_up_a_decoded_image_or_a_cut_tile_compiles_nothing_new(tmp_pa
     blur_into(decoded, Tile(0, 10, 10, 20, 20), np.zeros_like(decoded), 5, method=method)
     blur_tile(cut(decoded, Tile(0, 10, 10, 20, 20), 2), 5, method=method)
     assert set(compiled.signatures) == before
+
+
+@pytest.mark.parametrize("method", KERNELS)
+def test_a_writable_and_a_read_only_image_share_one_compiled_kernel(method):
+    # The kernels take their source read-only whatever the caller passes, so numba compiles (or loads
+    # from its cache) one version per kernel, not one for writable and one for read-only arrays.
+    writable = photo(20, 30, 3)
+    read_only = writable.copy()
+    read_only.flags.writeable = False
+    blur(writable, 5, method=method)
+    blur(read_only, 5, method=method)
+    compiled = kernel._blur_direct if method == "direct" else kernel._blur_rows
+    assert len(compiled.signatures) == 1

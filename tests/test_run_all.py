@@ -113,9 +113,12 @@ def test_help_lists_the_flags():
         assert flag in out.stdout
 
 
-def test_default_input_makes_the_bundled_samples(tmp_path, monkeypatch):
+def test_default_input_makes_the_bundled_samples_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["--approaches", "a", "--kernel-size", "3", "--no-charts", "--quiet"], env={}) == 0
+    assert main(["--approaches", "a", "--kernel-size", "3", "--no-charts"], env={}) == 0
+    # The long silent steps of a first run are announced (before: 5 s of silence)
+    err = capsys.readouterr().err
+    assert "making 5 sample images" in err and "loading the separable kernel" in err
     made = sorted(p.name for p in (tmp_path / "data" / "input").iterdir())
     assert len(made) >= 5 and all(name.endswith(".png") for name in made)
     assert len(list((tmp_path / "data" / "output" / "a").glob("*_blurred.png"))) == len(made)

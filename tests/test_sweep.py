@@ -37,7 +37,7 @@ def test_a_tiles_nothing_so_a_sweep_measures_it_once(tmp_path, image_dir):
     """a blurs whole images on one lane: neither tile size nor workers changes its work, so it runs once."""
     _, doc = run_sweep(tmp_path, image_dir, "--sweep", "tile-size", "--approaches", "a", "--no-charts")
     (a,) = doc["results"]
-    assert a["tiled"] is False and len(a["wall_s"]) == len(a["wall_runs"]) == 1 and a["identical_to_a"] == [True]
+    assert a["varies"] is False and len(a["wall_s"]) == len(a["wall_runs"]) == 1 and a["identical_to_a"] == [True]
 
 
 @pytest.mark.timeout(120)

@@ -102,8 +102,9 @@ def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
         raise BrokerError(f"cannot reach {redact(url)}: {redact(str(errors[0]))}")
 
 
-def connect(url: str) -> redis.Redis:
-    """A new client of the broker at url (a Broker's url), ready for blocking reads."""
+def connect(url: str, retries: int = RETRIES) -> redis.Redis:
+    """A new client of the broker at url (a Broker's url), ready for blocking reads; a command that fails on a
+    lost connection is retried `retries` times, with backoff (about 10 s in all: a server restart is a pause)."""
     if url.startswith("memory://"):
         import fakeredis  # only memory:// needs it
 
@@ -112,7 +113,7 @@ def connect(url: str) -> redis.Redis:
         except KeyError:
             raise BrokerError(f"{url} is not open in this process (memory:// pods must be threads)") from None
     return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                                retry=Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), RETRIES))
+                                retry=Retry(ExponentialBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S), retries))
 
 
 def streams_block(client: redis.Redis) -> bool:

@@ -1,10 +1,11 @@
 """Deploying a queue approach: its coordinator, workers and assembler as pods on one broker, and the run's end.
 
-e and f differ in what their pods do, not in how they are started, watched and stopped: that is here.
+e, f and g differ in what their pods do, not in how they are started, watched and stopped: that is here.
 The assembler decides when the run is over (every image the coordinator dealt with has a report on the
-board); then the others get STOP_GRACE_S to stop by themselves and are killed after it, and every key of
-the run is deleted.  If the coordinator dies before queuing everything, the images it never planned are
-failed here, so the assembler's give-up clock can run for the others.
+board) and leaves the run's summary; then the others get Settings.stop_grace_s to stop by themselves and are
+killed after it, and every key of the run is deleted.  If the coordinator dies before queuing everything,
+the images it never planned are failed here, so the assembler's give-up clock can run for the others.  A
+pod whose code raises (a bug, not a kill) ends the run with its error at once.
 """
 
 import logging

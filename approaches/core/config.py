@@ -12,13 +12,13 @@ from approaches.core.errors import ConfigError
 from approaches.core.kernel import KERNELS, validate_kernel_size
 from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
 from approaches.core.settings import Settings
-from approaches.core.urls import DEFAULT_URL, check_url
+from approaches.core.urls import DEFAULT_URL, check_scheduler, check_url
 
 MAX_TILE_SIZE = 1 << 16
 MIN_QUEUE_TILE_SIZE = 16  # below this a queue approach spends its time on messages, not pixels
 WORKERS_PER_CORE = 8  # more workers than this many per core only add processes and memory
 SWEEPS = ("tile-size", "workers")  # what --sweep can vary: see harness/sweep.py
-CHAOS_APPROACHES = ("e", "f", "g")  # the queue approaches whose pods --chaos can kill
+CHAOS_APPROACHES = ("e", "f", "g", "h")  # the approaches whose workers --chaos can kill
 CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # see harness/chaos.py
 
 
@@ -51,6 +51,8 @@ class RunConfig:
     broker: str = DEFAULT_URL
     chaos: tuple[str, ...] = ()
     chaos_scenarios: tuple[str, ...] = CHAOS_SCENARIOS
+    scheduler: str | None = None  # h: a dask scheduler's tcp:// address (None: a LocalCluster started here)
+    mpi_hosts: Path | None = None  # i: an MPI host file, so the ranks run on those machines
     settings: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
@@ -71,6 +73,10 @@ class RunConfig:
             raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("--repeat", self.repeat, 1, 1000)
         check_url(self.broker)
+        if self.scheduler is not None:
+            check_scheduler(self.scheduler)
+        if self.mpi_hosts is not None and not self.mpi_hosts.is_file():
+            raise ConfigError(f"--mpi-hosts: {self.mpi_hosts} is not a file")
 
     @property
     def radius(self) -> int:

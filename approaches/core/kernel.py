@@ -9,17 +9,29 @@ multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arit
 with a fixed order of taps, so each output pixel is computed by exactly the same operations whatever
 tile it falls in; that is what makes tiled results bit-identical to the whole image.
 
+How exact: each of the 2k float32 roundings of a sum below 256 errs by at most half a unit in its last
+place, 2^-17 of a level, and the float32 weights about as much again, so the float32 sum s is within
+k * 3e-5 of a level of the exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest, s
+is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
+checks them all).  ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
+exact value, except that an exact value that close to an integer may land on either side of it.
+
 Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
-- The inner loops run over a contiguous row with the bare loop variable as the index; any offset is
-  moved into a slice view.  ``row[j + offset]`` makes numba emit a negative-index check that stops
-  vectorisation (measured several times slower).
+- The inner loops index with unsigned integers (np.uint64): ``row[offset + j]``.  A signed index makes
+  numba emit a check for a negative one (Python's wrap-around), and that check stops vectorisation
+  (measured several times slower); an unsigned index cannot be negative, so there is no check.  The
+  kernel used to dodge the check with a slice view per tap instead, ``row[offset:offset + n]``, but a
+  view costs an atomic reference-count increment and decrement on its array, a function call each:
+  about 0.3 us per pass over a row, 1.8 us per 4-row block.  Unsigned indices made whole images 5%
+  faster and cut that fixed cost to 0.55 us (256-px-wide strips went from 1.31x to 1.19x the time of
+  whole rows), with bit-identical results: the arithmetic did not change.
 - Taps are summed eight at a time into an accumulator row: the loops are limited by loads, and eight
   taps per pass over the row load and store the accumulator once instead of eight times.
 - k is padded with zero weights to a multiple of eight, so one loop body serves every k: a tap of
   weight 0 adds exactly nothing (fma(0, x, s) == s for the finite, non-negative values here), and it
   costs less than the 4-, 2- and 1-tap passes a remainder would otherwise need (k=15: about 15% faster).
 - The vertical pass comes first and reads the uint8 rows of the tile directly: no float copy of the
-  input, and k uint8 rows stay in L2 where k float rows did not.
+  input.  (A ring of float rows, each converted once instead of once per block, was no faster.)
 - It makes four output rows at a time: rows y..y+3 need input rows y..y+k+2, so each row loaded is
   used by four sums (k+3 loads for 4k multiply-adds instead of 4k).  This was the largest single gain.
 - The last group of horizontal taps adds the rounding and stores uint8, so there is no separate
@@ -28,8 +40,31 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
   reassociation would let the vectorised body and the scalar remainder add taps in different orders,
   and the same pixel would then differ between tiles of different widths.
 
-Tried and dropped: cutting each row into column strips so the working rows stay in L1 (the per-strip
-loop set-up cost more than the cache saved), and folding symmetric taps (still one load per tap).
+Where it stands (issue 15; benchmarks/kernel_vs_opencv.py, on this 2-core machine): 0.57-0.63x OpenCV's
+single-thread GaussianBlur at k = 15 and 21 (best of 41-61 interleaved pairs, over several runs; the goal
+is 0.6), and 0.35-0.37x on two row bands in two threads when the second core is free (goal 0.35).  The
+loops compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 47-57% of the core's float32
+FMA peak as measured with numba's own code (about 128 GFLOP/s), so a float32 kernel doing 2k
+multiply-adds could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
+int-to-float conversions share two ports); the horizontal pass does one unaligned load per multiply-add
+and is bound by loads.  What was tried to go further, and why it is not here:
+- 16-bit fixed point (u8 x u16 weights, the high half of each product, u16 sums: twice the lanes per
+  instruction, half the bytes per load).  numba types integer arithmetic as int64; written with numpy's
+  ufuncs to stay in 32 bits, LLVM still vectorised it in 32-bit lanes and packed each product back to 16
+  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32, and numba has no way to ask for 16-bit
+  lanes.  Its error also grows with k: a u16 sum keeps 8 fractional bits and each truncated product
+  loses up to 1/256 of a level, so k = 255 could be a whole level off.
+- Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
+  loop at all (scalar vfmadd231ss), 3x slower.
+- Each eight-tap sum split into two chains of four, for less latency per output: no change, the loop
+  does not wait on FMA latency.  Sixteen taps per horizontal pass (fewer accumulator round trips): no
+  change.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
+  one load per tap).  Cutting rows into column strips that stay in L1: the per-strip loop set-up cost
+  more than the cache saved.  Shifted, 32-byte aligned copies of each row so that no tap load straddles
+  a cache line: making the copies cost more than the split loads (1.2-1.7x slower).
+- 512-bit vectors: LLVM prefers 256 on this CPU.  Forcing 512 (NUMBA_CPU_FEATURES with -prefer-256-bit)
+  was about 8% faster, as unaligned 64-byte loads straddle a cache line every time; it is a process-wide
+  setting for every numba function, so it is not used.
 
 ``method="direct"`` is the same Gaussian computed as the original course did, in 2-D: k*k taps per
 channel-pixel (`_blur_direct`).  It is the compute-bound workload (13-15x the separable kernel's time
@@ -85,103 +120,108 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8(out, first, a, b, c, d, e, f, g, h, w, i):
-    """Add taps i..i+7 of one row: out[j] (+)= w[i] * a[j] + ... + w[i+7] * h[j], in that order."""
+def _taps8(out, first, row, s, w, i):
+    """Add taps i..i+7 of one row: out[j] (+)= w[i] * row[s[0] + j] + ... + w[i+7] * row[s[7] + j], in order."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(out.size):
-            out[j] = w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j] + w5 * f[j] + w6 * g[j] + w7 * h[j]
+        for j in range(np.uint64(out.size)):
+            out[j] = (w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
     else:
-        for j in range(out.size):
-            out[j] = (out[j] + w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j]
-                      + w4 * e[j] + w5 * f[j] + w6 * g[j] + w7 * h[j])
+        for j in range(np.uint64(out.size)):
+            out[j] = (out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8_round(target, out, first, a, b, c, d, e, f, g, h, w, i, rounding):
-    """The last eight taps, as `_taps8`, then + rounding and stored as uint8 into target (no float row)."""
+def _taps8_round(dst, y, x, out, first, row, s, w, i, rounding):
+    """The last eight taps, as `_taps8`, then + rounding and stored as uint8 at dst[y, x + j] (no float row)."""
+    s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(target.size):
-            target[j] = np.uint8(w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j] + w5 * f[j]
-                                 + w6 * g[j] + w7 * h[j] + rounding)
+        for j in range(np.uint64(out.size)):
+            dst[y, x + j] = np.uint8(w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
+                                     + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j]
+                                     + rounding)
     else:
-        for j in range(target.size):
-            target[j] = np.uint8(out[j] + w0 * a[j] + w1 * b[j] + w2 * c[j] + w3 * d[j] + w4 * e[j]
-                                 + w5 * f[j] + w6 * g[j] + w7 * h[j] + rounding)
+        for j in range(np.uint64(out.size)):
+            dst[y, x + j] = np.uint8(out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j]
+                                     + w3 * row[s3 + j] + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j]
+                                     + w7 * row[s7 + j] + rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(o0, o1, o2, o3, first, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: o_t gets r_t..r_(t+7).
+def _taps8x4(rows, at, first, src, ys, x, n, w, i):
+    """Add taps i..i+7 to four output rows from eleven uint8 input rows: rows[t] gets src rows ys[t..t+7].
 
-    Each input value is loaded and converted once and used by up to four sums; per sum the taps are
-    still added in order, exactly as one row at a time would add them.
+    rows[t, at + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
+    input value is loaded and converted once and used by up to four sums; per sum the taps are still
+    added in order, exactly as one row at a time would add them.
     """
+    y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
-    for j in range(o0.size):
-        x0, x1, x2, x3 = np.float32(r0[j]), np.float32(r1[j]), np.float32(r2[j]), np.float32(r3[j])
-        x4, x5, x6, x7 = np.float32(r4[j]), np.float32(r5[j]), np.float32(r6[j]), np.float32(r7[j])
-        x8, x9, x10 = np.float32(r8[j]), np.float32(r9[j]), np.float32(r10[j])
+    for j in range(n):
+        c = x + j
+        x0, x1, x2, x3 = np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c])
+        x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
+        x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
+        o = at + j
         if first:
-            o0[j] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            o1[j] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            o2[j] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            o3[j] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            rows[0, o] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            rows[1, o] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            rows[2, o] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            rows[3, o] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
         else:
-            o0[j] = o0[j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            o1[j] = o1[j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            o2[j] = o2[j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            o3[j] = o3[j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            rows[0, o] = rows[0, o] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            rows[1, o] = rows[1, o] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            rows[2, o] = rows[2, o] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            rows[3, o] = rows[3, o] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _row(src, y, start, stop):
-    """Row y of src, columns start..stop; a row above or below src repeats its first or last row (the halo rule)."""
-    return src[min(max(y, 0), src.shape[0] - 1), start:stop]
+def _clamped(src, y):
+    """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
+    return np.uint64(min(max(y, 0), src.shape[0] - 1))
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(rows, at, src, first, start, stop, w, k):
-    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, start + j] for t in 0..3.
+def _vertical4(rows, at, src, first, x, n, w, k):
+    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
 
-    Rows outside src are clamped by `_row`.  Zero-weight padding taps (i >= k) read row first + k + 2
-    instead of further down.
+    Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
+    further down.
     """
-    last, n = k + 2, stop - start
-    o0, o1, o2, o3 = rows[0, at:at + n], rows[1, at:at + n], rows[2, at:at + n], rows[3, at:at + n]
+    last = k + 2
     for i in range(0, w.size, 8):
-        _taps8x4(o0, o1, o2, o3, i == 0,
-                 _row(src, first + min(i, last), start, stop), _row(src, first + min(i + 1, last), start, stop),
-                 _row(src, first + min(i + 2, last), start, stop), _row(src, first + min(i + 3, last), start, stop),
-                 _row(src, first + min(i + 4, last), start, stop), _row(src, first + min(i + 5, last), start, stop),
-                 _row(src, first + min(i + 6, last), start, stop), _row(src, first + min(i + 7, last), start, stop),
-                 _row(src, first + min(i + 8, last), start, stop), _row(src, first + min(i + 9, last), start, stop),
-                 _row(src, first + min(i + 10, last), start, stop), w, i)
+        ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
+              _clamped(src, first + min(i + 2, last)), _clamped(src, first + min(i + 3, last)),
+              _clamped(src, first + min(i + 4, last)), _clamped(src, first + min(i + 5, last)),
+              _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
+              _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
+              _clamped(src, first + min(i + 10, last)))
+        _taps8x4(rows, at, i == 0, src, ys, x, n, w, i)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _horizontal(target, acc, row, w, k, step, rounding):
-    """target[j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding); acc is scratch.
+def _horizontal(dst, y, x, acc, row, w, k, step, rounding):
+    """dst[y, x + j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding) for j < acc.size.
 
-    Zero-weight padding taps (i >= k) read the last tap's slice instead of past the row.
+    acc is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of past the row.
     """
-    n = acc.size
     last = (k - 1) * step
     for i in range(0, w.size, 8):
-        s0, s1, s2, s3 = min(i * step, last), min((i + 1) * step, last), min((i + 2) * step, last), \
-            min((i + 3) * step, last)
-        s4, s5, s6, s7 = min((i + 4) * step, last), min((i + 5) * step, last), min((i + 6) * step, last), \
-            min((i + 7) * step, last)
-        a, b, c, d = row[s0:s0 + n], row[s1:s1 + n], row[s2:s2 + n], row[s3:s3 + n]
-        e, f, g, h = row[s4:s4 + n], row[s5:s5 + n], row[s6:s6 + n], row[s7:s7 + n]
+        s = (np.uint64(min(i * step, last)), np.uint64(min((i + 1) * step, last)),
+             np.uint64(min((i + 2) * step, last)), np.uint64(min((i + 3) * step, last)),
+             np.uint64(min((i + 4) * step, last)), np.uint64(min((i + 5) * step, last)),
+             np.uint64(min((i + 6) * step, last)), np.uint64(min((i + 7) * step, last)))
         if i + 8 < w.size:
-            _taps8(acc, i == 0, a, b, c, d, e, f, g, h, w, i)
+            _taps8(acc, i == 0, row, s, w, i)
         else:
-            _taps8_round(target, acc, i == 0, a, b, c, d, e, f, g, h, w, i, rounding)
+            _taps8_round(dst, y, x, acc, i == 0, row, s, w, i, rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -204,8 +244,9 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     end = at + (inside_right - inside_left) * channels
     rows = np.empty((4, span), np.float32)
     acc = np.empty(width * channels, np.float32)
+    inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
     for y in range(0, height, 4):
-        _vertical4(rows, at, src, top - radius + y, inside_left * channels, inside_right * channels, w, k)
+        _vertical4(rows, np.uint64(at), src, top - radius + y, inside[0], inside[1], w, k)
         for t in range(4):
             row = rows[t]
             for p in range(at):
@@ -213,8 +254,8 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
             for p in range(end, span):
                 row[p] = row[end - channels + (p - end) % channels]
         for t in range(min(4, height - y)):
-            target = dst[dst_top + y + t, dst_left * channels:(dst_left + width) * channels]
-            _horizontal(target, acc, rows[t], w, k, channels, rounding)
+            _horizontal(dst, np.uint64(dst_top + y + t), np.uint64(dst_left * channels), acc, rows[t], w, k,
+                        channels, rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -233,19 +274,18 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
     radius = k // 2
     n = width * channels
     acc = np.empty(n, np.float32)
+    x = np.uint64(dst_left * channels)
     for y in range(height):
         acc[:] = 0.0
         for i in range(k):
-            row = src[top - radius + y + i]
+            row = np.uint64(top - radius + y + i)
             for t in range(k):
                 weight = w2[i, t]
-                first = (left - radius + t) * channels
-                taps = row[first:first + n]  # a slice: see "bare loop variable" above
-                for j in range(n):
-                    acc[j] = acc[j] + weight * taps[j]
-        target = dst[dst_top + y, dst_left * channels:dst_left * channels + n]
-        for j in range(n):
-            target[j] = np.uint8(min(acc[j] + rounding, np.float32(255.0)))
+                first = np.uint64((left - radius + t) * channels)  # unsigned: see "unsigned" above
+                for j in range(np.uint64(n)):
+                    acc[j] = acc[j] + weight * src[row, first + j]
+        for j in range(np.uint64(n)):
+            dst[dst_top + y, x + j] = np.uint8(min(acc[j] + rounding, np.float32(255.0)))
 
 
 @functools.cache
@@ -259,12 +299,20 @@ def _weights(kernel_size: int, method: str) -> np.ndarray:
     return padded
 
 
-def _as_rows(pixels: np.ndarray) -> np.ndarray:
-    """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy."""
+def _as_rows(pixels: np.ndarray, *, read_only: bool = False) -> np.ndarray:
+    """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy.
+
+    ``read_only`` gives a view that cannot be written: the kernels take their source that way whether the
+    caller's array is writable (a cut tile) or not (a decoded image), so numba compiles one version, not two.
+    """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or not pixels.flags.c_contiguous:
         raise ValueError(f"expected a C-contiguous uint8 (h, w, channels) array, got {pixels.dtype} "
                          f"{pixels.shape}")
-    return pixels.reshape(pixels.shape[0], -1)
+    rows = pixels.reshape(pixels.shape[0], -1)
+    if read_only and rows.flags.writeable:
+        rows = rows.view()
+        rows.flags.writeable = False
+    return rows
 
 
 def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, dst_left: int,
@@ -280,10 +328,10 @@ def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, d
                 and region.x + region.width + radius <= src.shape[1]):
             src = cut(src, region, radius)
             region = Tile(region.id, radius, radius, region.width, region.height)
-        _blur_direct(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+        _blur_direct(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
                      _weights(kernel_size, method), rounding, _as_rows(dst), dst_top, dst_left)
     else:
-        _blur_rows(_as_rows(src), region.y, region.x, region.height, region.width, channels,
+        _blur_rows(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
                    _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left)
 
 
@@ -292,7 +340,8 @@ def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
     """Blur one tile cut with a halo of kernel_size // 2 on every side (see tiling.cut).
 
     padded: uint8 (h + 2r, w + 2r, C) -> uint8 (h, w, C).  Results are rounded to nearest;
-    ``truncate=True`` rounds down, as the original course did.  ``method`` is one of KERNELS:
+    ``truncate=True`` rounds the float32 sum down, as the original course did (the module docstring says
+    how close that is to the exact floor).  ``method`` is one of KERNELS:
     "separable" (2k taps per channel-pixel) or "direct" (k*k, the compute-bound workload).
     This is the form for a tile that travels (to a process, through a broker); threads that share
     the image use `blur_into`, which needs no copy.
@@ -354,16 +403,15 @@ def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:
     """Compile the kernel, or load it from numba's cache, before the work whose time is measured.
 
     ``method`` names the one kernel a run will use; None warms every one of KERNELS.  numba compiles
-    one version per argument type, and a read-only array is a type of its own: a decoded image is a
-    read-only view of Pillow's bytes, a cut tile or a shared-memory image is writable.  Both are warmed,
-    each on a tile at an image's border (the direct kernel then blurs a cut copy) and on one whose halo
-    lies inside the image (read in place).
+    one version per argument type, and a read-only array is a type of its own; the kernels take their
+    source read-only whatever the caller passes (a decoded image is a read-only view of Pillow's bytes, a
+    cut tile is writable), so one call per kernel loads all there is.  What it costs in a fresh process
+    with numba's cache filled: the kernel itself loads in milliseconds; the first call of any numba
+    function also sets up numba's CPU target, which imports scipy.linalg when scipy is installed (numba
+    checks for BLAS), about half of the 0.25 s measured.  Without a cache entry (a new checkout, or
+    kernel.py edited: the cache is keyed on the source file's time stamp) it compiles, about 3 s.
     """
-    radius = validate_kernel_size(kernel_size) // 2
-    side = 2 * radius + 1
+    validate_kernel_size(kernel_size)
+    image = np.zeros((1, 1, 1), np.uint8)
     for name in KERNELS if method is None else (validate_method(method),):
-        for writeable in (True, False):
-            image = np.zeros((side, side, 1), np.uint8)
-            image.flags.writeable = writeable
-            for tile in (Tile(0, 0, 0, 1, 1), Tile(0, radius, radius, 1, 1)):
-                blur_into(image, tile, np.zeros_like(image), kernel_size, method=name)
+        blur_into(image, Tile(0, 0, 0, 1, 1), np.zeros_like(image), kernel_size, method=name)

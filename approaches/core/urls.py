@@ -1,4 +1,5 @@
-"""Broker URLs as text: which schemes the suite knows, and how to show one without its password.
+"""Addresses as text: which broker schemes the suite knows, how to show a URL without its password, and
+what a dask scheduler address looks like.
 
 Kept apart from cluster/broker.py, which connects to servers, so that a setting can be checked (and a URL
 shown in a log, the JSON or an error) without importing any client library.
@@ -46,3 +47,23 @@ def redact(url: str) -> str:
         user = f"{parts.username}:" if parts.username else ":"
         url = parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+
+
+def check_scheduler(address: str) -> str:
+    """The address if it names a dask scheduler as tcp://host:port or tls://host:port, else ConfigError.
+
+    >>> check_scheduler("tcp://10.0.0.5:8786")
+    'tcp://10.0.0.5:8786'
+    >>> check_scheduler("10.0.0.5")
+    Traceback (most recent call last):
+    ...
+    approaches.core.errors.ConfigError: --scheduler: '10.0.0.5' is not tcp://host:port or tls://host:port
+    """
+    parts = urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ConfigError(f"--scheduler: {address!r} is not tcp://host:port or tls://host:port")
+    return address

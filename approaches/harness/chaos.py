@@ -194,9 +194,10 @@ def junk(board: Board, images: int) -> list[str]:
     taken next) and streams (the job queue, e's result list, the dead-letter streams), and beside its records;
     the kinds written."""
     client, written = board.client, []
-    for key in (board.key(name) for name in ("jobs", "results", "jobs:dead", "records:dead")):
-        kind = client.type(key)
-        for what, message in forged_messages(board, images).items():
+    for name, expected in (("jobs", TileJob), ("results", TileResult), ("jobs:dead", TileJob),
+                           ("records:dead", TileJob)):
+        key, kind = board.key(name), client.type(board.key(name))
+        for what, message in forged_messages(board, images, expected).items():
             if kind == b"list":
                 client.rpush(key, message)
             elif kind == b"stream":
@@ -211,20 +212,24 @@ def junk(board: Board, images: int) -> list[str]:
     return sorted({*written, "an unreadable plan", "a record under a field that is not an id"})
 
 
-def forged_messages(board: Board, images: int) -> dict[str, bytes]:
-    """Messages a worker or an assembler must refuse, each named by what is wrong with it."""
+def forged_messages(board: Board, images: int,
+                    expected: type[TileJob] | type[TileResult] = TileJob) -> dict[str, bytes]:
+    """Messages a reader expecting `expected` (a job, or a result) must refuse, each named by what is wrong."""
     image = board.planned()[0]
     plan = board.plan(image)
     tile = plan.tiles[0]
-    pixels = np.zeros((tile.height + 2 * plan.halo, tile.width + 2 * plan.halo, plan.channels), np.uint8)
-    body = TileJob(board.run, image, tile, plan.kernel_size, pixels).encode()
+    halo = plan.halo if expected is TileJob else 0
+    pixels = np.zeros((tile.height + 2 * halo, tile.width + 2 * halo, plan.channels), np.uint8)
+    body = expected(board.run, image, tile, plan.kernel_size, pixels).encode()
+    other = TileResult if expected is TileJob else TileJob
+    other_halo = plan.halo if other is TileJob else 0
+    wrong_kind = other(board.run, image, tile, plan.kernel_size,
+                       np.zeros((tile.height + 2 * other_halo, tile.width + 2 * other_halo, plan.channels), np.uint8))
     return {
         "bytes that are not a message": b"\x00junk",
         "a message of another run": body[:6] + bytes(8) + body[14:],
-        "a result where a job belongs": TileResult(board.run, image, tile, plan.kernel_size,
-                                                   pixels[plan.halo:-plan.halo or None,
-                                                          plan.halo:-plan.halo or None]).encode(),
-        "an unknown image": TileJob(board.run, images + 7, tile, plan.kernel_size, pixels).encode(),
+        "a message of the wrong kind": wrong_kind.encode(),
+        "an unknown image": expected(board.run, images + 7, tile, plan.kernel_size, pixels).encode(),
         "impossible geometry": body[:26] + (10**6).to_bytes(4, "little") + body[30:],
         "a wrong checksum": body[:-1] + bytes([body[-1] ^ 0xFF]),
     }

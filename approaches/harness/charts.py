@@ -376,7 +376,7 @@ def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
     for result in results:
         walls, runs = result["wall_s"], result.get("wall_runs") or [[wall] for wall in result["wall_s"]]
         label, measure = _approach_label(result), result[axis["panel"]]
-        if result.get("tiled", True):
+        if result.get("varies", result.get("tiled", True)):  # "tiled": documents written before 0.2
             whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
                         [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
             drawn = wall_ax.errorbar(values, walls, yerr=whiskers, marker="o", capsize=3, label=label)

@@ -53,6 +53,8 @@ ENV_DEFAULTS = {
     "output_dir": ("OUTPUT_PATH", Path),
     "broker": ("BROKER_URL", str),
     "kernel": ("BLUR_KERNEL", str),
+    "scheduler": ("DASK_SCHEDULER_ADDRESS", str),  # dask's own variable, which a bare Client() reads too
+    "mpi_hosts": ("MPI_HOSTS", Path),
 }
 
 
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
         epilog=f"approaches:\n{describe}\n\nEnvironment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, "
-        "TILE_SIZE, BROKER_URL, BLUR_KERNEL set defaults; flags override them.",
+        "TILE_SIZE, BROKER_URL, BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -230,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
         "images on one lane, so they run once and are drawn as a flat reference line")
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
         "this process), embedded:// (a Valkey server started here), or redis://host:port/db")
+    add("--scheduler", metavar="tcp://HOST:PORT", help="approach h: the dask scheduler to run on (default: a "
+        "LocalCluster of worker processes started here); it ships pickled functions: a trusted network only")
+    add("--mpi-hosts", type=Path, metavar="FILE", help="approach i: an MPI host file (one host[:ranks] a line), "
+        "so the ranks run on those machines; every machine needs the suite and the input and output folders")
     add("--chaos", metavar="e,f,g", help="kill pods of each approach named while tiles are in flight, restart "
         "them, and report per image what was lost (e loses tiles, f and g do not)")
     add("--serve", action="store_true", help="start the web page instead, on http://127.0.0.1:8000/ (its flags: "
@@ -243,7 +249,8 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
     """Merge defaults, environment and flags into a validated RunConfig."""
     values = {"workers": cores_present(), **_env_defaults(env)}
     flags = {"kernel_size": args.kernel_size, "tile_size": args.tile_size, "workers": args.workers,
-             "input_dir": args.input, "output_dir": args.output, "broker": args.broker, "kernel": args.kernel}
+             "input_dir": args.input, "output_dir": args.output, "broker": args.broker, "kernel": args.kernel,
+             "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts}
     values.update({name: value for name, value in flags.items() if value is not None})
     config = RunConfig(
         approaches=_parse_approaches(args.approaches),

@@ -23,8 +23,11 @@ A hole is a tile with no result: the run's own report says how many tiles of an 
 ("send", in a worker's lane), the assembler took it ("assemble") or the board stored it.  Under e a
 killed worker's tiles are holes for good; under f and g they are handed to another worker and come back.
 
-kill(scenario) runs the chaos demo's own scenario (harness/chaos.py) against the run's Cluster, on a
-thread of its own, while the run goes on.
+kill(scenario) runs the chaos demo's own scenario against the run, on a thread of its own, while the run
+goes on: harness/chaos.py's against the pods of e, f and g (launched() hands their Cluster to on_launch),
+h_dask's against h's LocalCluster (h hands its Faults to its chaos hook once the first tiles are submitted;
+a killed dask worker is restarted by its nanny and the scheduler recomputes what it held).  h's spans come
+from dask's task stream at its end; its assembler's spans, one per tile, come as each tile is taken.
 """
 
 import threading
@@ -32,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from approaches import h_dask
 from approaches.cluster.deployment import COORDINATOR, Cluster
 from approaches.core.config import CHAOS_APPROACHES, RunConfig
 from approaches.core.images import ImageSource
@@ -68,8 +72,8 @@ def _pods(letter: str, config: RunConfig) -> dict[str, int]:
 
 
 def killable(letter: str) -> bool:
-    """Whether LiveRun.kill can kill the approach's pods: the chaos demo's approaches, whose run takes
-    on_launch(cluster) and on_span (deployment.run passes them to launched)."""
+    """Whether LiveRun.kill can kill the approach's workers: the chaos demo's approaches (e, f, g take
+    on_launch(cluster) and on_span, which deployment.run passes to launched; h takes its chaos hook)."""
     return letter in CHAOS_APPROACHES
 
 
@@ -84,6 +88,7 @@ class LiveRun:
         self.approach, self.config, self.sources, self.emit = approach, config, tuple(sources), emit
         self.killable = killable(approach.letter)
         self.cluster: Cluster | None = None
+        self.faults: h_dask.Faults | None = None  # h's handle on its LocalCluster, once its first tiles are out
         self._over = threading.Event()
         self._lock = threading.Lock()
         self._heard: set[Span] = set()  # pod spans heard live, so their copies extended at the end are not sent twice
@@ -93,8 +98,7 @@ class LiveRun:
 
     def run(self) -> Measured:
         """Run the approach once (blocking), emitting events; what measure() hands back."""
-        options = {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config)
-                   } if self.killable else {}
+        options = self._options()
         self._started = time.perf_counter()
         try:
             measured = measure(self.approach, self.config, self.sources, self._progress, on_span=self._span,
@@ -105,16 +109,23 @@ class LiveRun:
             self._say_holes(self.cluster)
         return measured
 
+    def _options(self) -> dict[str, Any]:
+        """What the approach's run is given to be watched and killed (nothing, if it cannot be)."""
+        if self.approach.letter == "h":
+            return {"chaos": self._hold_faults}
+        if self.killable:
+            return {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config)}
+        return {}
+
     def kill(self, scenario: str) -> None:
         """Start the chaos scenario (a key of KILLS) on a thread of its own; NotNow if this run cannot take it."""
         if scenario not in KILLS:
             raise NotNow(f"unknown kill {scenario!r}; choose from {', '.join(KILLS)}")
         if not self.killable:
-            raise NotNow(f"{self.approach.letter} has no pods to kill (only {', '.join(CHAOS_APPROACHES)})")
-        if self.cluster is None or self._over.is_set():
-            raise NotNow("the run is not running: its pods are not started yet, or are done")
-        threading.Thread(target=self._kill, args=(self.cluster, scenario), name=f"kill-{scenario}",
-                         daemon=True).start()
+            raise NotNow(f"{self.approach.letter} has no workers to kill (only {', '.join(CHAOS_APPROACHES)})")
+        if (self.cluster is None and self.faults is None) or self._over.is_set():
+            raise NotNow("the run is not running: its workers are not started yet, or are done")
+        threading.Thread(target=self._kill, args=(scenario,), name=f"kill-{scenario}", daemon=True).start()
 
     # --- listeners: called from the run's threads ----------------------------------------------------------
 
@@ -178,10 +189,28 @@ class LiveRun:
             holes = sorted(set(range(report.expected)) - back)
             self.emit({"type": "holes", "image": source.name, "tiles": holes, "missing": report.missing})
 
-    def _kill(self, cluster: Cluster, scenario: str) -> None:
-        how = "SIGKILL" if cluster.broker.pods_are_processes else "each dies at its next fault point"
+    def _kill(self, scenario: str) -> None:
         say = lambda text: self.emit({"type": "say", "text": text.strip()})  # noqa: E731
         try:
-            KILLS[scenario](cluster, how, say)
-        except Exception as error:  # the run ended under the kill: its keys are gone
+            if self.cluster is not None:
+                how = "SIGKILL" if self.cluster.broker.pods_are_processes else "each dies at its next fault point"
+                KILLS[scenario](self.cluster, how, say)
+            elif self.faults is not None:
+                h_dask.SCENARIOS[scenario](self.faults)
+                say(f"killed {', '.join(self.faults.victims)} (SIGKILL); dask's nanny restarts each, and the "
+                    "scheduler hands what it held to the workers left")
+        except Exception as error:  # the run ended under the kill: its keys are gone, or its cluster closed
             say(f"the kill did not finish: {type(error).__name__}: {error}")
+
+    def _hold_faults(self, faults: h_dask.Faults) -> None:
+        """h's chaos hook: keep its Faults for the kill button, and count its tiles in flight meanwhile."""
+        self.faults = faults
+        threading.Thread(target=self._watch_dask, args=(faults,), name="dask-watch", daemon=True).start()
+
+    def _watch_dask(self, faults: h_dask.Faults) -> None:
+        while not self._over.wait(COUNT_S):
+            try:
+                in_flight = faults.in_flight()
+            except Exception:  # the cluster is closing
+                continue
+            self.emit({"type": "counts", "done": None, "in_flight": in_flight, "dead": 0})

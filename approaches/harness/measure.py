@@ -3,12 +3,13 @@
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from approaches.core.config import RunConfig
+from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import BlurSuiteError, Crashed, ImageError
 from approaches.core.images import ImageSource, load_image
 from approaches.core.job import Job, Outcome
@@ -72,21 +73,28 @@ def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config:
 
     An approach is identical to a when each of its outputs has exactly a's pixels and it saved every
     image that a can produce.  The reference uses the run's kernel (--kernel): separable and direct
-    differ by one level in a few pixels, so each is only ever compared with itself.  One reference is held
-    at a time, so memory does not grow with the number of images.
+    differ by one level in a few pixels, so each is only ever compared with itself.  Images are checked on
+    every core at once (decoding and the kernel release the GIL), each holding one reference at a time, so
+    memory does not grow with the number of images.
     """
     saved = [{s.name: s for s in m.outcome.saved} for m in measured]
-    for m in measured:
-        m.mismatches = []
-    for source in sources:
+
+    def check(source: ImageSource) -> list[list[str]]:
         try:
             reference = blur(load_image(source.path).pixels, config.kernel_size, truncate=config.truncate,
                              method=config.kernel)
         except ImageError:
             reference = None
-        for m, outputs in zip(measured, saved, strict=True):
-            m.mismatches += _compare(source.name, reference, outputs.get(source.name))
+        found = [_compare(source.name, reference, outputs.get(source.name)) for outputs in saved]
         progress()
+        return found
+
+    for m in measured:
+        m.mismatches = []
+    with ThreadPoolExecutor(cores_present(), thread_name_prefix="verify") as pool:
+        for found in pool.map(check, sources):
+            for m, mismatches in zip(measured, found, strict=True):
+                m.mismatches += mismatches
     for m in measured:
         m.identical_to_a = not m.mismatches
 

@@ -4,7 +4,7 @@ tile-size (64 … 1024): small tiles waste work on halos (with k = 21, a 64-px t
 pixels, so its horizontal pass does 31 % more work) and each costs a queue hand-off; large tiles leave
 workers idle at the end of each image (at 1024 px the smallest sample is one tile, so one worker).
 
-workers (1 … 2 × cores): up to the core count the tiled approaches should speed up; past it extra workers
+workers (1 … 2 × cores): up to the core count the parallel approaches should speed up; past it extra workers
 only share the cores, so the line flattens, or rises where hand-offs cost more than the waits they hide.
 Approach g's workers are threads in one pod, e's and f's are pods.  Only blur workers vary: c's two
 loaders and two savers overlap decoding and encoding at every count, so c is ahead of a even at 1.
@@ -59,7 +59,8 @@ AXES = {  # keyed by config.SWEEPS
 def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
     """Measure every chosen approach at every value of the swept setting; print, write JSON and chart; 1 on failure."""
     axis = AXES[config.sweep]
-    plan = [(value, [letter for letter in config.approaches if APPROACHES[letter].tiled or value == axis.values[0]])
+    plan = [(value, [letter for letter in config.approaches
+                     if axis.field in APPROACHES[letter].varies or value == axis.values[0]])
             for value in axis.values]
     plan = [(value, letters) for value, letters in plan if letters]
     runs: dict[str, list[tuple[int, Measured]]] = {letter: [] for letter in config.approaches}
@@ -91,7 +92,8 @@ def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
 def sweep_document(config: RunConfig, axis: Axis, runs: dict[str, list[tuple[int, Measured]]]) -> dict:
     """Plain data for the JSON file and the chart: the axis, and per approach one entry per value measured.
 
-    A tiled approach has an entry for every value; a and d (``tiled`` false) one, at the first value.
+    An approach whose work the setting changes (``varies``) has an entry for every value; the others (a and d;
+    i for tile sizes) one, at the first value.
     ``speedup`` is the median wall time at the first value over the median wall time at each.
     """
     results = []
@@ -100,7 +102,7 @@ def sweep_document(config: RunConfig, axis: Axis, runs: dict[str, list[tuple[int
         results.append({
             "approach": letter,
             "title": APPROACHES[letter].title,
-            "tiled": APPROACHES[letter].tiled,
+            "varies": axis.field in APPROACHES[letter].varies,
             "wall_s": [round(wall, 6) for wall in walls],
             "wall_runs": [[round(t, 6) for t in m.wall_runs] for _, m in points],
             "blur_s": [round(m.stage_seconds()["blur"], 6) for _, m in points],
@@ -123,7 +125,7 @@ def sweep_table(doc: dict) -> str:
         cells = []
         for wall, runs, speedup in zip(r["wall_s"], r["wall_runs"], r["speedup"], strict=True):
             spread = f" ± {statistics.stdev(runs):.3f}" if len(runs) > 1 else ""
-            gain = f"  {speedup:.2f}×" if axis["panel"] == "speedup" and r["tiled"] else ""
+            gain = f"  {speedup:.2f}×" if axis["panel"] == "speedup" and r["varies"] else ""
             cells.append(f"{wall:.3f}{spread}{gain}")
         cells += [""] * (len(axis["values"]) - len(cells))
         rows.append((f"{r['approach']} {r['title']}", *cells))
@@ -135,10 +137,10 @@ def sweep_table(doc: dict) -> str:
     settings += [f"{key.replace('_', ' ')} {cfg[key]}" for key in ("tile_size", "workers") if cfg[key] is not None]
     settings.append(f"png level {cfg['png_level']}")
     lines.append(f"median wall seconds ± stdev over {cfg['repeat']} run(s){gain}; {', '.join(settings)}")
-    once = [r["approach"] for r in doc["results"] if not r["tiled"]]
+    once = [r["approach"] for r in doc["results"] if not r["varies"]]
     if once:
-        lines.append(f"{', '.join(once)}: whole images on one lane, so {axis['field'].replace('_', ' ')} changes "
-                     "nothing: measured once")
+        lines.append(f"{', '.join(once)}: {axis['field'].replace('_', ' ')} changes nothing in their work "
+                     "(whole images on one lane; i: bands of rows): measured once")
     return "\n".join(lines)
 
 

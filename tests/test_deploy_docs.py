@@ -1,0 +1,60 @@
+"""docs/deploy/ cannot drift from the program: every command its compose file and Kubernetes manifests run is
+parsed by the suite's own command line (or, for dask's, checked against `dask ... --help`)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from approaches.harness.cli import build_parser
+from approaches.harness.service import _parser as service_parser
+
+DEPLOY = Path(__file__).resolve().parent.parent / "docs" / "deploy"
+
+
+def commands() -> list[tuple[str, list[str]]]:
+    """(where, argv) for every container of the compose file and the manifests, entrypoint included."""
+    found = []
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        if not service["image"].startswith("valkey/"):
+            entry = service.get("entrypoint", ["blur-suite"])
+            found.append((f"compose {name}", [*entry, *service.get("command", [])]))
+    for manifest in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            spec = (doc or {}).get("spec", {})
+            pod = spec.get("template", {}).get("spec", {})
+            for container in pod.get("containers", []):
+                if container["image"] == "blur-suite":
+                    entry = container.get("command", ["blur-suite"])
+                    found.append((f"{manifest.name} {container['name']}", [*entry, *container.get("args", [])]))
+    return found
+
+
+def test_every_file_parses_and_names_the_image_by_a_parameter():
+    yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    for manifest in (DEPLOY / "k8s").glob("*.yaml"):
+        list(yaml.safe_load_all(manifest.read_text()))
+    assert "${BLUR_SUITE_IMAGE" in (DEPLOY / "docker-compose.yml").read_text()
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    assert kustomization["images"][0]["name"] == "blur-suite"
+    assert 'ENTRYPOINT ["blur-suite"]' in (DEPLOY / "Dockerfile").read_text()
+    roles = {where.split()[-1] for where, _ in commands()}
+    assert {"coordinator", "worker", "assembler", "scheduler", "client"} <= roles
+
+
+@pytest.mark.parametrize("where,argv", commands(), ids=[where for where, _ in commands()])
+def test_every_command_is_one_the_suite_or_dask_accepts(where, argv):
+    program, *args = (arg.replace("$(POD_NAME)", "blur-worker-1") for arg in argv)
+    if program == "blur-suite" and args[:1] == ["service"]:
+        service_parser().parse_args(args[1:])  # exits (SystemExit) on a flag it does not know
+    elif program == "blur-suite":
+        build_parser().parse_args(args)
+    else:
+        assert program == "dask", where
+        usage = subprocess.run([sys.executable, "-m", "distributed.cli.dask_" + args[0], "--help"],
+                               capture_output=True, text=True, check=True).stdout
+        for flag in (arg for arg in args[1:] if arg.startswith("--")):
+            assert flag in usage, (where, flag)
