@@ -239,3 +239,11 @@ def test_the_command_line_starts_the_page_as_serve_or_with_the_serve_flag(tmp_pa
         with pytest.raises(SystemExit) as ended:
             run_as_script(argv)
         assert ended.value.code == 0 and "removed 0 finished jobs" in capsys.readouterr().out
+
+
+def test_under_h_a_killed_dask_worker_s_tiles_are_computed_again(tmp_path, image_dir):
+    events, live = killed_run("h", tmp_path, image_dir)
+    assert live.faults is not None and live.faults.victims
+    assert any(event["type"] == "say" and "SIGKILL" in event["text"] for event in events)
+    expected = blur(load_image(image_dir / "one.png").pixels, 5)
+    assert np.array_equal(load_image(tmp_path / "out" / "h" / "one_blurred.png").pixels, expected)

@@ -127,13 +127,13 @@ class WebJob:
 
 
 def tile_view(letter: str) -> bool:
-    """Whether the page draws the approach's tiles (core.tiling's plan; a, d blur whole images and i bands of
-    rows, so those show per-image progress instead).
+    """Whether the page draws the approach's tiles: those whose work the tile size changes (a and d blur whole
+    images, i bands of rows, so those show each image as it is saved instead).
 
     >>> tile_view("a"), tile_view("b.threads"), tile_view("e"), tile_view("i")
     (False, True, True, False)
     """
-    return APPROACHES[letter].tiled and letter != "i"
+    return "tile_size" in APPROACHES[letter].varies
 
 
 def options_from(form: Mapping[str, str]) -> Options:
