@@ -6,12 +6,15 @@
 
 The server is werkzeug's threaded WSGI server, started from code (no banner, a clean stop): one thread per
 request, which suits a page on one's own machine and a few browsers.  Old jobs are removed every
-CLEAN_EVERY_S, once older than --keep-hours.
+CLEAN_EVERY_S, once older than --keep-hours.  Ctrl-C or SIGTERM stops it; what running jobs started (an
+embedded Valkey server, worker processes, a dask cluster) is stopped by their own exit handlers, and the jobs
+are marked interrupted at the next start.
 """
 
 import argparse
 import ipaddress
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -73,14 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{PROG}: http://{host}:{server.server_port}/  (jobs in {args.data}; Ctrl-C stops it)", flush=True)
     stop = threading.Event()
     threading.Thread(target=_clean_now_and_then, args=(store, stop), name="cleaner", daemon=True).start()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C, so everything started is stopped
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print(f"{PROG}: stopped; jobs still running are marked interrupted at the next start", file=sys.stderr)
+        server.serve_forever()  # werkzeug's returns on Ctrl-C: it catches the KeyboardInterrupt itself
     finally:
         stop.set()
         store.close()
         server.server_close()
+    print(f"{PROG}: stopped; jobs still running are marked interrupted at the next start", file=sys.stderr)
     return 0
 
 
