@@ -170,10 +170,13 @@ class LiveRun:
             except Exception:  # the run ended meanwhile and its keys are gone, or the broker restarts
                 continue
             for image, tiles in stored.items():
-                name = self.sources[image].name if 0 <= image < len(self.sources) else None
+                if not 0 <= image < len(self.sources):
+                    continue  # a plan for an image the run does not have (junk): the assembler drops it
+                name = self.sources[image].name
                 with self._lock:
-                    new = tiles - self._back.setdefault(name, set()) if name else set()
-                    self._back.get(name, set()).update(new)
+                    back = self._back.setdefault(name, set())
+                    new = tiles - back
+                    back |= new
                 for tile in sorted(new):
                     self.emit({"type": "stored", "image": name, "tile": tile})
             done = assembled + sum(len(tiles) for tiles in stored.values())
