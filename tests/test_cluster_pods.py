@@ -103,3 +103,19 @@ def test_running_kills_every_pod_when_the_block_fails():
         raise KeyboardInterrupt
     assert not any(pod.alive for pod in pods)
     assert not [t for t in threading.enumerate() if t.name.startswith("worker-")]
+
+
+def test_a_thread_pod_s_spans_are_heard_as_they_happen_even_when_it_is_killed():
+    # Given a thread pod whose listener notes each span, killed after its second step
+    heard = []
+    pod = Pod("worker-1", counting, {"steps": 5}, process=False, on_span=heard.append,
+              hook=lambda name, point: point == "step-1")
+    with running([pod]):
+        assert pod.wait(10)
+    # Then the listener heard the two steps the pod's lost report would have held
+    assert pod.report is None and [(span.stage, span.tile) for span in heard] == [("blur", 0), ("blur", 1)]
+
+
+def test_a_process_pod_takes_no_span_listener():
+    with pytest.raises(ValueError, match="only thread pods"):
+        Pod("worker-1", counting, {"steps": 1}, process=True, on_span=print)

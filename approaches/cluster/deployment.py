@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
-from approaches.cluster.pods import FaultHook, Pod, running
+from approaches.cluster.pods import FaultHook, Pod, SpanListener, running
 from approaches.cluster.wire import ImageReport, State, WireError
 from approaches.core.errors import Crashed
 from approaches.core.images import output_path
@@ -55,6 +55,7 @@ class Cluster:
     coordinator: Pod
     workers: list[Pod]
     assembler: Pod
+    reports: dict[str, ImageReport] = field(default_factory=dict)  # how each image ended, once collected
 
     def collect(self, tracer: Tracer) -> tuple[Outcome, dict[str, ImageReport]]:
         """Wait for the assembler to finish, stop the other pods, and say how each image ended."""
@@ -107,6 +108,7 @@ class Cluster:
                 reason = report.reason or f"reported saved, but {target} is missing"
                 outcome.failed.append(Failure(str(source.path), reason))
             self.job.progress()
+        self.reports = by_name
         return outcome, by_name
 
     def records(self) -> dict[int, tuple[ImageReport, tuple[int, int, str] | None]]:
@@ -146,14 +148,19 @@ def _shape(board: Board, image: int) -> tuple[int, int, str] | None:
 
 @contextmanager
 def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None = None,
-             worker_pods: int | None = None, worker_settings: dict[str, Any] | None = None) -> Iterator[Cluster]:
+             worker_pods: int | None = None, worker_settings: dict[str, Any] | None = None,
+             on_span: SpanListener | None = None,
+             on_launch: Callable[["Cluster"], None] | None = None) -> Iterator[Cluster]:
     """Start the assembler, the workers, then the coordinator; afterwards kill any still running and
     delete every key of the run.  Every pod gets the job's Settings (a spawned one as plain values).
-    worker_pods: how many worker pods (default: config.workers); worker_settings: more for each (g's threads)."""
+    worker_pods: how many worker pods (default: config.workers); worker_settings: more for each (g's threads);
+    on_span: hears each span of a thread pod as it is recorded (process pods report theirs at their end);
+    on_launch: called with the Cluster once its pods are started (the web page's kill button holds it)."""
     config, run_id = job.config, new_run_id()
     settings = config.settings
     plain = {"url": broker.url, "run": run_id, "settings": settings.plain()}
-    pod = partial(Pod, process=broker.pods_are_processes, hook=hook, fault=settings.fault)
+    pod = partial(Pod, process=broker.pods_are_processes, hook=hook, fault=settings.fault,
+                  on_span=None if broker.pods_are_processes else on_span)
     cluster = Cluster(
         job,
         roles,
@@ -172,6 +179,8 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
     )
     try:
         with running([cluster.assembler, *cluster.workers, cluster.coordinator]):
+            if on_launch is not None:
+                on_launch(cluster)
             yield cluster
     finally:
         cluster.board.delete()

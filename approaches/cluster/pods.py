@@ -12,7 +12,9 @@ crash loses something, such as after a worker popped a tile and before it pushed
 choose the exact point with a hook instead of racing a sleep against a kill.
 
 A pod whose target returns reports its spans and the target's return value as JSON (a pipe for a
-process); a killed pod reports nothing, like a container whose logs died with it.
+process); a killed pod reports nothing, like a container whose logs died with it.  A thread pod may
+also be given on_span, which hears each span as it is recorded (a live view); a process pod's spans
+reach its parent only in its report, at its end.
 """
 
 import contextlib
@@ -30,6 +32,7 @@ from typing import Any
 from approaches.core.settings import TileFault
 from approaches.core.trace import Span, Tracer
 
+SpanListener = Callable[[Span], None]
 FaultHook = Callable[[str, str], bool]
 """hook(pod name, fault point) -> True to crash the pod right there (thread pods)."""
 
@@ -46,9 +49,9 @@ class Life:
     """What a pod's target is given: its name, a tracer, its fault points and an interruptible sleep."""
 
     def __init__(self, name: str, launched: float, killed: threading.Event | None, hook: FaultHook | None,
-                 fault: TileFault | None = None) -> None:
+                 fault: TileFault | None = None, on_span: SpanListener | None = None) -> None:
         self.name = name
-        self.tracer = Tracer()
+        self.tracer = Tracer(on_span)
         self._launched, self._killed, self._hook, self._fault = launched, killed, hook, fault
         self._ready: float | None = None
         self._entered = time.perf_counter()  # a process pod has imported its target's modules by now
@@ -120,11 +123,12 @@ class Pod:
     """
 
     def __init__(self, name: str, target: Callable[..., Any], settings: dict[str, Any], *, process: bool,
-                 hook: FaultHook | None = None, fault: TileFault | None = None) -> None:
-        if process and (hook is not None or fault is not None):
-            raise ValueError("fault hooks run in this process: only thread pods take one")
+                 hook: FaultHook | None = None, fault: TileFault | None = None,
+                 on_span: SpanListener | None = None) -> None:
+        if process and (hook is not None or fault is not None or on_span is not None):
+            raise ValueError("fault hooks and span listeners run in this process: only thread pods take one")
         self.name, self.process = name, process
-        self._target, self._hook, self._fault = target, hook, fault
+        self._target, self._hook, self._fault, self._on_span = target, hook, fault, on_span
         self._settings = json.dumps(settings)  # a TypeError here: only plain values may reach a pod
         self.report: PodReport | None = None
         self.crashed: str | None = None
@@ -202,7 +206,7 @@ class Pod:
         return self._unit.exitcode if self.process and self._unit is not None else None
 
     def _thread_main(self, launched: float) -> None:
-        life = Life(self.name, launched, self._killed, self._hook, self._fault)
+        life = Life(self.name, launched, self._killed, self._hook, self._fault, self._on_span)
         try:
             self._received = life.report(self._target(life, **json.loads(self._settings)))
         except PodKilled as killed:

@@ -9,6 +9,7 @@ files) is stopped and removed on the way out.
 """
 
 import argparse
+import itertools
 import logging
 import os
 import signal
@@ -37,6 +38,7 @@ from approaches.core.images import ImageSource, find_images
 from approaches.core.kernel import KERNELS, MAX_KERNEL_SIZE, warm_up
 from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
+from approaches.core.trace import Span
 from approaches.harness.measure import document, measure, verify
 from approaches.harness.results import check_writable, failed_once, log_text, summary_table, write_document
 from approaches.registry import APPROACHES
@@ -110,7 +112,7 @@ def _measure_all(config: RunConfig, sources: Sequence[ImageSource]) -> int:
     with _bar(config, len(sources) * len(config.approaches) * config.repeat) as bar:
         for letter in config.approaches:
             bar.set_description(f"{letter} {APPROACHES[letter].title}")
-            measured.append(measure(APPROACHES[letter], config, sources, bar.update))
+            measured.append(measure(APPROACHES[letter], config, sources, bar.update, on_span=_count_tiles(bar)))
     with _bar(config, len(sources), "checking every output against a") as bar:
         verify(measured, sources, config, bar.update)
     doc = document(config, measured)
@@ -122,6 +124,17 @@ def _measure_all(config: RunConfig, sources: Sequence[ImageSource]) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems else 0
+
+
+def _count_tiles(bar: tqdm) -> Callable[[Span], None]:
+    """A span listener (the live stream of harness/live.py) that shows the tiles blurred so far beside the bar."""
+    blurred = itertools.count(1)
+
+    def heard(span: Span) -> None:
+        if span.stage == "blur" and span.tile is not None:
+            bar.set_postfix_str(f"{next(blurred)} tiles", refresh=False)
+
+    return heard
 
 
 def _draw_all(doc: dict, folder: Path) -> list[Path]:
@@ -225,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "so the ranks run on those machines; every machine needs the suite and the input and output folders")
     add("--chaos", metavar="e,f,g", help="kill pods of each approach named while tiles are in flight, restart "
         "them, and report per image what was lost (e loses tiles, f and g do not)")
+    add("--serve", action="store_true", help="start the web page instead, on http://127.0.0.1:8000/ (its flags: "
+        "--port, --host, --data, --clean; see blur-suite serve --help)")
     add("--scenarios", metavar="LIST", help=f"with --chaos: which kills, from {','.join(CHAOS_SCENARIOS)} "
         "(default: all)")
     return parser
@@ -300,8 +315,13 @@ def _parse_approaches(text: str) -> tuple[str, ...]:
 
 def run_as_script(argv: Sequence[str] | None = None) -> None:
     """The console script's entry: `blur-suite service ...` is approach g as a service (harness/service.py),
-    anything else run_all.py's flags; exit with the status."""
+    `blur-suite serve ...` (or run_all.py --serve ...) the web page (web/serve.py), anything else run_all.py's
+    flags; exit with the status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"] or "--serve" in argv:  # the web page (approaches/web/serve.py): its own flags
+        from approaches.web import serve
+
+        sys.exit(serve.main([arg for arg in argv if arg not in ("serve", "--serve")]))
     if argv[:1] == ["service"]:
         from approaches.harness import service
 

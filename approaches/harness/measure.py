@@ -2,9 +2,10 @@
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,16 +45,20 @@ class Measured:
         return totals
 
 
-def measure(approach: Approach, config: RunConfig, sources: Sequence[ImageSource], progress: Progress) -> Measured:
-    """Run approach config.repeat times; keep every wall time and the last run's outcome and spans."""
+def measure(approach: Approach, config: RunConfig, sources: Sequence[ImageSource], progress: Progress,
+            on_span: Callable[[Span], None] | None = None, options: Mapping[str, Any] | None = None) -> Measured:
+    """Run approach config.repeat times; keep every wall time and the last run's outcome and spans.
+
+    on_span hears each span as it is recorded (harness/live.py streams them); options go to the approach's
+    run (the queue approaches take launched()'s on_span and on_launch)."""
     warm_up(config.kernel_size, method=config.kernel)  # load the compiled kernel before timing
     wall_runs = []
     for _ in range(config.repeat):
-        tracer = Tracer()
+        tracer = Tracer(on_span)
         job = Job(config, tuple(sources), approach.letter, progress)
         started = time.perf_counter()
         try:
-            outcome = approach.run(job, tracer)
+            outcome = approach.run(job, tracer, **(options or {}))
         except BlurSuiteError:
             raise
         except Exception as error:
