@@ -127,6 +127,11 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
         with tracer.span(COORDINATOR, "start", ""):
             from distributed import Client, LocalCluster
 
+            # dask's own configuration sets its loggers to INFO: in this process (the client, and a
+            # LocalCluster's scheduler) that would print its every step between the suite's lines.
+            quiet = logging.getLogger("distributed")
+            stack.callback(quiet.setLevel, quiet.level)
+            quiet.setLevel(logging.ERROR)
             cluster = None
             if scheduler is None:
                 # On 127.0.0.1 only.  The scheduler's HTTP server (health, metrics) takes any free port; its
