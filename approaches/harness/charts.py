@@ -21,6 +21,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 
 from approaches.harness.results import document_kind, method_label
 from approaches.harness.traceevents import lane_key
@@ -464,7 +465,10 @@ def draw_chaos(doc: dict[str, Any], path: Path) -> Path:
         tiles_ax.set_title(f"kill: {scenario}", fontsize=10)
         _plot_recovery(recovery_ax, here)
     axes[0][0].set_ylabel("tiles")
+    axes[0][0].yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1][0].set_ylabel("recovery, s\n(kill → last tile in flight\ndone again)")
+    longest = max([row.get("recovery_s") or 0.0 for row in rows] + [0.1])
+    axes[1][0].set_ylim(0, longest * 1.25)  # the row shares one y axis: set it once, for the longest
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return _save(fig, path)
 
@@ -474,21 +478,21 @@ def _plot_chaos_tiles(ax: Axes, rows: list[dict[str, Any]]) -> None:
         xs = [i + (offset - 1) * 0.27 for i in range(len(rows))]
         drawn = ax.bar(xs, [row[key] for row in rows], width=0.27, color=colour, label=label)
         ax.bar_label(drawn, fontsize=8, padding=1)
-    ax.set_xticks(range(len(rows)), [f"{row['letter']}\n{row['unsaved']} of {row['images']} images\nnot saved"
-                                     for row in rows], fontsize=8)
+    ax.set_xticks(range(len(rows)), [f"{row['letter']}\n{row['unsaved']}/{row['images']}\nunsaved" for row in rows],
+                  fontsize=8)
     ax.grid(axis="y", color="#DDDDDD")
     ax.set_axisbelow(True)
 
 
 def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
-    """A bar per approach that recovered; where it did not, or nothing was in flight, say which in words."""
+    """A bar per approach that recovered; "lost" where tiles never came back, "n/a" where nothing was killed or
+    the approach cannot tell which tiles it held (e)."""
     seconds = [row.get("recovery_s") for row in rows]
     drawn = ax.bar(range(len(rows)), [value or 0.0 for value in seconds], width=0.5, color=WALL_COLOUR)
-    labels = [_format_seconds(value) if value is not None else "lost for good" if row["missing"] else "not measured"
+    labels = [_format_seconds(value) if value is not None else "lost" if row["missing"] else "n/a"
               for value, row in zip(seconds, rows, strict=True)]
     ax.bar_label(drawn, labels=labels, fontsize=8, padding=1)
     ax.set_xticks(range(len(rows)), [row["letter"] for row in rows], fontsize=9)
-    ax.set_ylim(bottom=0, top=max([value or 0.0 for value in seconds] + [0.1]) * 1.3)
     ax.grid(axis="y", color="#DDDDDD")
     ax.set_axisbelow(True)
 
