@@ -55,6 +55,9 @@ WAIT_HATCH = "////"
 OTHER_COLOUR = "#444444"
 WALL_COLOUR = "#4C5B69"
 MISMATCH_COLOUR = "#D62728"
+# A sweep's lines: Okabe-Ito colours, and a marker each, so a line is told from another without its colour.
+APPROACH_STYLES = (("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"), ("#56B4E9", "v"),
+                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"))
 CHAOS_BARS = (("in_flight", "in flight at the kill", "#BBBBBB"), ("missing", "lost", "#D55E00"),
               ("duplicates", "done twice", "#0072B2"))
 CAPTION_COLOUR = "#555555"
@@ -260,7 +263,11 @@ def _plot_stages(ax: Axes, results: list[dict[str, Any]]) -> None:
     left = [0.0] * len(results)
     for stage in stages:
         widths = [seconds.get(stage) or 0.0 for seconds in stage_seconds]
-        ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor="white", linewidth=0.6)
+        if stage in WAIT_STAGES:  # hatched as in the timelines (the hatch takes the edge's colour)
+            ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor=WALL_COLOUR,
+                    hatch=WAIT_HATCH, linewidth=0)
+        else:
+            ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor="white", linewidth=0.6)
         left = [start + width for start, width in zip(left, widths, strict=True)]
     for row, total in enumerate(left):
         if total:
@@ -401,18 +408,19 @@ def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
             _say(ax, "no results")
         return _save(fig, path)
     ends = [values[0], values[-1]]
-    for result in results:
+    for index, result in enumerate(results):
         walls, runs = result["wall_s"], result.get("wall_runs") or [[wall] for wall in result["wall_s"]]
         label, measure = _approach_label(result), result[axis["panel"]]
+        colour, marker = APPROACH_STYLES[index % len(APPROACH_STYLES)]
         if result.get("tiled", True):
             whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
                         [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
-            drawn = wall_ax.errorbar(values, walls, yerr=whiskers, marker="o", capsize=3, label=label)
-            panel_ax.plot(values, measure, marker="o", color=drawn.lines[0].get_color())
+            wall_ax.errorbar(values, walls, yerr=whiskers, marker=marker, color=colour, capsize=3, label=label)
+            panel_ax.plot(values, measure, marker=marker, color=colour)
         else:
-            (line,) = wall_ax.plot(ends, [walls[0]] * 2, linestyle="--", label=f"{label} (one lane: run once)")
-            wall_ax.fill_between(ends, min(runs[0]), max(runs[0]), color=line.get_color(), alpha=0.15, linewidth=0)
-            panel_ax.plot(ends, [measure[0]] * 2, linestyle="--", color=line.get_color())
+            wall_ax.plot(ends, [walls[0]] * 2, linestyle="--", color=colour, label=f"{label} (one lane: run once)")
+            wall_ax.fill_between(ends, min(runs[0]), max(runs[0]), color=colour, alpha=0.15, linewidth=0)
+            panel_ax.plot(ends, [measure[0]] * 2, linestyle="--", color=colour)
     cores = doc["config"].get("cores") if axis["panel"] == "speedup" else None
     references = _mark_cores(wall_ax, panel_ax, values, cores) if cores else []
     for ax, label in ((wall_ax, "wall time, s\n(whiskers, shading: fastest to slowest run)"),
