@@ -249,6 +249,15 @@ def forged_messages(board: Board, images: int) -> dict[str, bytes]:
     }
 
 
+def _all_processed(cluster: Cluster, tiles: Set[tuple[int, int]]) -> bool:
+    """Whether the finished run's summary has every tile of these tiles' images processed (so these too)."""
+    images = (cluster.board.summary() or {}).get("images", {})
+    try:
+        return all(images[str(image)]["processed"] >= images[str(image)]["expected"] for image, _ in tiles)
+    except (KeyError, TypeError):
+        return False
+
+
 def _results_in(cluster: Cluster) -> int:
     """Results that reached the assembler: assembled from e's list, or stored on the board by f and g."""
     board = cluster.board
@@ -289,9 +298,9 @@ def _jobs_queue(cluster: Cluster) -> WorkQueue | None:
 
 
 def _recovery(cluster: Cluster, kill: Kill) -> float | None:
-    """Seconds from the kill until every tile in flight at it has its result stored; None when nothing was
-    killed, the approach cannot tell which tiles it held, none were held, or the run ended (or
-    IN_FLIGHT_TIMEOUT_S passed) before all of them were seen stored."""
+    """Seconds from the kill until every tile in flight at it has its result stored (polled every POLL_S; where
+    the run finished between two polls, the time it was seen finished); None when nothing was killed, the
+    approach cannot tell which tiles it held, none were held, or they were never all done."""
     if kill.at is None or not kill.tiles:
         return None
     waiting, deadline = set(kill.tiles), time.monotonic() + IN_FLIGHT_TIMEOUT_S
@@ -300,8 +309,8 @@ def _recovery(cluster: Cluster, kill: Kill) -> float | None:
             waiting = {(image, tile) for image, tile in waiting if not cluster.board.is_stored(image, tile)}
             if not waiting:
                 return round(time.monotonic() - kill.at, 3)
-            if cluster.board.done():
-                return None  # finished: its records are gone, so when the last came in cannot be read now
+            if cluster.board.done():  # finished meanwhile, and its records deleted: ask its summary
+                return round(time.monotonic() - kill.at, 3) if _all_processed(cluster, waiting) else None
         except redis.RedisError:
             pass  # the broker is restarting: its client retries, and so do we
         time.sleep(POLL_S)
