@@ -3,8 +3,9 @@
 One run of an approach is noisy and, if it comes first, cold: caches, the page cache, the CPU's clock and
 the allocator all favour whoever runs later.  So by default (the command line's) every approach runs once
 untimed (a warm-up), then three timed rounds follow, and round r starts at offset r in the list of
-approaches: no approach is always first, or always right after another.  A table reports the median of the
-timed runs and their spread (fastest to slowest); --quick is one timed pass, no warm-up, and says so.
+approaches: no approach is always first (a cold first place flatters everyone "vs a").  A table reports
+the median of the timed runs and their spread (fastest to slowest); --quick is one timed pass, no warm-up,
+and says so.
 """
 
 import statistics
