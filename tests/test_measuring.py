@@ -13,7 +13,7 @@ from approaches.core.trace import Span
 from approaches.harness import cli
 from approaches.harness.cli import build_parser, config_from, main
 from approaches.harness.measure import measure_all, plan_rounds
-from approaches.harness.results import PACKAGES, SCHEMA_VERSION
+from approaches.harness.results import PACKAGES, SCHEMA_VERSION, git_commit
 from approaches.registry import Approach
 
 
@@ -105,6 +105,12 @@ def test_a_results_file_says_what_made_it_and_its_timelines_open_as_a_chrome_tra
     named = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
     assert {(e["pid"], e["tid"]) for e in spans} == set(named)
     assert {"main", "coordinator", "worker-1"} <= set(named.values())
+
+
+def test_without_a_git_checkout_the_commit_is_none_not_an_error(tmp_path, monkeypatch):
+    assert git_commit(tmp_path) == {"commit": None, "dirty": None}  # tmp: no checkout around it
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no git at all
+    assert git_commit(Path(__file__).parent) == {"commit": None, "dirty": None}
 
 
 # --- --compare and --redraw -----------------------------------------------------------------------------------
