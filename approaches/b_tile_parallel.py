@@ -97,7 +97,7 @@ def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, a
                     task = TileTask(source.name, tile, cut(pixels, tile, config.radius))
             else:
                 task = TileTask(source.name, tile, shared)
-            with tracer.span(COORDINATOR, "queue-wait", source.name, tile.id):
+            with tracer.span(COORDINATOR, "blocked", source.name, tile.id):
                 pool.submit(task)
     except WorkerLost:
         pass  # the assembler, waiting for this image's tiles, learns it too and reports the image failed

@@ -12,7 +12,7 @@ loaded every image first and saved them all at the end.
 Memory stays flat however many images there are: every queue is bounded, and a loader takes one of
 loaders + savers + 1 permits before decoding an image (one per image being loaded, being saved, and one
 being assembled), given back once the image is saved or has failed.  A full queue or
-no free permit makes the stage before it wait (backpressure: "queue-wait" in the timeline).  The permits
+no free permit makes the stage before it wait (backpressure: "blocked" in the timeline).  The permits
 bound the pixels; a queued tile is only a reference to its image, so the tile queue is deep
 (pool.DEEP per worker): a loader that has queued one image's tiles goes on to decode the next at
 once.  With a shallow queue it waited for the workers to blur most of them first, which pushed the
@@ -103,7 +103,7 @@ class _Pipeline:
                 source = self.todo.get_nowait()
             except queue.Empty:
                 return
-            with self.tracer.span(lane, "queue-wait", source.name):
+            with self.tracer.span(lane, "blocked", source.name):
                 while not self.permits.acquire(timeout=POLL_S):
                     if self.crashed is not None:
                         return
@@ -123,7 +123,7 @@ class _Pipeline:
         self.assemblies[source.name] = Assembly(source, image.mode, np.empty_like(image.pixels), len(tiles))
         shared = InPlace(image.pixels, self.assemblies[source.name].canvas)
         for tile in tiles:
-            with tracer.span(lane, "queue-wait", source.name, tile.id):
+            with tracer.span(lane, "blocked", source.name, tile.id):
                 self.pool.submit(TileTask(source.name, tile, shared))
 
     def route(self, lane: str) -> None:
@@ -139,7 +139,7 @@ class _Pipeline:
             if assembly.error is not None:
                 self._done(assembly.failure())
             else:
-                with self.tracer.span(lane, "queue-wait", result.image):
+                with self.tracer.span(lane, "blocked", result.image):
                     self._hand_to_savers(assembly)
         for _ in range(self.savers):
             self._hand_to_savers(None)

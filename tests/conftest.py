@@ -1,10 +1,22 @@
-"""Small generated images shared by the tests."""
+"""Small generated images shared by the tests, and every test's run of the suite made a single pass."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from approaches.harness import cli
+
+
+@pytest.fixture(autouse=True)
+def single_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that runs the suite times one pass with no warm-up, as --quick does: the command line's default
+    (a warm-up and three timed runs of each approach) would make each such test four times slower, and what
+    it checks is the same every run.  A test of that default is marked ``default_method``."""
+    if request.node.get_closest_marker("default_method") is None:
+        monkeypatch.setattr(cli, "REPEAT", 1)
+        monkeypatch.setattr(cli, "WARMUPS", 0)
 
 
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:

@@ -117,7 +117,7 @@ def test_worker_process_logs_reach_the_parents_handlers(tmp_path, image_dir, cap
 def test_threads_record_every_stage_in_its_lane(tmp_path, image_dir):
     _, tracer = run_approach("b.threads", image_dir, tmp_path / "out", workers=3)
     lanes = {(span.lane, span.stage) for span in tracer.spans}
-    assert {("coordinator", s) for s in ("load", "queue-wait")} <= lanes
+    assert {("coordinator", s) for s in ("load", "blocked")} <= lanes
     assert ("coordinator", "cut") not in lanes  # threads share the image: the worker reads the tile in place
     assert {("assembler", "assemble"), ("assembler", "save")} <= lanes
     assert {lane for lane, stage in lanes if stage == "blur"} <= {"worker-1", "worker-2", "worker-3"}
@@ -130,7 +130,7 @@ def test_threads_record_every_stage_in_its_lane(tmp_path, image_dir):
 def test_worker_processes_send_their_spans_back(tmp_path, image_dir, key):
     _, tracer = run_approach(key, image_dir, tmp_path / "out")
     by_worker = {span.stage for span in tracer.spans if span.lane.startswith("worker-")}
-    assert by_worker == {"blur", "queue-wait"}
+    assert by_worker == {"blur", "blocked"}
     assert sum(span.stage == "blur" for span in tracer.spans) == 5 * 6 + 3 * 3 + 2 * 2
     coordinator_cuts = any(span.lane == "coordinator" and span.stage == "cut" for span in tracer.spans)
     assert coordinator_cuts == (key == "b.processes")  # b.shm hands out coordinates only

@@ -12,7 +12,7 @@ from approaches.harness import chaos
 from approaches.harness.cli import main
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")
-ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)$", re.M)
+ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d+|-)$", re.M)
 
 
 @pytest.mark.parametrize("broker,kill,give_up_s", [
@@ -76,7 +76,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     out = capsys.readouterr().out
     # Then f and g lose nothing and save every image, whatever was killed; e loses tiles when its workers or its
     # assembler die (its coordinator's restart queues an image again instead: duplicates, no loss)
-    rows = {(row[0], row[1]): tuple(map(int, row[2:])) for row in ROW.findall(out)}
+    rows = {(row[0], row[1]): tuple(map(int, row[2:8])) for row in ROW.findall(out)}
     assert "the broker scenario needs --broker embedded://; skipped on memory://" in out
     assert set(rows) == {(scenario, letter) for scenario in CHAOS_SCENARIOS if scenario != "broker"
                          for letter in "efg"}, out
@@ -86,11 +86,20 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
             assert (lost, unsaved) == (0, 0), (scenario, letter, out)
     assert all(rows[(scenario, "e")][2] > 0 for scenario in ("workers", "one-worker", "assembler")), out
     assert status == 1
-    # And the same table is in logs/ as JSON, and drawn
+    # And the same table is in logs/ as JSON, with what made it, and drawn
     (written,) = (tmp_path / "logs").glob("*_chaos.json")
     doc = json.loads(written.read_text())
     assert {(row["scenario"], row["letter"]): row["missing"] for row in doc["chaos"]} == {
         key: value[2] for key, value in rows.items()}
+    assert doc["kind"] == "chaos" and doc["schema_version"] >= 2 and doc["provenance"]["suite"]
+    assert doc["config"]["chaos"] == ["e", "f", "g"] and doc["config"]["settings"]["give_up_s"] == 1.5
+    # And the time to recover: measured where f and g name the tiles their killed workers held; e cannot tell,
+    # and junk kills nothing
+    recovery = {(row["scenario"], row["letter"]): row["recovery_s"] for row in doc["chaos"]}
+    for scenario in ("workers", "one-worker"):
+        assert recovery[scenario, "e"] is None
+        assert all(0 < recovery[scenario, letter] < 30 for letter in "fg"), recovery
+    assert all(recovery["junk", letter] is None for letter in "efg")
     assert (tmp_path / "charts" / "chaos.png").stat().st_size > 10_000
 
 
@@ -103,7 +112,7 @@ def test_a_broker_restarted_mid_run_loses_f_and_g_nothing_its_append_only_file_b
                   settings=Settings(tile_delay_s=0.05, give_up_s=6.0))
     out = capsys.readouterr().out
     assert out.count("tiles in flight: restarting the broker") == 2 and out.count("the broker was down for") == 2
-    rows = {row[1]: tuple(map(int, row[2:])) for row in ROW.findall(out)}
+    rows = {row[1]: tuple(map(int, row[2:8])) for row in ROW.findall(out)}
     assert {letter: (lost, unsaved, differ) for letter, (_, _, lost, _, unsaved, differ) in rows.items()} == {
         "f": (0, 0, 0), "g": (0, 0, 0)}, out
     assert status == 0

@@ -208,7 +208,9 @@ def test_two_runs_in_the_same_second_keep_two_logs(tmp_path):
     doc = {"config": {"timestamp": "2026-01-01 00:00:00"}, "results": []}
     for _ in range(2):
         assert write_document(config, doc, text=log_text(doc)) == []
-    assert len(list((tmp_path / "logs").glob("*.txt"))) == len(list((tmp_path / "logs").glob("*.json"))) == 2
+    logs = tmp_path / "logs"
+    assert len(list(logs.glob("*.txt"))) == len(list(logs.glob("*.trace.json"))) == 2
+    assert len(list(logs.glob("*.json"))) == 4  # each run's results, and its timelines as a Chrome trace
 
 
 @pytest.mark.parametrize("flag", ["--logs", "--charts", "--output", "--json"])

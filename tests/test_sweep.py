@@ -28,6 +28,8 @@ def test_sweep_runs_each_approach_at_each_tile_size_and_draws_the_chart(tmp_path
         assert all(result["identical_to_a"]) and all(wall > 0 for wall in result["wall_s"])
     assert (tmp_path / "charts" / "sweep_tile_size.png").stat().st_size > 0
     assert list((tmp_path / "logs").glob("*_sweep_tile_size.json"))
+    assert doc["kind"] == "sweep" and doc["schema_version"] >= 2 and doc["provenance"]["packages"]["numpy"]
+    assert doc["method"]["rounds"] == [["a", "b.threads", "c"]]  # at the first value; one pass in tests
     table = capsys.readouterr().out
     assert "tile 64" in table and "tile 1024" in table and "c Pipelined" in table
 

@@ -86,6 +86,7 @@ class WorkQueue(Protocol):
     def heartbeat(self) -> None: ...
     def waiting(self) -> int: ...
     def in_flight(self) -> int | None: ...
+    def in_flight_bodies(self) -> list[bytes] | None: ...
 
 
 class NaiveQueue:
@@ -132,6 +133,10 @@ class NaiveQueue:
 
     def in_flight(self) -> None:
         """Not known: nothing records what was handed out."""
+        return None
+
+    def in_flight_bodies(self) -> None:
+        """Not known either: which work a killed consumer held is gone with it."""
         return None
 
 
@@ -220,6 +225,11 @@ class ReliableQueue:
         """Messages on the processing lists of every consumer that has said it exists."""
         return sum(self.client.llen(_processing(self.key, consumer.decode(errors="replace")))
                    for consumer in self.client.smembers(f"{self.key}:consumers"))
+
+    def in_flight_bodies(self) -> list[bytes]:
+        """The messages in_flight counts: what the chaos demo watches being done again after a kill."""
+        return [body for consumer in self.client.smembers(f"{self.key}:consumers")
+                for body in self.client.lrange(_processing(self.key, consumer.decode(errors="replace")), 0, -1)]
 
     def held(self) -> int:
         """Messages this consumer holds and has not acked."""
@@ -347,6 +357,18 @@ class StreamQueue:
         if not self.client.exists(self.key):
             return 0
         return int(self.client.xpending(self.key, self.GROUP)["pending"])
+
+    def in_flight_bodies(self) -> list[bytes]:
+        """The messages in_flight counts: what the chaos demo watches being done again after a kill."""
+        if not self.client.exists(self.key):
+            return []
+        bodies = []
+        for pending in self.client.xpending_range(self.key, self.GROUP, "-", "+", 100_000):
+            entry = pending["message_id"]
+            for _, fields in self.client.xrange(self.key, entry, entry):
+                if b"body" in fields:
+                    bodies.append(fields[b"body"])
+        return bodies
 
     def held(self) -> int:
         """Messages this consumer holds and has not acked."""

@@ -40,7 +40,8 @@ class RunConfig:
     workers: int = 1
     png_level: int = 1
     png_encoder: str = DEFAULT_ENCODER  # one of core.png.PNG_ENCODERS (fpng falls back to Pillow where missing)
-    repeat: int = 1
+    repeat: int = 1  # timed runs of each approach (the command line's default is 3: harness/cli.py)
+    warmups: int = 0  # untimed runs of each approach before the timed ones
     truncate: bool = False
     kernel: str = "separable"  # one of kernel.KERNELS: "direct" makes a run compute-bound
     json_path: Path | None = None
@@ -72,6 +73,7 @@ class RunConfig:
         if self.png_encoder not in PNG_ENCODERS:
             raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("--repeat", self.repeat, 1, 1000)
+        _check_range("warm-up runs", self.warmups, 0, 100)
         check_url(self.broker)
         if self.scheduler is not None:
             check_scheduler(self.scheduler)

@@ -20,6 +20,10 @@ Each run:
 3. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
    duplicates, and whether its output file is on disk; then a RESULT line.  The exit status is 1 when
    tiles were lost, as in the original.
+4. the recovery time: from the kill until the last tile that was in flight at the kill is done again (its
+   result stored).  f and g can name the tiles their workers hold (processing lists; the consumer group's
+   pending entries), so it is measured for them; e keeps no record of what a worker took, so it cannot tell
+   (and what its killed workers held is lost for good); junk kills nothing.  None in those cases.
 
 e loses what its killed pods held; f and g hand it to others and lose nothing.  The original demo read
 keys that earlier runs had left behind (it had no run id), so it could report a loss that never
@@ -32,18 +36,20 @@ visualize/chaos.png.
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence, Set
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+import redis
 
 from approaches import e_naive_queue, f_reliable_queue, g_service
 from approaches.cluster.board import Board
 from approaches.cluster.broker import open_broker
 from approaches.cluster.deployment import Cluster, Roles, launched
-from approaches.cluster.wire import ImageReport, TileJob, TileResult
+from approaches.cluster.queues import WorkQueue
+from approaches.cluster.wire import ImageReport, TileJob, TileResult, WireError
 from approaches.core.config import RunConfig
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
@@ -78,6 +84,16 @@ class Tally:
     duplicates: int
     unsaved: int
     differ: int  # outputs saved whose pixels are not a's
+    recovery_s: float | None = None  # the kill -> the last tile in flight at it done again; None: see step 4
+
+
+@dataclass(frozen=True)
+class Kill:
+    """What a scenario disrupted: how many tiles were in flight, when, and which (as far as the approach can tell)."""
+
+    held: int
+    at: float | None = None  # time.monotonic() just before the kill; None: nothing was killed
+    tiles: Set[tuple[int, int]] | None = None  # (image id, tile id); None: the approach cannot tell which
 
 
 def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
@@ -111,7 +127,8 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
             f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
             f"{settings.tile_delay_s:g} s per tile")
         how = "SIGKILL" if broker.pods_are_processes else "each dies at its next fault point"
-        held = SCENARIOS[scenario](cluster, how, say)
+        kill = SCENARIOS[scenario](cluster, how, say)
+        recovery_s = _recovery(cluster, kill)
         say(f"waiting for the assembler to finish or give up "
             f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
         _, reports = cluster.collect(Tracer())
@@ -120,73 +137,75 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
     say(f"left in the queues: jobs={left.get('jobs', 0)} results={left.get('results', 0)}")
     for source, _, reason in letters:
         say(f"dead-lettered from {source}: {reason}")
-    return _summary(job, letter, scenario, held, reports, say)
+    return replace(_summary(job, letter, scenario, kill.held, reports, say), recovery_s=recovery_s)
 
 
 # --- the scenarios: each kills, restarts, and returns the tiles in flight at the kill -----------------
 
 
-def kill_every_worker(cluster: Cluster, how: str, say: Say) -> int:
-    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+def kill_every_worker(cluster: Cluster, how: str, say: Say) -> Kill:
+    kill = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
     names = ", ".join(pod.name for pod in cluster.workers)
-    say(f"{held} tiles in flight: killing {names} ({how})")
+    say(f"{kill.held} tiles in flight: killing {names} ({how})")
     for pod in cluster.workers:
         pod.kill()
     for pod in cluster.workers:
         pod.restart()
     say(f"restarted {names}")
-    return held
+    return kill
 
 
-def kill_one_worker(cluster: Cluster, how: str, say: Say) -> int:
-    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+def kill_one_worker(cluster: Cluster, how: str, say: Say) -> Kill:
+    kill = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
     pod = cluster.workers[0]
-    say(f"{held} tiles in flight: killing {pod.name} ({how}); it stays dead")
+    say(f"{kill.held} tiles in flight: killing {pod.name} ({how}); it stays dead")
     pod.kill()
-    return held
+    return kill
 
 
-def kill_the_assembler(cluster: Cluster, how: str, say: Say) -> int:
-    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+def kill_the_assembler(cluster: Cluster, how: str, say: Say) -> Kill:
+    _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
     _wait_for(lambda: _results_in(cluster) > 0)  # so the assembler has something to lose, if it keeps any
-    say(f"{held} tiles in flight: killing the assembler ({how})")
+    kill = _in_flight_now(cluster)
+    say(f"{kill.held} tiles in flight: killing the assembler ({how})")
     cluster.assembler.kill()
     cluster.assembler.restart()
     say("restarted the assembler")
-    return held
+    return kill
 
 
-def kill_the_coordinator(cluster: Cluster, how: str, say: Say) -> int:
+def kill_the_coordinator(cluster: Cluster, how: str, say: Say) -> Kill:
     deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
     while not cluster.board.planned() and time.monotonic() < deadline:
         time.sleep(POLL_S / 10)
     finished = cluster.board.coordinated() is not None
+    kill = _in_flight_now(cluster)
     say(f"{len(cluster.board.planned())} images queued: killing the coordinator ({how})"
         + (" (it had already queued every image)" if finished else ""))
     cluster.coordinator.kill()
     cluster.coordinator.restart()
     say("restarted the coordinator")
-    return cluster.tiles_in_flight() or 0
+    return kill
 
 
-def restart_the_broker(cluster: Cluster, how: str, say: Say) -> int:
-    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
-    say(f"{held} tiles in flight: restarting the broker (SIGTERM; it writes its append-only file and reads it "
+def restart_the_broker(cluster: Cluster, how: str, say: Say) -> Kill:
+    kill = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    say(f"{kill.held} tiles in flight: restarting the broker (SIGTERM; it writes its append-only file and reads it "
         "back); every pod's connection drops, and its client retries")
     started = time.monotonic()
     cluster.broker.restart()
     say(f"the broker was down for {time.monotonic() - started:.2f} s")
-    return held
+    return kill
 
 
-def push_junk(cluster: Cluster, how: str, say: Say) -> int:
+def push_junk(cluster: Cluster, how: str, say: Say) -> Kill:
     """Once tiles are in flight, write every kind of malformed record into the run's queues and records, as a
     buggy or hostile client would: every one must be set aside with its reason, and nothing lost."""
-    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers)).held
     kinds = junk(cluster.board, len(cluster.job.images))
     say(f"{held} tiles in flight: pushing {len(kinds)} malformed records into the run's queues and records "
         f"({', '.join(kinds)})")
-    return held
+    return Kill(held)  # nothing killed: nothing to recover from
 
 
 def junk(board: Board, images: int) -> list[str]:
@@ -235,6 +254,15 @@ def forged_messages(board: Board, images: int,
     }
 
 
+def _all_processed(cluster: Cluster, tiles: Set[tuple[int, int]]) -> bool:
+    """Whether the finished run's summary has every tile of these tiles' images processed (so these too)."""
+    images = (cluster.board.summary() or {}).get("images", {})
+    try:
+        return all(images[str(image)]["processed"] >= images[str(image)]["expected"] for image, _ in tiles)
+    except (KeyError, TypeError):
+        return False
+
+
 def _results_in(cluster: Cluster) -> int:
     """Results that reached the assembler: assembled from e's list, or stored on the board by f and g."""
     board = cluster.board
@@ -247,15 +275,51 @@ def _wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(POLL_S)
 
 
-def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> int:
-    """Poll until at_least tiles are in flight (or IN_FLIGHT_TIMEOUT_S passes); the last count seen."""
-    deadline, held = time.monotonic() + IN_FLIGHT_TIMEOUT_S, 0
-    while time.monotonic() < deadline:
-        held = cluster.tiles_in_flight() or 0
-        if held >= at_least:
-            break
+def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> Kill:
+    """Poll until at_least tiles are in flight (or IN_FLIGHT_TIMEOUT_S passes); then what is in flight."""
+    deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
+    while time.monotonic() < deadline and (cluster.tiles_in_flight() or 0) < at_least:
         time.sleep(POLL_S)
-    return held
+    return _in_flight_now(cluster)
+
+
+def _in_flight_now(cluster: Cluster) -> Kill:
+    """The tiles in flight, now, just before a kill: their count, and which they are where the approach can tell."""
+    tiles = None
+    if (queue := _jobs_queue(cluster)) is not None and (bodies := queue.in_flight_bodies()) is not None:
+        tiles = set()
+        for body in bodies:
+            try:
+                job = TileJob.decode(body, cluster.board.run, cluster.board.plan)
+            except (WireError, KeyError, ValueError):
+                continue  # not a tile of this run (junk): nothing to wait for
+            tiles.add((job.image, job.tile.id))
+    return Kill(cluster.tiles_in_flight() or 0, time.monotonic(), tiles)
+
+
+def _jobs_queue(cluster: Cluster) -> WorkQueue | None:
+    make = JOB_QUEUES.get(cluster.job.letter.removeprefix("chaos-"))
+    return None if make is None else make(cluster.board, "chaos", cluster.job.config.settings)
+
+
+def _recovery(cluster: Cluster, kill: Kill) -> float | None:
+    """Seconds from the kill until every tile in flight at it has its result stored (polled every POLL_S; where
+    the run finished between two polls, the time it was seen finished); None when nothing was killed, the
+    approach cannot tell which tiles it held, none were held, or they were never all done."""
+    if kill.at is None or not kill.tiles:
+        return None
+    waiting, deadline = set(kill.tiles), time.monotonic() + IN_FLIGHT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            waiting = {(image, tile) for image, tile in waiting if not cluster.board.is_stored(image, tile)}
+            if not waiting:
+                return round(time.monotonic() - kill.at, 3)
+            if cluster.board.done():  # finished meanwhile, and its records deleted: ask its summary
+                return round(time.monotonic() - kill.at, 3) if _all_processed(cluster, waiting) else None
+        except redis.RedisError:
+            pass  # the broker is restarting: its client retries, and so do we
+        time.sleep(POLL_S)
+    return None
 
 
 # --- the summaries -------------------------------------------------------------------------------------
@@ -296,17 +360,17 @@ def _identical_to_a(source: ImageSource, output: Path, config: RunConfig) -> boo
 
 def _side_by_side(tallies: Sequence[Tally], say: Say) -> None:
     say("\nscenario     approach  images  tiles expected  in flight at kill  lost  done twice  images not saved  "
-        "saved but not a's pixels")
+        "saved but not a's pixels  recovery_s")
     for t in tallies:
+        recovery = "-" if t.recovery_s is None else f"{t.recovery_s:.3f}"
         say(f"{t.scenario:11s}  {t.letter:8s}  {t.images:6d}  {t.expected:14d}  {t.in_flight:17d}  {t.missing:4d}  "
-            f"{t.duplicates:10d}  {t.unsaved:16d}  {t.differ:24d}")
+            f"{t.duplicates:10d}  {t.unsaved:16d}  {t.differ:24d}  {recovery:>10s}")
+    say("recovery_s: from the kill until the last tile in flight at it was done again; - where nothing was killed, "
+        "or the approach cannot tell which tiles its workers held (e)")
 
 
 def _document(config: RunConfig, tallies: Sequence[Tally]) -> dict:
-    settings = settings_of(config)
-    return {"config": {key: settings[key] for key in ("timestamp", "machine", "broker", "kernel_size", "tile_size",
-                                                      "workers", "settings")},
-            "chaos": [asdict(tally) for tally in tallies]}
+    return {"kind": "chaos", "config": settings_of(config), "chaos": [asdict(tally) for tally in tallies]}
 
 
 def _draw(doc: dict, folder: Path) -> Path:
@@ -316,6 +380,8 @@ def _draw(doc: dict, folder: Path) -> Path:
 
 
 ROLES: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
+JOB_QUEUES: dict[str, Callable[[Board, str, Settings], WorkQueue]] = {  # e: none that can tell what workers hold
+    "f": f_reliable_queue.jobs_queue, "g": g_service.jobs_queue}
 GUARANTEES = {
     "e": "e is at-most-once: a tile popped by a worker that is killed is gone from Redis, and nothing sends it again.",
     "f": "f is at-least-once: a killed worker's tiles wait on its processing list until it, restarted, or a "
@@ -323,7 +389,7 @@ GUARANTEES = {
     "g": "g is at-least-once: a killed worker's tiles stay pending in the consumer group until it, restarted, "
          "claims them back or another worker takes them over (XAUTOCLAIM).",
 }
-SCENARIOS: dict[str, Callable[[Cluster, str, Say], int]] = {
+SCENARIOS: dict[str, Callable[[Cluster, str, Say], Kill]] = {
     "workers": kill_every_worker,
     "one-worker": kill_one_worker,
     "assembler": kill_the_assembler,

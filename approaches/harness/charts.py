@@ -1,8 +1,9 @@
 """Charts drawn from a run's results document: one comparison of all approaches, one timeline each.
 
 Only the plain JSON-able document goes in, so charts can be redrawn from a saved results file
-without importing any approach.  Figures are built with ``Figure`` + ``FigureCanvasAgg`` rather than
-pyplot, so drawing changes no global state (backend, open-figure list) of the calling program.
+(``run_all.py --redraw RUN.json``) without importing any approach.  Figures are built with ``Figure`` +
+``FigureCanvasAgg`` rather than pyplot, so drawing changes no global state (backend, open-figure list) of the
+calling program.
 """
 
 import re
@@ -20,39 +21,54 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
+
+from approaches.harness.results import document_kind, method_label
+from approaches.harness.traceevents import lane_key
 
 DPI = 120
-# Okabe-Ito colours: they stay distinct under the common colour-vision deficiencies.  The same stage
-# has the same colour in every chart, so the comparison and the timelines read together.
+# Okabe-Ito's colours, then Paul Tol's where eight run out: every pair stays distinct under the common
+# colour-vision deficiencies (tests/test_charts.py simulates them).  The same stage has the same colour in
+# every chart, so the comparison and the timelines read together; the order is the order stacks are drawn in.
 STAGE_COLOURS = {
+    "start": "#000000",  # a pod, process or MPI rank starting: imports, the kernel loaded
     "load": "#0072B2",
     "cut": "#56B4E9",
-    "queue-wait": "#F0E442",
+    "send": "#225522",  # a tile on its way to a queue
+    "scatter": "#332288",  # MPI: bands sent from rank 0
+    "exchange": "#D55E00",  # MPI: halo rows swapped with the neighbours
     "blur": "#E69F00",
+    "gather": "#AA3377",  # MPI: bands sent back to rank 0
     "assemble": "#CC79A7",
     "save": "#009E73",
+    "blocked": "#BBBBBB",
+    "queue-wait": "#F0E442",
+    "wait": "#99DDFF",
 }
-OTHER_COLOUR = "#999999"
+# Waits are drawn as waits: hatched, half-height bars, so a lane doing nothing never looks busy.
+WAIT_STAGES = {
+    "blocked": "blocked: a lane waiting for work or room",
+    "queue-wait": "queue-wait: an item waiting in a queue",
+    "wait": "wait: a rank waiting for the others",
+}
+WAIT_HATCH = "////"
+OTHER_COLOUR = "#444444"
 WALL_COLOUR = "#4C5B69"
 MISMATCH_COLOUR = "#D62728"
+# A sweep's lines: Okabe-Ito colours, and a marker each, so a line is told from another without its colour.
+APPROACH_STYLES = (("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"), ("#56B4E9", "v"),
+                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"))
+CHAOS_BARS = (("in_flight", "in flight at the kill", "#BBBBBB"), ("missing", "lost", "#D55E00"),
+              ("duplicates", "done twice", "#0072B2"))
 CAPTION_COLOUR = "#555555"
 LABEL_SPAN_LIMIT = 60  # above this many spans, image labels would only clutter the timeline
-EDGE_SPAN_LIMIT = 400  # above this, white bar edges would wash thin tile bars out to white
+MIN_BAR_PX = 2.0  # a bar narrower than this is widened to it: a 0.5 ms tile in a 10 s run still shows its colour
 CAPTION_CHARS_PER_INCH = 15  # 8 pt text, with some slack, so a wrapped caption never runs off the page
-LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
-    (4, ("assembl",)),
-    (5, ("saver", "writer")),
-    (0, ("loader", "reader")),
-    (2, ("worker",)),
-    (1, ("main", "coordinator", "dispatcher", "producer")),
-)
-OTHER_LANE_RANK = 3
 CAPTION_SETTINGS = (
     ("kernel_size", "kernel {}"),
     ("kernel", "{} kernel"),  # separable or direct: the same pixels within one, very different timings
     ("tile_size", "tile {} px"),
     ("workers", "workers {}"),
-    ("repeat", "repeat ×{}"),
 )
 
 
@@ -90,7 +106,7 @@ def draw_comparison(doc: dict[str, Any], path: Path) -> Path:
 def draw_timeline(doc: dict[str, Any], result: dict[str, Any], path: Path) -> Path:
     """Gantt chart of one approach run: a row per lane, a bar per span, coloured by stage."""
     spans = result.get("spans") or []
-    lanes = sorted({span["lane"] for span in spans}, key=_lane_key)
+    lanes = sorted({span["lane"] for span in spans}, key=lane_key)
     fig = _new_figure(doc, 12.0, max(3.2, 2.0 + 0.42 * len(lanes)))
     ax = fig.subplots()
     ax.set_title(f"Timeline — {_approach_label(result)}", loc="left", fontsize=13, fontweight="bold")
@@ -99,14 +115,15 @@ def draw_timeline(doc: dict[str, Any], result: dict[str, Any], path: Path) -> Pa
     if not spans:
         _say(ax, "no spans recorded")
         return _save(fig, path)
-    _plot_spans(ax, spans, lanes)
     wall = result.get("last_wall_s", result.get("wall_s"))  # the spans are the last run's
+    end = max([wall or 0.0, *(span["end"] for span in spans)]) * 1.01 or 1.0
     handles = _stage_handles(span["stage"] for span in spans)
     if wall is not None:
         ax.axvline(wall, color="#333333", linestyle="--", linewidth=0.9)
         handles.append(Line2D([], [], color="#333333", linestyle="--", linewidth=0.9, label="wall time"))
-    ax.set_xlim(0, max([wall or 0.0, *(span["end"] for span in spans)]) * 1.01 or 1.0)
+    ax.set_xlim(0, end)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False, fontsize=9)
+    _plot_spans(ax, spans, lanes, end)  # after the legend: the layout it settles must leave room for it
     if len(spans) < LABEL_SPAN_LIMIT:
         _label_whole_image_blurs(ax, spans, {lane: row for row, lane in enumerate(lanes)})
     return _save(fig, path)
@@ -128,6 +145,8 @@ def _new_figure(doc: dict[str, Any], width: float, height: float) -> Figure:
 def _caption(doc: dict[str, Any]) -> str:
     config = doc.get("config", {})
     settings = [template.format(config[key]) for key, template in CAPTION_SETTINGS if config.get(key) is not None]
+    if "results" in doc:  # measured walls: say how
+        settings.append(f"wall {method_label(doc)}")
     parts = [config.get("machine"), *settings, config.get("timestamp")]
     return " · ".join(str(part) for part in parts if part)
 
@@ -151,11 +170,18 @@ def _ordered_stages(stages: Iterable[str]) -> list[str]:
 def _stage_handles(stages: Iterable[str]) -> list[Any]:
     """Legend entries for the stages present; unknown stages share one grey entry, as they share a colour."""
     ordered = _ordered_stages(stages)
-    handles: list[Any] = [Patch(color=STAGE_COLOURS[s], label=s) for s in ordered if s in STAGE_COLOURS]
+    handles: list[Any] = [_stage_patch(s) for s in ordered if s in STAGE_COLOURS]
     others = [stage for stage in ordered if stage not in STAGE_COLOURS]
     if others:
         handles.append(Patch(color=OTHER_COLOUR, label="other: " + ", ".join(others)))
     return handles
+
+
+def _stage_patch(stage: str) -> Patch:
+    if stage in WAIT_STAGES:
+        return Patch(facecolor=STAGE_COLOURS[stage], edgecolor=WALL_COLOUR, hatch=WAIT_HATCH, linewidth=0,
+                     label=WAIT_STAGES[stage])
+    return Patch(color=STAGE_COLOURS[stage], label=stage)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -237,7 +263,11 @@ def _plot_stages(ax: Axes, results: list[dict[str, Any]]) -> None:
     left = [0.0] * len(results)
     for stage in stages:
         widths = [seconds.get(stage) or 0.0 for seconds in stage_seconds]
-        ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor="white", linewidth=0.6)
+        if stage in WAIT_STAGES:  # hatched as in the timelines (the hatch takes the edge's colour)
+            ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor=WALL_COLOUR,
+                    hatch=WAIT_HATCH, linewidth=0)
+        else:
+            ax.barh(rows, widths, left=left, height=0.6, color=_stage_colour(stage), edgecolor="white", linewidth=0.6)
         left = [start + width for start, width in zip(left, widths, strict=True)]
     for row, total in enumerate(left):
         if total:
@@ -284,17 +314,14 @@ def _anchor_x(text: Text) -> float:
 # --- timeline --------------------------------------------------------------------------------------
 
 
-def _lane_key(lane: str) -> tuple[int, list[Any]]:
-    """Order lanes as work flows: loaders, main/coordinator, workers by number, assembler, savers."""
-    lowered = lane.lower()
-    rank = next((rank for rank, names in LANE_RANKS if any(n in lowered for n in names)), OTHER_LANE_RANK)
-    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", lowered)]
-    return rank, natural
-
-
 def _timeline_summary(result: dict[str, Any], spans: list[dict[str, Any]]) -> str:
+    """The drawn run's wall (the last timed run) and, beside it, the median the tables report."""
     parts = []
-    if result.get("wall_s") is not None:
+    runs = result.get("wall_runs") or []
+    if len(runs) > 1:
+        parts.append(f"this run {_format_seconds(runs[-1])} (median of {len(runs)}: "
+                     f"{_format_seconds(result['wall_s'])})")
+    elif result.get("wall_s") is not None:
         parts.append(f"wall {_format_seconds(result['wall_s'])}")
     parts.append(f"{len(result.get('images') or [])} images")
     if result.get("failed"):
@@ -303,19 +330,27 @@ def _timeline_summary(result: dict[str, Any], spans: list[dict[str, Any]]) -> st
     return " · ".join(parts)
 
 
-def _plot_spans(ax: Axes, spans: list[dict[str, Any]], lanes: list[str]) -> None:
-    """One broken_barh per (lane, stage): tens of thousands of spans draw as a few collections."""
+def _plot_spans(ax: Axes, spans: list[dict[str, Any]], lanes: list[str], end: float) -> None:
+    """One broken_barh per (lane, stage): tens of thousands of spans draw as a few collections.
+
+    No white edges (on a thin bar they are all there is), and no bar narrower than MIN_BAR_PX: a bar keeps
+    its stage's colour however short.  Waits are hatched, half-height bars."""
     row = {lane: index for index, lane in enumerate(lanes)}
-    bars: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for span in spans:
-        bars[span["lane"], span["stage"]].append((span["start"], span["end"] - span["start"]))
-    edges = {"edgecolor": "white", "linewidth": 0.4} if len(spans) <= EDGE_SPAN_LIMIT else {"linewidth": 0}
-    for (lane, stage), ranges in bars.items():
-        ax.broken_barh(ranges, (row[lane] - 0.4, 0.8), facecolors=_stage_colour(stage), **edges)
     ax.set_yticks(range(len(lanes)), lanes)
     ax.set_ylim(len(lanes) - 0.5, -0.5)  # first lane on top
     ax.grid(axis="x", color="#DDDDDD")
     ax.set_axisbelow(True)
+    ax.figure.draw_without_rendering()  # the final layout (labels, legend): how many pixels a second is
+    narrowest = MIN_BAR_PX * end / max(ax.get_window_extent().width, 1.0)
+    bars: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for span in spans:
+        bars[span["lane"], span["stage"]].append((span["start"], max(span["end"] - span["start"], narrowest)))
+    for (lane, stage), ranges in bars.items():
+        if stage in WAIT_STAGES:
+            ax.broken_barh(ranges, (row[lane] - 0.2, 0.4), facecolors=_stage_colour(stage), edgecolor=WALL_COLOUR,
+                           hatch=WAIT_HATCH, linewidth=0)
+        else:
+            ax.broken_barh(ranges, (row[lane] - 0.4, 0.8), facecolors=_stage_colour(stage), linewidth=0)
 
 
 def _label_whole_image_blurs(ax: Axes, spans: list[dict[str, Any]], row: dict[str, int]) -> None:
@@ -373,18 +408,19 @@ def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
             _say(ax, "no results")
         return _save(fig, path)
     ends = [values[0], values[-1]]
-    for result in results:
+    for index, result in enumerate(results):
         walls, runs = result["wall_s"], result.get("wall_runs") or [[wall] for wall in result["wall_s"]]
         label, measure = _approach_label(result), result[axis["panel"]]
+        colour, marker = APPROACH_STYLES[index % len(APPROACH_STYLES)]
         if result.get("varies", result.get("tiled", True)):  # "tiled": documents written before 0.2
             whiskers = [[wall - min(r) for wall, r in zip(walls, runs, strict=True)],
                         [max(r) - wall for wall, r in zip(walls, runs, strict=True)]]
-            drawn = wall_ax.errorbar(values, walls, yerr=whiskers, marker="o", capsize=3, label=label)
-            panel_ax.plot(values, measure, marker="o", color=drawn.lines[0].get_color())
+            wall_ax.errorbar(values, walls, yerr=whiskers, marker=marker, color=colour, capsize=3, label=label)
+            panel_ax.plot(values, measure, marker=marker, color=colour)
         else:
-            (line,) = wall_ax.plot(ends, [walls[0]] * 2, linestyle="--", label=f"{label} (one lane: run once)")
-            wall_ax.fill_between(ends, min(runs[0]), max(runs[0]), color=line.get_color(), alpha=0.15, linewidth=0)
-            panel_ax.plot(ends, [measure[0]] * 2, linestyle="--", color=line.get_color())
+            wall_ax.plot(ends, [walls[0]] * 2, linestyle="--", color=colour, label=f"{label} (one lane: run once)")
+            wall_ax.fill_between(ends, min(runs[0]), max(runs[0]), color=colour, alpha=0.15, linewidth=0)
+            panel_ax.plot(ends, [measure[0]] * 2, linestyle="--", color=colour)
     cores = doc["config"].get("cores") if axis["panel"] == "speedup" else None
     references = _mark_cores(wall_ax, panel_ax, values, cores) if cores else []
     for ax, label in ((wall_ax, "wall time, s\n(whiskers, shading: fastest to slowest run)"),
@@ -419,30 +455,61 @@ def _mark_cores(wall_ax: Axes, panel_ax: Axes, values: list[int], cores: int) ->
 
 
 def draw_chaos(doc: dict[str, Any], path: Path) -> Path:
-    """Per scenario, per approach: tiles held by workers when the kill came, tiles lost, tiles done twice."""
+    """Per scenario (a column each), per approach: above, tiles in flight at the kill, lost, and done twice;
+    below, the recovery time: from the kill until the last tile in flight at it was done again."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = doc.get("chaos") or []
     scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
-    fig = _new_figure(doc, max(6.0, 3.2 * len(scenarios)), 4.6)
-    fig.suptitle("Chaos — tiles lost and done twice when pods are killed and restarted", fontsize=13,
+    fig = _new_figure(doc, max(6.0, 3.2 * len(scenarios)), 7.0)
+    fig.suptitle("Chaos — tiles lost, tiles done twice, and the time to recover when pods are killed", fontsize=13,
                  fontweight="bold")
     if not rows:
         _say(fig.subplots(), "no scenarios run")
         return _save(fig, path)
-    bars = (("in_flight", "in flight at the kill", OTHER_COLOUR), ("missing", "lost", MISMATCH_COLOUR),
-            ("duplicates", "done twice", STAGE_COLOURS["blur"]))
-    axes = fig.subplots(1, len(scenarios), sharey=True, squeeze=False)[0]
-    for ax, scenario in zip(axes, scenarios, strict=True):
+    axes = fig.subplots(2, len(scenarios), sharey="row", squeeze=False, height_ratios=(3, 2))
+    for tiles_ax, recovery_ax, scenario in zip(axes[0], axes[1], scenarios, strict=True):
         here = [row for row in rows if row["scenario"] == scenario]
-        for offset, (key, label, colour) in enumerate(bars):
-            xs = [i + (offset - 1) * 0.27 for i in range(len(here))]
-            drawn = ax.bar(xs, [row[key] for row in here], width=0.27, color=colour, label=label)
-            ax.bar_label(drawn, fontsize=8, padding=1)
-        ax.set_xticks(range(len(here)), [f"{row['letter']}\n{row['unsaved']} of {row['images']} images\nnot saved"
-                                         for row in here], fontsize=8)
-        ax.set_title(f"kill: {scenario}", fontsize=10)
-        ax.grid(axis="y", color="#DDDDDD")
-        ax.set_axisbelow(True)
-    axes[0].set_ylabel("tiles")
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+        _plot_chaos_tiles(tiles_ax, here)
+        tiles_ax.set_title(f"kill: {scenario}", fontsize=10)
+        _plot_recovery(recovery_ax, here)
+    axes[0][0].set_ylabel("tiles")
+    axes[0][0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1][0].set_ylabel("recovery, s\n(kill → last tile in flight\ndone again)")
+    longest = max([row.get("recovery_s") or 0.0 for row in rows] + [0.1])
+    axes[1][0].set_ylim(0, longest * 1.25)  # the row shares one y axis: set it once, for the longest
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     return _save(fig, path)
+
+
+def _plot_chaos_tiles(ax: Axes, rows: list[dict[str, Any]]) -> None:
+    for offset, (key, label, colour) in enumerate(CHAOS_BARS):
+        xs = [i + (offset - 1) * 0.27 for i in range(len(rows))]
+        drawn = ax.bar(xs, [row[key] for row in rows], width=0.27, color=colour, label=label)
+        ax.bar_label(drawn, fontsize=8, padding=1)
+    ax.set_xticks(range(len(rows)), [f"{row['letter']}\n{row['unsaved']}/{row['images']}\nunsaved" for row in rows],
+                  fontsize=8)
+    ax.grid(axis="y", color="#DDDDDD")
+    ax.set_axisbelow(True)
+
+
+def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
+    """A bar per approach that recovered; "lost" where tiles never came back, "n/a" where nothing was killed or
+    the approach cannot tell which tiles it held (e)."""
+    seconds = [row.get("recovery_s") for row in rows]
+    drawn = ax.bar(range(len(rows)), [value or 0.0 for value in seconds], width=0.5, color=WALL_COLOUR)
+    labels = [_format_seconds(value) if value is not None else "lost" if row["missing"] else "n/a"
+              for value, row in zip(seconds, rows, strict=True)]
+    ax.bar_label(drawn, labels=labels, fontsize=8, padding=1)
+    ax.set_xticks(range(len(rows)), [row["letter"] for row in rows], fontsize=9)
+    ax.grid(axis="y", color="#DDDDDD")
+    ax.set_axisbelow(True)
+
+
+def redraw(doc: dict[str, Any], directory: Path) -> list[Path]:
+    """Draw a saved document's charts again, whatever run made it (run_all.py --redraw)."""
+    kind = document_kind(doc)
+    if kind == "sweep":
+        return [draw_sweep(doc, directory / f"sweep_{doc['config']['sweep']}.png")]
+    if kind == "chaos":
+        return [draw_chaos(doc, directory / "chaos.png")]
+    return draw_all(doc, directory)

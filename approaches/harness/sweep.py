@@ -14,7 +14,6 @@ lane, so they are measured once and drawn as a flat reference line.  Every outpu
 against a's pixels, with the run's --kernel, at every value.
 """
 
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -24,8 +23,8 @@ from tqdm import tqdm
 
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource
-from approaches.harness.measure import Measured, measure, verify
-from approaches.harness.results import settings_of, write_document
+from approaches.harness.measure import Measured, measure_all, method_of, verify
+from approaches.harness.results import method_label, settings_of, spread, write_document
 from approaches.registry import APPROACHES
 
 
@@ -64,12 +63,12 @@ def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
             for value in axis.values]
     plan = [(value, letters) for value, letters in plan if letters]
     runs: dict[str, list[tuple[int, Measured]]] = {letter: [] for letter in config.approaches}
-    total = len(sources) * config.repeat * sum(len(letters) for _, letters in plan)
+    total = len(sources) * (config.warmups + config.repeat) * sum(len(letters) for _, letters in plan)
     with tqdm(total=total, unit="image", disable=True if config.quiet else None, leave=False) as bar:
         for value, letters in plan:
             at = replace(config, **{axis.field: value})  # everything else, --kernel included, as given
             bar.set_description(axis.column.format(value))
-            measured = [measure(APPROACHES[letter], at, sources, bar.update) for letter in letters]
+            measured = measure_all([APPROACHES[letter] for letter in letters], at, sources, bar.update)
             verify(measured, sources, at)
             for letter, m in zip(letters, measured, strict=True):
                 runs[letter].append((value, m))
@@ -110,23 +109,24 @@ def sweep_document(config: RunConfig, axis: Axis, runs: dict[str, list[tuple[int
             "identical_to_a": [m.identical_to_a for _, m in points],
         })
     return {
+        "kind": "sweep",
         "config": {**settings_of(config), axis.field: None, "sweep": axis.field, "cores": cores_present()},
+        "method": method_of(config, list(runs)),
         "axis": asdict(axis),
         "results": results,
     }
 
 
 def sweep_table(doc: dict) -> str:
-    """Median wall seconds ± stdev over the repeats (and the speed-up, in a workers sweep) by approach and value."""
+    """Median wall seconds [fastest–slowest run] (and the speed-up, in a workers sweep) by approach and value."""
     axis, cfg = doc["axis"], doc["config"]
     header = ("approach", *(axis["column"].format(value) for value in axis["values"]))
     rows = [header]
     for r in doc["results"]:
         cells = []
         for wall, runs, speedup in zip(r["wall_s"], r["wall_runs"], r["speedup"], strict=True):
-            spread = f" ± {statistics.stdev(runs):.3f}" if len(runs) > 1 else ""
             gain = f"  {speedup:.2f}×" if axis["panel"] == "speedup" and r["varies"] else ""
-            cells.append(f"{wall:.3f}{spread}{gain}")
+            cells.append(f"{wall:.3f}{spread(runs)}{gain}")
         cells += [""] * (len(axis["values"]) - len(cells))
         rows.append((f"{r['approach']} {r['title']}", *cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -136,7 +136,7 @@ def sweep_table(doc: dict) -> str:
     settings = [f"kernel {cfg['kernel_size']} ({cfg['kernel']})"]
     settings += [f"{key.replace('_', ' ')} {cfg[key]}" for key in ("tile_size", "workers") if cfg[key] is not None]
     settings.append(f"png level {cfg['png_level']}")
-    lines.append(f"median wall seconds ± stdev over {cfg['repeat']} run(s){gain}; {', '.join(settings)}")
+    lines.append(f"wall seconds {method_label(doc)}{gain}; {', '.join(settings)}")
     once = [r["approach"] for r in doc["results"] if not r["varies"]]
     if once:
         lines.append(f"{', '.join(once)}: {axis['field'].replace('_', ' ')} changes nothing in their work "

@@ -1,0 +1,67 @@
+"""A measured run's timelines as a Chrome trace-event file: open logs/<stamp>.trace.json in ui.perfetto.dev.
+
+The PNG timelines are one picture each; the trace file holds every span, and a trace viewer zooms from
+the whole run to one 0.5 ms tile, searches by image, and lays the approaches one above another.  The
+format (Chrome's "Trace Event Format") is plain JSON: a list of events, here one complete event (``"ph":
+"X"``, start ``ts`` and length ``dur`` in microseconds) per span, one process per approach (``pid``) and
+one thread per lane (``tid``), named by metadata events (``"ph": "M"``) and sorted as work flows.  Each
+approach's times start at its own run's start, so the approaches line up at 0 and compare by eye.
+"""
+
+import re
+from typing import Any
+
+LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
+    (4, ("assembl",)),
+    (5, ("saver", "writer")),
+    (0, ("loader", "reader")),
+    (2, ("worker", "rank")),
+    (1, ("main", "coordinator", "dispatcher", "producer")),
+)
+OTHER_LANE_RANK = 3
+
+
+def lane_key(lane: str) -> tuple[int, list[Any]]:
+    """Order lanes as work flows: loaders, main/coordinator, workers by number, assembler, savers.
+
+    >>> sorted(["saver-1", "worker-10", "worker-2", "coordinator", "loader-1"], key=lane_key)
+    ['loader-1', 'coordinator', 'worker-2', 'worker-10', 'saver-1']
+    """
+    lowered = lane.lower()
+    rank = next((rank for rank, names in LANE_RANKS if any(n in lowered for n in names)), OTHER_LANE_RANK)
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", lowered)]
+    return rank, natural
+
+
+def chrome_trace(doc: dict[str, Any]) -> dict[str, Any]:
+    """A measured run's document (harness/measure.py's) as a trace-event object, ready for json.dumps.
+
+    >>> doc = {"config": {"timestamp": "t"}, "results": [{"approach": "a", "title": "Sequential", "spans": [
+    ...     {"lane": "main", "stage": "blur", "image": "x", "tile": None, "start": 0.5, "end": 0.75}]}]}
+    >>> [e["ph"] for e in chrome_trace(doc)["traceEvents"]]
+    ['M', 'M', 'M', 'M', 'X']
+    >>> chrome_trace(doc)["traceEvents"][-1]["ts"], chrome_trace(doc)["traceEvents"][-1]["dur"]
+    (500000.0, 250000.0)
+    """
+    events: list[dict[str, Any]] = []
+    for pid, result in enumerate(doc.get("results") or [], start=1):
+        label = f"{result['approach']} · {result['title']}" if result.get("title") else str(result["approach"])
+        events += [_meta("process_name", pid, None, name=label), _meta("process_sort_index", pid, None, sort_index=pid)]
+        spans = result.get("spans") or []
+        tids = {lane: tid for tid, lane in enumerate(sorted({s["lane"] for s in spans}, key=lane_key), start=1)}
+        for lane, tid in tids.items():
+            events += [_meta("thread_name", pid, tid, name=lane), _meta("thread_sort_index", pid, tid, sort_index=tid)]
+        events += [{"name": span["stage"], "cat": span["stage"], "ph": "X", "pid": pid, "tid": tids[span["lane"]],
+                    "ts": round(span["start"] * 1e6, 3), "dur": round((span["end"] - span["start"]) * 1e6, 3),
+                    "args": {"image": span["image"], "tile": span["tile"]}}
+                   for span in spans]
+    config = doc.get("config") or {}
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"timestamp": config.get("timestamp"), "machine": config.get("machine")}}
+
+
+def _meta(event_name: str, pid: int, tid: int | None, **args: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"name": event_name, "ph": "M", "pid": pid, "args": args}
+    if tid is not None:
+        event["tid"] = tid
+    return event
