@@ -323,6 +323,7 @@ class Faults:
         self.missing = 0  # tiles submitted and never blurred: 0 unless an image failed
         self.done_twice = 0  # tiles finished twice: a result lost with its worker before the client took it
         self.recovered_at: float | None = None
+        self._per_image: dict[str, tuple[int, int, int]] = {}
 
     @property
     def workers(self) -> int:
@@ -334,6 +335,10 @@ class Faults:
         if self.killed_at is None or self.recovered_at is None:
             return None
         return self.recovered_at - self.killed_at
+
+    def per_image(self, image: str) -> tuple[int, int, int]:
+        """After the run: (tiles submitted, never blurred, blurred twice) of one image."""
+        return self._per_image.get(image, (0, 0, 0))
 
     def in_flight(self) -> int:
         """This run's tiles the scheduler has handed to workers and not yet had back."""
@@ -370,6 +375,10 @@ class Faults:
         blurred = {(span.image, span.tile) for span in blurs}
         self.expected, self.missing = len(self._names), len(set(self._names.values()) - blurred)
         self.done_twice = len(blurs) - len(blurred)
+        for image in {name for name, _ in self._names.values()}:
+            tiles = {tile for name, tile in self._names.values() if name == image}
+            done = [span.tile for span in blurs if span.image == image]
+            self._per_image[image] = (len(tiles), len(tiles - set(done)), len(done) - len(set(done)))
         if self.killed_at is None:
             return
         for _, event in self._client.get_events("all"):

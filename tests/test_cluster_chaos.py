@@ -126,3 +126,17 @@ def test_an_unknown_scenario_is_one_line_and_status_2(capsys):
     assert main(["--chaos", "g", "--scenarios", "workers,meteor"], env={}) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--scenarios: unknown meteor" in err
+
+
+@pytest.mark.timeout(120)
+def test_chaos_h_kills_dask_workers_loses_nothing_and_reports_how_soon_the_lost_tiles_were_redone(tmp_path, image_dir,
+                                                                                                capsys):
+    status = main(["--chaos", "h", "--scenarios", "one-worker,junk", "--input", str(image_dir), "--output",
+                   str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3", "--workers", "2", "--quiet",
+                   "--logs", str(tmp_path / "logs"), "--no-charts"], env={}, settings=Settings(tile_delay_s=0.05))
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "chaos h junk: skipped; h has no junk to kill" in out
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("one-worker")]
+    assert row[1] == "h" and row[3] == "43" and int(row[4]) >= 1 and row[5:9] == ["0", "0", "0", "0"]
+    assert float(row[9]) > 0  # the lost tiles were redone, this long after the kill

@@ -44,12 +44,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import redis
 
-from approaches import e_naive_queue, f_reliable_queue, g_service
+from approaches import e_naive_queue, f_reliable_queue, g_service, h_dask
 from approaches.cluster.board import Board
 from approaches.cluster.broker import open_broker
 from approaches.cluster.deployment import Cluster, Roles, launched
 from approaches.cluster.queues import WorkQueue
-from approaches.cluster.wire import ImageReport, TileJob, TileResult, WireError
+from approaches.cluster.wire import ImageReport, State, TileJob, TileResult, WireError
 from approaches.core.config import RunConfig
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
@@ -106,7 +106,8 @@ def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
     if "broker" in scenarios and urlsplit(config.broker).scheme != "embedded":
         scenarios.remove("broker")  # the suite can restart only a server it started itself
         print(f"chaos: the broker scenario needs --broker embedded://; skipped on {redact(config.broker)}")
-    tallies = [run_scenario(config, sources, letter, scenario) for scenario in scenarios for letter in config.chaos]
+    tallies = [tally for scenario in scenarios for letter in config.chaos
+               if (tally := run_scenario(config, sources, letter, scenario)) is not None]
     _side_by_side(tallies, print)
     doc = _document(config, tallies)
     problems = write_document(config, doc, "_chaos", draw=lambda folder: [_draw(doc, folder)])
@@ -116,12 +117,15 @@ def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
 
 
 def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str, scenario: str, *,
-                 say: Say = print) -> Tally:
-    """Run the approach, do the scenario's kills, and report per image what was lost."""
+                 say: Say = print) -> Tally | None:
+    """Run the approach, do the scenario's kills, and report per image what was lost (None: the scenario does
+    not apply to the approach)."""
     job = Job(config, tuple(sources), f"chaos-{letter}")
     settings = config.settings
     for source in sources:
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
+    if letter == "h":
+        return _run_h(job, scenario, say)
     with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter]) as cluster:
         say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
             f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
@@ -138,6 +142,36 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
     for source, _, reason in letters:
         say(f"dead-lettered from {source}: {reason}")
     return replace(_summary(job, letter, scenario, kill.held, reports, say), recovery_s=recovery_s)
+
+
+def _run_h(job: Job, scenario: str, say: Say) -> Tally | None:
+    """h on its own LocalCluster, under h's version of the scenario: dask's scheduler, not a queue, says what
+    was lost and reruns it (approaches/h_dask.py)."""
+    if scenario not in h_dask.SCENARIOS:
+        say(f"\nchaos h {scenario}: skipped; h has no {scenario} to kill (its scenarios: "
+            f"{', '.join(h_dask.SCENARIOS)})")
+        return None
+    say(f"\nchaos h {scenario}: a LocalCluster of {job.config.workers} worker processes, "
+        f"{job.config.settings.tile_delay_s:g} s per tile; SIGKILL, each restarted by its nanny")
+    outcome, faults = h_dask.run_under_chaos(job, Tracer(), scenario, tile_delay_s=job.config.settings.tile_delay_s)
+    held = len(faults.lost) if faults is not None else 0
+    if faults is not None:
+        say(f"{held} tiles lost with the killed workers; {faults.redone} run again, the last "
+            f"{faults.recovery_s or 0:.2f} s after the kill")
+    saved = {saved.name for saved in outcome.saved}
+    reports = {source.name: ImageReport(State.SAVED if source.name in saved else State.FAILED,
+                                        *_h_counts(faults, source.name))
+               for source in job.images}
+    tally = _summary(job, "h", scenario, held, reports, say)
+    return replace(tally, recovery_s=faults.recovery_s if faults is not None else None)
+
+
+def _h_counts(faults: "h_dask.Faults | None", image: str) -> tuple[int, int, int]:
+    """(expected, processed, duplicates) of one image, as h's Faults counted them."""
+    if faults is None:
+        return 0, 0, 0
+    expected, missing, twice = faults.per_image(image)
+    return expected, expected - missing, twice  # an ImageReport's expected, processed, duplicates
 
 
 # --- the scenarios: each kills, restarts, and returns the tiles in flight at the kill -----------------
@@ -388,6 +422,8 @@ GUARANTEES = {
          "reaper hands them back.",
     "g": "g is at-least-once: a killed worker's tiles stay pending in the consumer group until it, restarted, "
          "claims them back or another worker takes them over (XAUTOCLAIM).",
+    "h": "h is at-least-once: the scheduler reruns, from the task graph, every tile a dead worker was running or "
+         "had queued.",
 }
 SCENARIOS: dict[str, Callable[[Cluster, str, Say], Kill]] = {
     "workers": kill_every_worker,

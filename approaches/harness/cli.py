@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         "LocalCluster of worker processes started here); it ships pickled functions: a trusted network only")
     add("--mpi-hosts", type=Path, metavar="FILE", help="approach i: an MPI host file (one host[:ranks] a line), "
         "so the ranks run on those machines; every machine needs the suite and the input and output folders")
-    add("--chaos", metavar="e,f,g", help="kill pods of each approach named while tiles are in flight, restart "
-        "them, and report per image what was lost (e loses tiles, f and g do not)")
+    add("--chaos", metavar="e,f,g,h", help="kill pods (h: dask worker processes) of each approach named while "
+        "tiles are in flight, restart them, and report per image what was lost and how soon it was redone (e loses "
+        "tiles; f, g and h do not)")
     add("--serve", action="store_true", help="start the web page instead, on http://127.0.0.1:8000/ (its flags: "
         "--port, --host, --data, --clean; see blur-suite serve --help)")
     add("--compare", nargs=2, type=Path, metavar=("OLD.json", "NEW.json"), help="no run: print each approach's "
