@@ -80,7 +80,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
     # Given a run with many tiles and one single-threaded worker at work on it
     image_dir = tmp_path / "input"
     image_dir.mkdir()
-    Image.fromarray(photo(960, 960, 3)).save(image_dir / "big.png")  # 3600 tiles of 16
+    Image.fromarray(photo(640, 640, 3)).save(image_dir / "big.png")  # 1600 tiles of 16
     run, output = new_run_id(), tmp_path / "out"
     with open_broker("embedded://") as broker:
         common = ("--broker", broker.url, "--run", run)
@@ -90,7 +90,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
         worker = subprocess.Popen(service("--mode", "worker", *common, "--threads", "1"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while len(board.result_tiles(0, 3600)) < 10 and time.monotonic() < deadline:
+        while len(board.result_tiles(0, 1600)) < 10 and time.monotonic() < deadline:
             time.sleep(0.01)
         # When it is sent SIGTERM mid-run
         worker.send_signal(signal.SIGTERM)
@@ -98,7 +98,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
         # Then it exits at once, saying so, holding no tile (the one in hand was stored and acked), with work left
         assert worker.returncode == 130 and "stopped on request" in stderr
         jobs = StreamQueue(board.client, board.key("jobs"), "worker")
-        assert jobs.in_flight() == 0 and 10 <= len(board.result_tiles(0, 3600)) < 3600 and jobs.waiting() > 0
+        assert jobs.in_flight() == 0 and 10 <= len(board.result_tiles(0, 1600)) < 1600 and jobs.waiting() > 0
         # And the others finish the run: nothing lost
         finisher = subprocess.Popen(service("--mode", "worker", *common, "--threads", "2"))
         assembler = subprocess.run(service("--mode", "assembler", *common, "--output", str(output)),
