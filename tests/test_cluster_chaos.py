@@ -68,7 +68,7 @@ def assert_truthful(out: str, kill: str) -> int:
 
 @pytest.mark.timeout(180)
 def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_chart_say_so(tmp_path, image_dir, capsys):
-    # Given short timeouts: survivors take a dead worker's tiles over after 0.3 s, assemblers give up after 1.5 s
+    # Given short timeouts: survivors take a dead worker's tiles over after 0.3 s, assemblers give up after 1.0 s
     # When every scenario runs against e, f and g
     status = main(["--chaos", "e,f,g", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--tile-size",
                    "16", "--kernel-size", "3", "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"),
@@ -93,7 +93,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     assert {(row["scenario"], row["letter"]): row["missing"] for row in doc["chaos"]} == {
         key: value[2] for key, value in rows.items()}
     assert doc["kind"] == "chaos" and doc["schema_version"] >= 2 and doc["provenance"]["suite"]
-    assert doc["config"]["chaos"] == ["e", "f", "g"] and doc["config"]["settings"]["give_up_s"] == 1.5
+    assert doc["config"]["chaos"] == ["e", "f", "g"] and doc["config"]["settings"]["give_up_s"] == 1.0
     # And the time to recover: measured where f and g name the tiles their killed workers held; e cannot tell,
     # and junk kills nothing
     recovery = {(row["scenario"], row["letter"]): row["recovery_s"] for row in doc["chaos"]}
