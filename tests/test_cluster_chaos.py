@@ -73,7 +73,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     status = main(["--chaos", "e,f,g", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--tile-size",
                    "16", "--kernel-size", "3", "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"),
                    "--charts", str(tmp_path / "charts")], env={},
-                  settings=Settings(tile_delay_s=0.02, give_up_s=1.0, visibility_s=0.3))
+                  settings=Settings(tile_delay_s=0.01, give_up_s=1.0, visibility_s=0.3))
     out = capsys.readouterr().out
     # Then f and g lose nothing and save every image, whatever was killed; e loses tiles when its workers or its
     # assembler die (its coordinator's restart queues an image again instead: duplicates, no loss)
