@@ -1,4 +1,4 @@
-"""What a fresh process pays before its first blur: importing the kernel, then warm_up (issue 15, goal 3).
+"""What a fresh process pays before its first blur: importing the kernel, then warm_up.
 
     python benchmarks/kernel_startup.py [--rounds 11] [--method separable]
 

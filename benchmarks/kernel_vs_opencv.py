@@ -1,4 +1,5 @@
-"""Our kernel against OpenCV's GaussianBlur, interleaved pair by pair in one process (issue 15, goals 1 and 5).
+"""Our kernel against OpenCV's GaussianBlur, interleaved pair by pair in one process; and why tiles on two
+threads cannot reach two row bands.
 
     python benchmarks/kernel_vs_opencv.py [--pairs 31] [--kernel-sizes 15 21] [--no-asm]
 

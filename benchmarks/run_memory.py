@@ -1,4 +1,4 @@
-"""Peak memory of a whole run against the number of images: it must not grow with them (issue: the check against
+"""Peak memory of a whole run against the number of images: it must not grow with them (the check against
 a once held every reference image, 1.4 GB at 200 images).
 
     python benchmarks/run_memory.py [--small 5] [--large 200] [--approaches a]

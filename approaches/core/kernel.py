@@ -40,7 +40,7 @@ Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA i
   reassociation would let the vectorised body and the scalar remainder add taps in different orders,
   and the same pixel would then differ between tiles of different widths.
 
-Where it stands (issue 15; benchmarks/kernel_vs_opencv.py, on this 2-core machine): 0.57-0.63x OpenCV's
+Where it stands (benchmarks/kernel_vs_opencv.py, on a 2-core machine): 0.57-0.63x OpenCV's
 single-thread GaussianBlur at k = 15 and 21 (best of 41-61 interleaved pairs, over several runs; the goal
 is 0.6), and 0.35-0.37x on two row bands in two threads when the second core is free (goal 0.35).  The
 loops compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 47-57% of the core's float32
