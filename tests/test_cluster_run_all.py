@@ -8,8 +8,8 @@ from approaches.harness.cli import main
 
 
 @pytest.mark.parametrize("broker", [
+    # embedded:// runs each of these in its own tests (d always starts a process)
     pytest.param("memory://", marks=pytest.mark.timeout(60)),
-    pytest.param("embedded://", marks=pytest.mark.timeout(120)),
 ])
 def test_a_d_e_and_f_agree_on_every_pixel(tmp_path, image_dir, broker):
     status = main(["--approaches", "a,d,e,f", "--input", str(image_dir), "--output", str(tmp_path / "out"),

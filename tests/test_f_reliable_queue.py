@@ -207,9 +207,9 @@ def assert_saved_whole_despite(kills, outcome, reports) -> None:
 
 
 def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir):
-    # Given workers that take longer per tile (0.1 s) than the visibility timeout (0.03 s): an idle worker
+    # Given workers that take longer per tile (0.06 s) than the visibility timeout (0.02 s): an idle worker
     # reaps a busy one's tile and does it again, and the busy one then stores and acks it late
-    outcome, reports = run_killing(tmp_path, image_dir, hook=None, tile_delay_s=0.1, visibility_s=0.03)
+    outcome, reports = run_killing(tmp_path, image_dir, hook=None, tile_delay_s=0.06, visibility_s=0.02)
     # Then the late results change nothing: each image saved once, whole, with a's pixels
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values())

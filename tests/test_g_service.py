@@ -166,7 +166,7 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
 
 
 def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessly(tmp_path, image_dir):
-    outcome, reports, _ = run_killing(tmp_path, image_dir, None, tile_delay_s=0.1, visibility_s=0.03)
+    outcome, reports, _ = run_killing(tmp_path, image_dir, None, tile_delay_s=0.06, visibility_s=0.02)
     assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
     assert all(r.state is State.SAVED and r.missing == 0 for r in reports.values())
     assert_identical_to_a(outcome, 5)

@@ -158,18 +158,23 @@ def test_interrupting_a_run_stops_mpiexec_and_every_rank(tmp_path):
     inputs = mpi_inputs(tmp_path / "input")
     config = RunConfig(input_dir=inputs, output_dir=tmp_path / "out", kernel_size=K, workers=2)
     before = rank_processes()
+    finished = threading.Event()
 
     def press_ctrl_c_once_the_ranks_run() -> None:
         deadline = time.monotonic() + 60
-        while not rank_processes() - before and time.monotonic() < deadline:
+        while not rank_processes() - before and time.monotonic() < deadline and not finished.is_set():
             time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGINT)
+        if not finished.is_set():  # never into a later test
+            os.kill(os.getpid(), signal.SIGINT)
 
     pressing = threading.Thread(target=press_ctrl_c_once_the_ranks_run)
     pressing.start()
-    with pytest.raises(KeyboardInterrupt):
-        i_mpi.run(Job(config, tuple(find_images(inputs)), "i"), Tracer())
-    pressing.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            i_mpi.run(Job(config, tuple(find_images(inputs)), "i"), Tracer())
+    finally:
+        finished.set()
+        pressing.join()
     assert rank_processes_end(before)
 
 
