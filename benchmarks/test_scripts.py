@@ -25,8 +25,11 @@ CHEAPEST = {
     "i_mpi_polling.py": ["--help"],
     "i_mpi_vs_tiles.py": ["--repeat", "1"],
     "kernel_goals.py": ["--help"],  # it reads a saved pytest-benchmark run: the real one is not made in a smoke
-    "kernel_vs_opencv.py": ["--rounds", "1"],
+    "h_vs_g.py": ["--rounds", "5", "--input", SMALL],
+    "kernel_startup.py": ["--rounds", "1"],
+    "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "png_encoders.py": ["--rounds", "1"],
+    "run_memory.py": ["--small", "1", "--large", "2"],
 }
 
 
