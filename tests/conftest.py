@@ -1,22 +1,22 @@
-"""Small generated images shared by the tests, and every test's run of the suite made a single pass."""
+"""Small generated images shared by the tests, and the suite's command line as the tests run it (one pass)."""
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from approaches.core.settings import Settings
 from approaches.harness import cli
 
 
-@pytest.fixture(autouse=True)
-def single_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that runs the suite times one pass with no warm-up, as --quick does: the command line's default
-    (a warm-up and three timed runs of each approach) would make each such test four times slower, and what
-    it checks is the same every run.  A test of that default is marked ``default_method``."""
-    if request.node.get_closest_marker("default_method") is None:
-        monkeypatch.setattr(cli, "REPEAT", 1)
-        monkeypatch.setattr(cli, "WARMUPS", 0)
+def main(argv: Sequence[str], env: Mapping[str, str] | None = None, settings: Settings | None = None) -> int:
+    """run_all.py's main with --quick first: one timed pass, no warm-up.  The default method (a warm-up and
+    three timed runs of each approach) would make every test that runs the suite four times slower, and what
+    it checks is the same every run; a flag given later (--repeat N) still has its say, and a test of the
+    default method calls cli.main itself."""
+    return cli.main(["--quick", *argv], env, settings)
 
 
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:

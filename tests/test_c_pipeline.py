@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from approaches.harness.cli import main
-from tests.conftest import photo
+from tests.conftest import main, photo
 from tests.test_b_tile_parallel import assert_identical_to_a, raise_on, run_approach
 from tests.test_images import bad_inputs
 

@@ -9,7 +9,7 @@ import pytest
 from approaches.core.config import CHAOS_SCENARIOS
 from approaches.core.settings import Settings
 from approaches.harness import chaos
-from approaches.harness.cli import main
+from tests.conftest import main
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")
 ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d+|-)$", re.M)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from approaches.harness.cli import main
+from tests.conftest import main
 
 
 @pytest.mark.parametrize("broker", [

@@ -11,16 +11,18 @@ from approaches.core.config import RunConfig
 from approaches.core.job import Outcome
 from approaches.core.trace import Span
 from approaches.harness import cli
-from approaches.harness.cli import build_parser, config_from, main
+from approaches.harness.cli import build_parser, config_from
 from approaches.harness.measure import measure_all, plan_rounds
 from approaches.harness.results import PACKAGES, SCHEMA_VERSION, git_commit
 from approaches.registry import Approach
+from tests.conftest import main
 
 
-def run(tmp_path: Path, image_dir: Path, *flags: str) -> tuple[int, dict]:
-    status = main(["--approaches", "a", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--kernel-size",
-                   "3", "--json", str(tmp_path / "r.json"), "--logs", str(tmp_path / "logs"), "--charts",
-                   str(tmp_path / "charts"), *flags], env={})
+def run(tmp_path: Path, image_dir: Path, *flags: str, single_pass: bool = True) -> tuple[int, dict]:
+    argv = ["--approaches", "a", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--kernel-size", "3",
+            "--json", str(tmp_path / "r.json"), "--logs", str(tmp_path / "logs"), "--charts", str(tmp_path / "charts"),
+            *flags]
+    status = (main if single_pass else cli.main)(argv, env={})
     return status, json.loads((tmp_path / "r.json").read_text())
 
 
@@ -53,7 +55,6 @@ def test_each_approach_is_warmed_up_untimed_then_timed_in_rotated_rounds(tmp_pat
     assert [m.spans[0].end for m in measured] == [6.0, 5.0]  # each keeps its last timed run's spans
 
 
-@pytest.mark.default_method
 def test_by_default_a_warm_up_and_three_timed_runs_quick_is_one_pass_and_repeat_sets_the_runs():
     def method(*flags: str) -> tuple[int, int]:
         config = config_from(build_parser().parse_args(list(flags)), {})
@@ -65,9 +66,8 @@ def test_by_default_a_warm_up_and_three_timed_runs_quick_is_one_pass_and_repeat_
     assert method("--repeat", "5") == (5, 1)
 
 
-@pytest.mark.default_method
 def test_the_default_table_reports_a_median_of_three_rotated_runs_after_a_warm_up(tmp_path, image_dir, capsys):
-    status, doc = run(tmp_path, image_dir, "--no-charts")
+    status, doc = run(tmp_path, image_dir, "--no-charts", single_pass=False)
     assert status == 0
     (result,) = doc["results"]
     assert len(result["wall_runs"]) == 3 and doc["method"]["warmups"] == 1

@@ -11,7 +11,7 @@ from PIL import Image
 
 from approaches.core import kernel
 from approaches.core.images import load_image
-from approaches.harness.cli import main
+from tests.conftest import main
 from tests.test_images import bad_inputs
 
 ROOT = Path(__file__).resolve().parent.parent

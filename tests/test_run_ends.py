@@ -25,11 +25,10 @@ from approaches.core.settings import Settings
 from approaches.core.tasks import Assembly
 from approaches.core.trace import Tracer
 from approaches.harness.chaos import Tally, _document
-from approaches.harness.cli import main
 from approaches.harness.measure import Measured, verify
 from approaches.harness.results import log_text, write_document
 from approaches.registry import APPROACHES
-from tests.conftest import photo
+from tests.conftest import main, photo
 from tests.test_b_tile_parallel import run_approach
 from tests.test_e_naive_queue import make_job
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from approaches.core.config import SWEEPS, cores_present
-from approaches.harness.cli import main
 from approaches.harness.sweep import AXES
+from tests.conftest import main
 
 
 def run_sweep(tmp_path, image_dir, *flags: str, kernel_size: int = 3) -> tuple[int, dict]:
