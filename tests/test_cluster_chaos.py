@@ -19,7 +19,7 @@ ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d
     pytest.param("memory://", "each dies at its next fault point", 1.0, "efg", marks=pytest.mark.timeout(60)),
     # Real processes, really killed: the assembler must wait longer than a worker process takes to restart.
     # (f's and g's worker processes are SIGKILLed and restarted in their own tests, losing nothing.)
-    pytest.param("embedded://", "SIGKILL", 3.0, "e", marks=pytest.mark.timeout(180)),
+    pytest.param("embedded://", "SIGKILL", 2.0, "e", marks=pytest.mark.timeout(180)),
 ])
 def test_killing_every_worker_mid_run_loses_tiles_in_e_none_in_f_or_g_and_says_so(tmp_path, image_dir, capsys, broker,
                                                                                kill, give_up_s, letters):
@@ -31,7 +31,7 @@ def test_killing_every_worker_mid_run_loses_tiles_in_e_none_in_f_or_g_and_says_s
     status = main(["--chaos", ",".join(letters), "--scenarios", "workers", "--broker", broker, "--input",
                    str(image_dir), "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3",
                    "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
-                  settings=Settings(tile_delay_s=0.05, give_up_s=give_up_s))
+                  settings=Settings(tile_delay_s=0.02, give_up_s=give_up_s))
     out = capsys.readouterr().out
     parts = re.split(r"^chaos [efg] workers: ", out, flags=re.M)[1:]
     e_out, others = parts[0], parts[1:]
@@ -111,7 +111,7 @@ def test_a_broker_restarted_mid_run_loses_f_and_g_nothing_its_append_only_file_b
     status = main(["--chaos", "f,g", "--scenarios", "broker", "--broker", "embedded://", "--input", str(image_dir),
                    "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3", "--workers", "2",
                    "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
-                  settings=Settings(tile_delay_s=0.05, give_up_s=6.0))
+                  settings=Settings(tile_delay_s=0.02, give_up_s=6.0))
     out = capsys.readouterr().out
     assert out.count("tiles in flight: restarting the broker") == 2 and out.count("the broker was down for") == 2
     rows = {row[1]: tuple(map(int, row[2:8])) for row in ROW.findall(out)}
