@@ -135,10 +135,12 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
             cluster = None
             if scheduler is None:
                 # On 127.0.0.1 only.  The scheduler's HTTP server (health, metrics) takes any free port; its
-                # dashboard page only says to install bokeh, which the suite does not.
+                # dashboard page only says to install bokeh, which the suite does not.  The workers' own logs
+                # are silenced but for critical errors: a worker that loses its scheduler while the cluster
+                # closes logs a traceback that is no error of the run (a task's error reaches its future).
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=job.config.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
             client = stack.enter_context(Client(cluster or scheduler, timeout=timeout_s))
             client.wait_for_workers(1, timeout=timeout_s)
             client.run(warm_up, job.config.kernel_size, method=job.config.kernel)

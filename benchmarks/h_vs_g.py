@@ -78,7 +78,7 @@ def task_overhead(workers: int, one_by_one: int, at_once: int) -> tuple[list[flo
     from distributed import Client, LocalCluster, wait
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         client.submit(noop, -1, key="warm").result()
         trips = []
