@@ -78,7 +78,8 @@ def test_outputs_are_identical_to_a_and_each_thread_is_a_lane(tmp_path, image_di
 def test_a_worker_killed_holding_a_tile_loses_nothing_its_tile_is_claimed_and_done(tmp_path, image_dir):
     # Given a worker pod that dies after blurring a tile, before storing it (both its threads die with it)
     hook = crash_once("worker-1", "blurred")
-    outcome, reports, _ = run_killing(tmp_path, image_dir, hook, visibility_s=0.3)
+    # (slow enough that both pods take tiles: an idle worker-1 would never reach the fault point)
+    outcome, reports, _ = run_killing(tmp_path, image_dir, hook, visibility_s=0.3, tile_delay_s=0.01)
     # Then once the job has been idle for the visibility timeout, the other pod claims it: nothing lost
     assert hook.seen  # (its other thread may have passed the same point before it died)
     assert_nothing_lost(outcome, reports)
