@@ -78,9 +78,6 @@ if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: im
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"  # two threads of this process, the client
 IMAGES_AHEAD = 2  # images loaded and submitted ahead of the one being assembled: bounds the pixels held here
-# The environment variable that gives --scheduler its default: dask's own, which a bare Client() reads too.
-# run() itself never reads it: with scheduler=None it starts a LocalCluster even when the variable is set.
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 START_TIMEOUT_S = 30.0  # for a scheduler to answer, and a first worker to join it
 IN_FLIGHT_TIMEOUT_S = 30.0
 POLL_S = 0.01

@@ -27,7 +27,7 @@ import numpy as np
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import WorkQueue
+from approaches.cluster.queues import WorkQueue, dead_letters
 from approaches.cluster.wire import ImagePlan, ImageReport, Kind, State, TileResult, WireError, peek
 from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
@@ -146,9 +146,10 @@ class Assembler:
 
     def _fail_dead_lettered(self, reports: dict[int, ImageReport]) -> None:
         """Fail the image of each tile job the queue gave up on (adding it to reports).  Only a letter whose
-        first bytes are a job header of this run counts: junk set aside unread fails nothing."""
-        for source, letter in self.board.dead_letters():
-            header = peek(letter.head, self.board.run) if source == "jobs" and letter.exhausted else None
+        first bytes are a job header of this run counts: junk set aside unread fails nothing.  (Only the job
+        queue's letters are read: this runs every step, and no other letter can fail an image.)"""
+        for letter in dead_letters(self.board.client, self.board.key("jobs")):
+            header = peek(letter.head, self.board.run) if letter.exhausted else None
             if header is None or header[0] is not Kind.JOB:
                 continue
             _, image, tile = header

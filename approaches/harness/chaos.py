@@ -304,16 +304,15 @@ def _results_in(cluster: Cluster) -> int:
 
 
 def _wait_for(condition: Callable[[], bool]) -> None:
+    """Poll condition every POLL_S until it holds, or IN_FLIGHT_TIMEOUT_S passes."""
     deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
     while not condition() and time.monotonic() < deadline:
         time.sleep(POLL_S)
 
 
 def _wait_for_tiles_in_flight(cluster: Cluster, at_least: int) -> Kill:
-    """Poll until at_least tiles are in flight (or IN_FLIGHT_TIMEOUT_S passes); then what is in flight."""
-    deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
-    while time.monotonic() < deadline and (cluster.tiles_in_flight() or 0) < at_least:
-        time.sleep(POLL_S)
+    """Wait until at_least tiles are in flight (or IN_FLIGHT_TIMEOUT_S passes); then what is in flight."""
+    _wait_for(lambda: (cluster.tiles_in_flight() or 0) >= at_least)
     return _in_flight_now(cluster)
 
 

@@ -51,7 +51,6 @@ from approaches.web.events import EventLog
 
 MB = 1 << 20
 BROKERS = ("memory://", "embedded://")  # the page may choose only brokers the server starts itself
-TILE_SIZES = (64, 128, 256, 512)
 GIVE_UP_S = 8.0  # as the chaos demo: e reports a killed worker's image incomplete after 8 s without a result
 MAX_TILE_DELAY_MS = 1000
 PREVIEW_PX = 640  # the page draws a preview this wide or tall at most, while tiles come back
