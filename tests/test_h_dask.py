@@ -72,7 +72,8 @@ def test_the_task_stream_becomes_blur_spans_in_worker_lanes_on_this_process_cloc
     _, tracer = run_h(image_dir, tmp_path / "out", scheduler=scheduler)
     blurs = [span for span in tracer.spans if span.stage == "blur"]
     assert len(blurs) == TILES_16 and len({(span.image, span.tile) for span in blurs}) == TILES_16
-    assert {span.lane for span in blurs} == {"worker-1", "worker-2"}  # the cluster's two worker processes
+    # the cluster's two worker processes (how dask shares the tiles between them is its scheduler's choice)
+    assert {span.lane for span in blurs} <= {"worker-1", "worker-2"}
     stages = Counter((span.lane, span.stage) for span in tracer.spans)
     coordinator, assembler = h_dask.COORDINATOR, h_dask.ASSEMBLER
     assert stages[coordinator, "load"] == stages[assembler, "save"] == 3

@@ -104,7 +104,8 @@ def test_a_results_file_says_what_made_it_and_its_timelines_open_as_a_chrome_tra
     assert all(e["dur"] >= 0 and e["ts"] >= 0 and {"pid", "tid", "name"} <= set(e) for e in spans)
     named = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
     assert {(e["pid"], e["tid"]) for e in spans} == set(named)
-    assert {"main", "coordinator", "worker-1"} <= set(named.values())
+    lanes = set(named.values())  # which pool thread takes a tile is the scheduler's choice: any worker will do
+    assert {"main", "coordinator"} <= lanes and any(lane.startswith("worker-") for lane in lanes)
 
 
 def test_without_a_git_checkout_the_commit_is_none_not_an_error(tmp_path, monkeypatch):
