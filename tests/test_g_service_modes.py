@@ -115,6 +115,7 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
     (("--mode", "assembler", "--run", "nope", "--broker", "redis://localhost:6379/0"), "--run: 'nope' is not a run id"),
     (("--mode", "worker", "--run", "0123456789abcdef", "--broker", "redis://localhost:1/0"), "cannot reach"),
     (("--threads", "0"), "--threads must be between"),
+    (("--tile-size", "1"), "--tile-size must be at least 16"),  # a queue of 1-pixel tiles carries only messages
     (("--input", "/no/such/folder"), "does not exist"),
 ])
 def test_a_user_mistake_is_one_line_and_status_2(args, message):

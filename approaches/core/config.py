@@ -85,6 +85,21 @@ class RunConfig:
         return self.kernel_size // 2
 
 
+def check_queue_tile_size(tile_size: int, queues: str) -> None:
+    """Refuse tiles too small for a queue approach: each would be a message carrying almost no pixels.
+
+    >>> check_queue_tile_size(16, "g")
+    >>> check_queue_tile_size(1, "g")
+    Traceback (most recent call last):
+    ...
+    approaches.core.errors.ConfigError: --tile-size must be at least 16 for the queue approaches (g): smaller tiles \
+spend the run on messages, not pixels; got 1
+    """
+    if tile_size < MIN_QUEUE_TILE_SIZE:
+        raise ConfigError(f"--tile-size must be at least {MIN_QUEUE_TILE_SIZE} for the queue approaches ({queues}): "
+                          f"smaller tiles spend the run on messages, not pixels; got {tile_size}")
+
+
 def _check_range(flag: str, value: int, low: int, high: int, why: str = "") -> None:
     if not low <= value <= high:
         raise ConfigError(f"{flag} must be between {low} and {high}{why}, got {value}")

@@ -31,6 +31,7 @@ from approaches.core.config import (
     SWEEPS,
     WORKERS_PER_CORE,
     RunConfig,
+    check_queue_tile_size,
     cores_present,
 )
 from approaches.core.errors import BlurSuiteError, ConfigError, Crashed
@@ -289,10 +290,8 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
         **values,
     )
     queues = [letter for letter in (config.chaos or config.approaches) if letter in CHAOS_APPROACHES]
-    if queues and config.tile_size < MIN_QUEUE_TILE_SIZE and config.sweep != "tile-size":
-        raise ConfigError(f"--tile-size must be at least {MIN_QUEUE_TILE_SIZE} for the queue approaches "
-                          f"({','.join(queues)}): smaller tiles spend the run on messages, not pixels; got "
-                          f"{config.tile_size}")
+    if queues and config.sweep != "tile-size":
+        check_queue_tile_size(config.tile_size, ",".join(queues))
     return config if settings is None else replace(config, settings=settings)
 
 
