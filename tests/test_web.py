@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from approaches import __version__
 from approaches.core.config import RunConfig
 from approaches.core.images import ImageSource, load_image
 from approaches.core.kernel import blur
 from approaches.core.settings import Settings
 from approaches.harness.live import LiveRun, NotNow
+from approaches.harness.results import SCHEMA_VERSION
 from approaches.registry import APPROACHES
 from approaches.web import serve
 from approaches.web.app import create_app
@@ -73,6 +75,8 @@ def test_two_uploaded_images_are_blurred_to_a_s_pixels_and_offered_as_downloads(
     assert sorted(archive.namelist()) == ["01_one_blurred.png", "02_two_blurred.png"]
     results = json.loads(client.get(f"/jobs/{job.id}/files/results.json").data)
     assert results["results"][0]["identical_to_a"] is True
+    # the same document run_all.py --json writes: headed by its schema and provenance, so --compare reads it
+    assert results["schema_version"] == SCHEMA_VERSION and results["provenance"]["suite"] == __version__
     assert any(name.startswith("charts/timeline") for name in job.files)
 
 

@@ -120,14 +120,19 @@ def reserve(directory: Path, stem: str, suffix: str) -> Path:
     raise FileExistsError(f"no free name for {stem}{suffix} in {directory}")
 
 
+def headed(doc: dict) -> str:
+    """doc as the JSON every results file holds: headed by its schema version and provenance, so that
+    --compare and --redraw read it, wherever it was written (logs/, --json, the web page's job folder)."""
+    return json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
+
+
 def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | None = None,
                    draw: Callable[[Path], list[Path]] | None = None, say: Say = print) -> list[str]:
     """Write logs/<stamp><kind>.json (and .txt when text is given; and .trace.json, a Chrome trace, for a
     measured run), --json FILE and, unless charts are off, what draw(charts_dir) draws; say what was
-    written; return a line per file that could not be.  The JSON is doc headed by its schema version and
-    provenance."""
+    written; return a line per file that could not be."""
     stamp = doc["config"]["timestamp"].replace(" ", "_").replace(":", "-") + kind
-    payload = json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
+    payload = headed(doc)
     problems, written = [], []
     try:
         log_json = reserve(config.logs_dir, stamp, ".json")

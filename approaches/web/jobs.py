@@ -46,6 +46,7 @@ from approaches.core.settings import Settings
 from approaches.core.tiling import plan_tiles
 from approaches.harness.live import LiveRun, NotNow, killable
 from approaches.harness.measure import document, verify
+from approaches.harness.results import headed
 from approaches.registry import APPROACHES
 from approaches.web.events import EventLog
 
@@ -347,7 +348,7 @@ class JobStore:
         measured = job.live.run()
         verify([measured], sources, config)
         doc = document(config, [measured])
-        _write_text(folder / "results.json", json.dumps(doc, indent=1))
+        _write_text(folder / "results.json", headed(doc))
         files = ["results.json"]
         from approaches.harness.charts import draw_all  # matplotlib is slow to import: only when drawing
 
