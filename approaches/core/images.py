@@ -59,8 +59,8 @@ def find_images(directory: Path) -> list[ImageSource]:
     Entries are listed even when they turn out not to be images (a directory called x.png, a FIFO, an
     empty file) so that loading reports them instead of silently skipping them.  Two inputs with the same
     stem (photo.png, photo.jpg) are named photo_png and photo_jpg so that neither output overwrites the
-    other; two inputs that would still share a name (x.png and x.PNG) are refused, naming both, before any
-    work: their outputs would overwrite each other.
+    other; two inputs that would still share a name, or names told apart only by case (x.png and x.PNG,
+    A.png and a.png), are refused, naming both, before any work: their outputs would overwrite each other.
     """
     if not directory.exists():
         raise ConfigError(f"input directory {shown(directory)} does not exist")
@@ -74,8 +74,8 @@ def find_images(directory: Path) -> list[ImageSource]:
     sources = [ImageSource(p, _plain_name(f"{p.stem}_{p.suffix[1:].lower()}" if stems.count(p.stem.lower()) > 1
                                           else p.stem)) for p in paths]
     first: dict[str, Path] = {}
-    for source in sources:
-        if (other := first.setdefault(source.name, source.path)) != source.path:
+    for source in sources:  # casefolded: on a case-insensitive disk A_png and a_png are one file
+        if (other := first.setdefault(source.name.casefold(), source.path)) != source.path:
             raise ConfigError(f"{shown(other.name)} and {shown(source.path.name)} would both be saved as "
                               f"{shown(source.name)}_blurred.png; rename one of them")
     return sources
