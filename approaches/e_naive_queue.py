@@ -100,7 +100,7 @@ def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, ke
         jobs.ack(delivery)  # nothing to do: the tile left Redis when BRPOP handed it out
 
     work(life, life.name, board, jobs, Settings(**settings), push_result,
-         partial(blur_tile, truncate=truncate, method=kernel))
+         partial(blur_tile, truncate=truncate, method=kernel), pills=True)
 
 
 def assembler(life: Life, *, url: str, run: str, settings: dict, output_dir: str, letter: str, png_level: int,

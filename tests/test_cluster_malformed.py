@@ -18,7 +18,7 @@ from approaches.cluster.planning import fingerprint, queue_images
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import RUN_TTL_S, NaiveQueue, ReliableQueue, StreamQueue, dead_letters
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob
-from approaches.cluster.worker import work
+from approaches.cluster.worker import STOP, work
 from approaches.core.config import RunConfig
 from approaches.core.images import find_images
 from approaches.core.kernel import blur_tile
@@ -197,3 +197,28 @@ def _push_junk_until(client, board: Board, stop: threading.Event) -> None:
             with contextlib.suppress(Exception):  # the run finished between two writes: its keys are going
                 junk(board, 3)
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("variant", [NaiveQueue, ReliableQueue, StreamQueue])
+def test_a_stop_pill_ends_only_an_e_worker_and_only_once_the_coordinator_has_queued_every_tile(client, variant):
+    # Before: a STOP pushed by anyone, into any run's queue, ended the worker that took it, tiles left or not
+    board = Board(client, new_run_id())
+    plan = ImagePlan("img", 20, 10, "RGB", 3, 8)
+    board.publish_plan(0, plan)
+    pills = variant is NaiveQueue
+    jobs = variant(client, board.key("jobs"), *(() if pills else ("worker-1",)))
+    jobs.put(STOP)  # before the coordinator is done: not its pill
+    jobs.put(TileJob(board.run, 0, plan.tiles[1], 3, cut(photo(10, 20, 3), plan.tiles[1], 1)).encode())
+    delivered = []
+
+    def deliver(job, block, delivery):  # the coordinator finishes, and (e) sends its real pill
+        delivered.append(job.tile.id)
+        jobs.ack(delivery)
+        board.mark_coordinated(1)
+        jobs.put(STOP) if pills else board.mark_done()
+
+    work(life("worker-1"), "worker-1", board, jobs, Settings(poll_s=0.01), deliver,
+         partial(blur_tile, method="separable"), pills=pills)
+    assert delivered == [1]
+    (letter,) = dead_letters(client, jobs.key)
+    assert ("before the coordinator" if pills else "too short for a header") in letter.reason

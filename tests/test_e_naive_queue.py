@@ -132,9 +132,10 @@ def life(name: str) -> Life:
 
 
 def test_a_worker_dead_letters_hostile_jobs_with_their_reasons_and_blurs_the_good_one(memory_url, board):
-    # Given a plan, one good job and three bad ones, then a STOP pill
+    # Given a plan, one good job and three bad ones, then the coordinator's STOP pill
     plan = ImagePlan("img", 20, 10, "RGB", 3, 8)
     board.publish_plan(0, plan)
+    board.mark_coordinated(1)
     pixels = photo(10, 20, 3)
     jobs = NaiveQueue(board.client, board.key("jobs"))
     good = TileJob(board.run, 0, plan.tiles[1], 3, cut(pixels, plan.tiles[1], 1))

@@ -1,7 +1,8 @@
 """The one worker loop of e, f and g: what a worker does is the same; what the queue promises differs.
 
     reclaim what this worker's earlier life held
-    until a STOP pill (e), the run's end (f, g) or a stop request (g's service):
+    until a STOP pill (e: only once the coordinator has queued every tile), the run's end (f, g) or a stop
+    request (g's service):
         delivery = jobs.next()              a span "blocked" while the queue is empty
         nothing came: reclaim()             f: the tiles of workers whose heartbeat expired
         undecodable: nack(reason)           set aside, never a crash, and the worker goes on
@@ -41,8 +42,9 @@ log = logging.getLogger(__name__)
 
 
 def work(life: Life, lane: str, board: Board, jobs: WorkQueue, settings: Settings, deliver: Deliver, blur: Blur, *,
-         skip_done: bool = False, stop: threading.Event | None = None) -> None:
+         pills: bool = False, skip_done: bool = False, stop: threading.Event | None = None) -> None:
     """Take tile jobs from jobs until a STOP pill, the run's end or stop; see the module docstring.
+    pills: the coordinator ends the queue with STOP pills (e); elsewhere a STOP is just a malformed job.
     skip_done: ack a job whose result is already stored instead of blurring it again (g's checkpoint)."""
     if returned := jobs.reclaim():
         log.info("%s: handed back %d tiles held by its earlier life", lane, returned)
@@ -57,9 +59,11 @@ def work(life: Life, lane: str, board: Board, jobs: WorkQueue, settings: Setting
             continue
         life.tracer.spans.append(Span(lane, "blocked", "", None, waiting, time.perf_counter()))
         life.checkpoint("popped")
-        if delivery.body == STOP:
-            return
-        if (job := decode_job(lane, board, jobs, delivery)) is not None:
+        if pills and delivery.body == STOP:
+            if board.coordinated() is not None:  # the coordinator's pills follow its last tile
+                return
+            jobs.nack(delivery, "a STOP pill before the coordinator had queued every tile: not the coordinator's")
+        elif (job := decode_job(lane, board, jobs, delivery)) is not None:
             if skip_done and board.is_stored(job.image, job.tile.id):  # a second copy, or a slow holder did it
                 jobs.ack(delivery)
             else:
