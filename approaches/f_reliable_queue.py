@@ -13,8 +13,8 @@ What changes from e, each against one fault:
 - a worker killed holding a tile: the tile is on that worker's processing list (cluster/queues.py,
   ReliableQueue); its heartbeat expires and an idle worker's reclaim() hands it back.  A restarted worker
   first returns what its earlier life held.
-- a tile that fails: handed back after an exponential backoff with jitter; after MAX_DELIVERIES deliveries
-  it is dead-lettered with its reason, its image is reported failed, and the other images complete.
+- a tile that fails: handed back after an exponential backoff with jitter; after Settings.max_deliveries
+  deliveries it is dead-lettered with its reason, its image is reported failed, and the other images complete.
 - the assembler killed: it keeps nothing that matters in memory.  Results wait in Redis, one hash per
   image, until the image is saved, so a restarted assembler carries on where the last one stopped
   (cluster/assembly.py, shared with g).

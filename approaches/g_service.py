@@ -20,10 +20,10 @@ The same program takes each role, chosen by --mode, on one machine or many:
 
 What changes from f:
 - the queue (cluster/queues.py, StreamQueue): the consumer group is created at id 0 before anything is
-  produced; before taking a new job, a worker takes over one left idle for VISIBILITY_S (XAUTOCLAIM) and
-  does it (the original claimed such jobs and then dropped them); the group's delivery count
-  dead-letters a job handed out MAX_DELIVERIES times (XADD to the dead-letter stream and XACK in one
-  MULTI).  No heartbeat keys and no reaper: the group is the record.
+  produced; before taking a new job, a worker takes over one left idle for the visibility timeout
+  (Settings.visibility_s; XAUTOCLAIM) and does it (the original claimed such jobs and then dropped them);
+  the group's delivery count dead-letters a job handed out max_deliveries times (XADD to the dead-letter
+  stream and XACK in one MULTI).  No heartbeat keys and no reaper: the group is the record.
 - store and ack are one transaction, so a worker killed between them cannot leave a stored, unacked job.
 - checkpoints: before blurring, a worker asks whether the tile's result is already in (the stored-tile
   set of the image), so a job delivered again after its result came in (a producer's retried XADD after

@@ -8,6 +8,8 @@
     reclaim()               take back what consumers that died were holding, so it is handed out again
     heartbeat()             a consumer busy on one message says it is still alive
     waiting(), in_flight()  messages not handed out yet; handed out and not acked (None: not known)
+    in_flight_bodies()      those messages themselves (what the chaos demo watches being done again)
+    held()                  how many of them this consumer holds
 
 The variants, each with its guarantee in one sentence (the class docstring's first line) and a test that
 proves exactly that sentence (tests/test_cluster_queues.py):
@@ -38,11 +40,10 @@ from typing import Protocol
 import redis
 
 from approaches.cluster.broker import streams_block
+from approaches.core.settings import Settings
 
 RUN_TTL_S = 24 * 3600  # every key a run writes expires this long after its last write
 MAX_BLOCK_S = 10.0
-VISIBILITY_S = 30.0  # a consumer silent this long is presumed dead, and reclaim() hands its messages back
-MAX_DELIVERIES = 5  # a message handed out this many times without an ack is dead-lettered on the next
 DEAD_LETTERS_KEPT = 500  # each dead-letter stream is trimmed to about this many entries
 DEAD_HEAD_BYTES = 64  # what a dead letter keeps of its message: enough for a tile's header
 POLL_STEP_S = 0.005  # how often a stream reader polls where BLOCK does not wait (fakeredis)
@@ -87,6 +88,7 @@ class WorkQueue(Protocol):
     def waiting(self) -> int: ...
     def in_flight(self) -> int | None: ...
     def in_flight_bodies(self) -> list[bytes] | None: ...
+    def held(self) -> int | None: ...
 
 
 class NaiveQueue:
@@ -139,6 +141,10 @@ class NaiveQueue:
         """Not known either: which work a killed consumer held is gone with it."""
         return None
 
+    def held(self) -> None:
+        """Not known: a consumer's message is only in its own memory."""
+        return None
+
 
 class ReliableQueue:
     """At-least-once: a message stays in Redis, on its consumer's processing list, until that consumer acks it.
@@ -157,7 +163,7 @@ class ReliableQueue:
     guarantee = "at-least-once"
 
     def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
-                 visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
+                 visibility_s: float = Settings.visibility_s, max_deliveries: int = Settings.max_deliveries) -> None:
         self.client, self.key = client, key
         self.consumer = consumer or secrets.token_hex(4)
         self.processing = _processing(key, self.consumer)
@@ -264,7 +270,7 @@ class StreamQueue:
     GROUP = "workers"
 
     def __init__(self, client: redis.Redis, key: str, consumer: str | None = None, *,
-                 visibility_s: float = VISIBILITY_S, max_deliveries: int = MAX_DELIVERIES) -> None:
+                 visibility_s: float = Settings.visibility_s, max_deliveries: int = Settings.max_deliveries) -> None:
         self.client, self.key = client, key
         self.consumer = consumer or secrets.token_hex(4)
         self.visibility_s, self.max_deliveries = visibility_s, max_deliveries
