@@ -37,9 +37,10 @@ from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import KERNELS, blur, warm_up
 from approaches.core.trace import Tracer
+from approaches.harness.chaos import DEMO_SETTINGS
 from approaches.samples import ensure_samples
 
-TILE_DELAY_S = 0.05  # as approaches/cluster/chaos.py: slow tiles, so that a kill finds every worker holding some
+TILE_DELAY_S = DEMO_SETTINGS.tile_delay_s  # as run_all.py --chaos: a kill finds every worker holding a tile
 
 RUNS: dict[str, Callable[[Job, Tracer], Outcome]] = {
     "g": lambda job, tracer: g_service.run(job, tracer, pods=job.config.workers, threads=1),

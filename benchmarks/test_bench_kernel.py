@@ -7,7 +7,6 @@ scipy are optional peers (skipped when not installed); Pillow only approximates 
 benchmarks/kernel_goals.py prints the goal ratios from the saved JSON of one run.
 """
 
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -23,9 +22,6 @@ from approaches.core.tiling import Tile, cut, paste
 
 by_kernel_size = pytest.mark.parametrize("kernel_size", [15, 21])
 by_threads = pytest.mark.parametrize("threads", [1, 2])
-
-# The direct 2-D kernel is being added to kernel.py alongside this suite; until blur() takes method=, skip it.
-HAS_DIRECT = "method" in inspect.signature(blur).parameters
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +74,6 @@ def test_ours(benchmark, rgba_photos, reference, pool, kernel_size, threads):
 
 
 @by_kernel_size
-@pytest.mark.skipif(not HAS_DIRECT, reason="blur() takes no method= yet: the direct 2-D form is not in kernel.py")
 def test_ours_direct_2d(benchmark, rgba_photos, reference, kernel_size):
     """The original course's O(k²) form of the same Gaussian: what separability saves."""
     time_kernel(benchmark, rgba_photos, partial(blur, kernel_size=kernel_size, method="direct"),
