@@ -3,6 +3,7 @@ and the live run underneath it: spans as they happen, and e's holes after a kill
 
 import io
 import json
+import socket
 import threading
 import time
 import zipfile
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from approaches import __version__
-from approaches.core.config import RunConfig
+from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource, load_image
 from approaches.core.kernel import blur
 from approaches.core.settings import Settings
@@ -123,6 +124,7 @@ def test_files_over_the_limits_are_refused_per_file_and_per_request(client):
     ("kernel_size", "4", "odd"),
     ("approach", "z", "approach must be one of"),
     ("workers", "lots", "workers must be a whole number"),
+    ("workers", "0", f"workers must be between 1 and {8 * cores_present()}"),  # the bound run_all.py has
 ])
 def test_options_the_page_cannot_offer_are_refused(client, field, value, says):
     response = upload(client, [(png(photo(10, 10, 3)), "x.png")], **{field: value})
@@ -185,6 +187,27 @@ def test_old_jobs_are_removed_and_serve_clean_removes_every_finished_one(client,
     store.close()
     assert serve.main(["--clean", "--data", str(store.root)]) == 0
     assert "removed 1 finished jobs" in capsys.readouterr().out and not job.folder.exists()
+
+
+@pytest.mark.parametrize("mistake,says", [
+    (["--data", "{file}"], "cannot keep jobs in"),  # a file where the jobs' folder should be
+    (["--clean", "--data", "{file}/jobs"], "cannot keep jobs in"),
+    (["--jobs", "0"], "--jobs must be at least 1, got 0"),
+    (["--port", "99999"], "--port must be between 0 and 65535, got 99999"),
+    (["--keep-hours", "-1"], "--keep-hours must be at least 0, got -1"),
+    (["--host", "nohost.invalid", "--port", "0"], "cannot listen on nohost.invalid:0"),
+    (["--port", "{busy}"], "cannot listen on 127.0.0.1:"),
+])
+def test_a_serve_mistake_is_one_line_and_status_2(tmp_path, capsys, mistake, says):
+    # Before: a file as --data, or a host that does not resolve, ended in a traceback or werkzeug's own lines
+    (tmp_path / "file").write_text("not a folder")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        argv = [arg.format(file=tmp_path / "file", busy=busy.getsockname()[1]) for arg in mistake]
+        assert serve.main([*argv, *(() if "--data" in argv else ("--data", str(tmp_path / "jobs")))]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err
 
 
 def test_killing_a_worker_is_refused_for_an_approach_without_pods(client, store):

@@ -15,6 +15,7 @@ import argparse
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -51,27 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not (0 <= args.port <= 65535 and args.jobs >= 1 and args.max_file_mb >= 1 and args.max_request_mb >= 1
-            and args.keep_hours >= 0):
-        print(f"{PROG}: error: --port must be 0..65535, --jobs, --max-file-mb and --max-request-mb at least 1, "
-              "--keep-hours at least 0", file=sys.stderr)
+    try:
+        _check(args)
+        store = JobStore(args.data, Limits(file_bytes=args.max_file_mb * MB, request_bytes=args.max_request_mb * MB,
+                                           running=args.jobs, keep_s=args.keep_hours * 3600))
+    except (ValueError, OSError) as error:
+        print(f"{PROG}: error: {_reason(error, args.data)}", file=sys.stderr)
         return 2
-    limits = Limits(file_bytes=args.max_file_mb * MB, request_bytes=args.max_request_mb * MB, running=args.jobs,
-                    keep_s=args.keep_hours * 3600)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    store = JobStore(args.data, limits)
     if args.clean:
         store.close()
         print(f"{PROG}: removed {store.clean(0)} finished jobs from {args.data}")
         return 0
+    try:  # our own socket: werkzeug would print its own lines and exit 1 where it cannot bind
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        listening = socket.create_server((args.host, args.port), family=family)
+    except OSError as error:
+        store.close()
+        print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 2
     if not _loopback(args.host):
         print(f"{PROG}: warning: listening on {args.host}: anyone who can reach this machine can upload images "
               "and run jobs on it; there is no login", file=sys.stderr)
-    try:
-        server = make_server(args.host, args.port, create_app(store), threaded=True)
-    except OSError as error:
-        print(f"{PROG}: error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
-        return 2
+    server = make_server(args.host, args.port, create_app(store), threaded=True, fd=listening.fileno())
+    listening.close()  # the server holds its own copy of the socket
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{PROG}: http://{host}:{server.server_port}/  (jobs in {args.data}; Ctrl-C stops it)", flush=True)
     stop = threading.Event()
@@ -85,6 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.server_close()
     print(f"{PROG}: stopped; jobs still running are marked interrupted at the next start", file=sys.stderr)
     return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    for flag, value, low, high in (("--port", args.port, 0, 65535), ("--jobs", args.jobs, 1, None),
+                                   ("--max-file-mb", args.max_file_mb, 1, None),
+                                   ("--max-request-mb", args.max_request_mb, 1, None),
+                                   ("--keep-hours", args.keep_hours, 0, None)):
+        if high is not None and not low <= value <= high:
+            raise ValueError(f"{flag} must be between {low} and {high}, got {value:g}")
+        if value < low:
+            raise ValueError(f"{flag} must be at least {low}, got {value:g}")
+
+
+def _reason(error: ValueError | OSError, data: Path) -> str:
+    if isinstance(error, OSError):
+        return f"cannot keep jobs in {data}: {error.strerror or error}"
+    return str(error)
 
 
 def _loopback(host: str) -> bool:
