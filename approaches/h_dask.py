@@ -53,6 +53,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -61,6 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -79,6 +81,7 @@ if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: im
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"  # two threads of this process, the client
 IMAGES_AHEAD = 2  # images loaded and submitted ahead of the one being assembled: bounds the pixels held here
 START_TIMEOUT_S = 30.0  # for a scheduler to answer, and a first worker to join it
+REACH_TIMEOUT_S = 2.5  # check_reachable's whole answer, name lookup included
 IN_FLIGHT_TIMEOUT_S = 30.0
 POLL_S = 0.01
 STAGES = {"compute": "blur", "transfer": "transfer", "disk-read": "spill", "disk-write": "spill"}
@@ -109,6 +112,27 @@ def run(job: Job, tracer: Tracer, *, scheduler: str | None = None, tile_delay_s:
             reason = f"dask: no cluster to run on at {scheduler or 'a new LocalCluster'} ({error})"
             return Outcome(failed=[Failure(str(source.path), reason) for source in job.images])
         return _blur_all(job, tracer, client, tile_delay_s, chaos)
+
+
+def check_reachable(scheduler: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """ConfigError, in one line and within timeout seconds, if nothing accepts a connection at the scheduler's
+    address: before any work, where waiting for the client's own timeout would fail every image after 30 s.
+    The connection is tried in a thread of its own, since a host name can block in the resolver for longer."""
+    parts = urlsplit(check_scheduler(scheduler))
+    errors: list[OSError] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((parts.hostname, parts.port), timeout=timeout).close()
+        except OSError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=connect, name="scheduler-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive() or errors:
+        why = f"no answer within {timeout:g} s" if thread.is_alive() else errors[0].strerror or str(errors[0])
+        raise ConfigError(f"cannot reach the dask scheduler at {scheduler}: {why}")
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from approaches.core.job import Failure, Job
 from approaches.core.tasks import Assembly
 from approaches.core.tiling import Tile
 from approaches.core.trace import Tracer
+from tests.conftest import main
 from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
 from tests.test_e_naive_queue import make_job
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
@@ -92,6 +93,20 @@ def test_an_unreachable_scheduler_fails_every_image_with_its_address(tmp_path, i
     outcome, _ = run_h(image_dir, tmp_path / "out", scheduler=address, start_timeout_s=1.0)
     assert outcome.saved == [] and len(outcome.failed) == 3
     assert all(failure.reason.startswith(f"dask: no cluster to run on at {address}") for failure in outcome.failed)
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:{closed}", "tcp://nohost.invalid:8786"])
+def test_run_all_refuses_a_scheduler_nobody_answers_at_in_one_line_before_any_work(tmp_path, image_dir, capsys,
+                                                                                  address):
+    # Before: h waited 30 s for the scheduler, then failed every image one line each and printed a table row
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = address.format(closed=probe.getsockname()[1])
+    status = main(["--approaches", "a,h", "--scheduler", address, "--input", str(image_dir), "--output",
+                   str(tmp_path / "out"), "--logs", str(tmp_path / "logs"), "--no-charts"], env={})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and f"cannot reach the dask scheduler at {address}: " in err[0], err
+    assert not (tmp_path / "out").exists()  # not even a's outputs: nothing ran
 
 
 def test_chaos_is_refused_on_a_scheduler_it_did_not_start(tmp_path, image_dir, scheduler):
