@@ -73,6 +73,16 @@ def test_requeue_hands_the_message_out_again_before_the_others_unless_the_queue_
         assert queue.next(0.1).body == b"first"
 
 
+def test_a_queue_whose_run_has_finished_and_deleted_its_keys_reads_as_empty_never_an_error(queue):
+    # Before: a g worker that found the queue empty just as the run finished called reclaim() on the deleted
+    # stream and crashed on NOGROUP (seen in benchmarks/h_vs_g.py)
+    queue.put(b"x")
+    queue.client.flushdb()  # what Board.finish does to the run's work keys (this broker serves only these tests)
+    assert queue.next(0.01) is None and queue.reclaim() == 0 and queue.waiting() == 0
+    assert queue.in_flight() in (0, None) and queue.in_flight_bodies() in ([], None) and queue.held() in (0, None)
+    queue.heartbeat()
+
+
 def test_every_write_sets_the_run_ttl(queue):
     queue.put(b"x")
     queue.nack(Delivery(b"y"), "why")

@@ -293,7 +293,7 @@ class StreamQueue:
         try:
             return self._next(timeout)
         except redis.ResponseError as error:
-            if "NOGROUP" in str(error) or "requires the key to exist" in str(error):
+            if _gone(error):
                 return None
             raise
 
@@ -342,8 +342,8 @@ class StreamQueue:
         """Make what an earlier life of this consumer held claimable at once; how many.  A restarted
         instance comes back under its old name, and its messages would otherwise wait out visibility_s.
         Other consumers' messages need no reaper: next() takes over any left idle for visibility_s."""
-        mine = self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer)
-        mine = [pending["message_id"] for pending in mine if pending["message_id"] not in self._held]
+        mine = [pending["message_id"] for pending in self._pending(consumer=self.consumer)
+                if pending["message_id"] not in self._held]
         for receipt in mine:
             self.requeue(Delivery(b"", receipt=receipt))
         return len(mine)
@@ -360,16 +360,17 @@ class StreamQueue:
 
     def in_flight(self) -> int:
         """Messages handed out and not acked, over all consumers: the group's pending count."""
-        if not self.client.exists(self.key):
-            return 0
-        return int(self.client.xpending(self.key, self.GROUP)["pending"])
+        try:
+            return int(self.client.xpending(self.key, self.GROUP)["pending"])
+        except redis.ResponseError as error:
+            if _gone(error):
+                return 0
+            raise
 
     def in_flight_bodies(self) -> list[bytes]:
         """The messages in_flight counts: what the chaos demo watches being done again after a kill."""
-        if not self.client.exists(self.key):
-            return []
         bodies = []
-        for pending in self.client.xpending_range(self.key, self.GROUP, "-", "+", 100_000):
+        for pending in self._pending():
             entry = pending["message_id"]
             for _, fields in self.client.xrange(self.key, entry, entry):
                 if b"body" in fields:
@@ -378,7 +379,17 @@ class StreamQueue:
 
     def held(self) -> int:
         """Messages this consumer holds and has not acked."""
-        return len(self.client.xpending_range(self.key, self.GROUP, "-", "+", 10_000, consumername=self.consumer))
+        return len(self._pending(consumer=self.consumer))
+
+    def _pending(self, consumer: str | None = None) -> list[dict]:
+        """XPENDING's detail (of one consumer's messages, or all); none once a finished run deleted the stream:
+        a worker may look just after the run ended."""
+        try:
+            return self.client.xpending_range(self.key, self.GROUP, "-", "+", 100_000, consumername=consumer)
+        except redis.ResponseError as error:
+            if _gone(error):
+                return []
+            raise
 
     def _claim_stale(self) -> Delivery | None:
         """A message idle for visibility_s, now ours; None if there is none.  One handed out too often,
@@ -447,6 +458,11 @@ def _in(client: redis.Redis, pipe: Pipe | None, writes, transaction: bool = Fals
         writes(pipe)
     else:
         writes(client.pipeline(transaction=transaction)).execute()
+
+
+def _gone(error: redis.ResponseError) -> bool:
+    """Whether a stream command failed because the stream or its group no longer exists (a finished run)."""
+    return "NOGROUP" in str(error) or "requires the key to exist" in str(error)
 
 
 def _processing(key: str, consumer: str) -> str:
