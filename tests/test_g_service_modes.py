@@ -121,3 +121,10 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
 def test_a_user_mistake_is_one_line_and_status_2(args, message):
     done = subprocess.run(service(*args), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_a_coordinator_whose_broker_is_down_says_so_and_nothing_else(image_dir):
+    # Before: it printed "run ...: queuing 3 images; start workers ..." for a run it then never queued
+    done = subprocess.run(service("--mode", "coordinator", "--broker", "redis://localhost:1/0", "--input",
+                                  str(image_dir)), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "cannot reach" in done.stderr and done.stdout == ""

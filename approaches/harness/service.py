@@ -118,6 +118,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     _check(args)
+    check_reachable(args.broker)  # before anything is said about a run that could not be queued
     if args.mode in ("worker", "assembler") and not args.run:
         raise ConfigError(f"--mode {args.mode} needs --run, the id the coordinator printed")
     images = []
