@@ -118,7 +118,6 @@ def _check(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     _check(args)
-    check_reachable(args.broker)  # before anything is said about a run that could not be queued
     if args.mode in ("worker", "assembler") and not args.run:
         raise ConfigError(f"--mode {args.mode} needs --run, the id the coordinator printed")
     images = []
@@ -126,6 +125,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
         images = [[str(source.path), source.name] for source in find_images(args.input)]
         if not images:
             raise ConfigError(f"no images in {args.input} (looked for .png, .jpg, .bmp, .gif, .tif, .webp)")
+    check_reachable(args.broker)  # before anything is said about a run that could not be queued
     run_id = args.run or new_run_id()
     if args.mode == "coordinator":
         print(f"run {run_id}: queuing {len(images)} images; start workers and an assembler with --run {run_id}")
