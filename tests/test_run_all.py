@@ -55,6 +55,20 @@ def test_bad_images_are_reported_and_the_good_ones_still_processed(tmp_path, ima
     assert "Traceback" not in err and len(err.strip().splitlines()) == len(reasons)
 
 
+def test_when_no_input_could_be_read_the_table_claims_no_time_per_image_and_no_identity(tmp_path, capsys):
+    # Before: a row "0.025 per image ... identical to a: yes" and a log "Average time per image: 0.03s", for 0 images
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.png").write_text("not an image")
+    status = run(tmp_path, "--approaches", "a,c", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                 "--no-charts")
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith(("a ", "c "))]
+    assert status == 1 and len(rows) == 2 and all(row.split()[-2:] == ["none", "saved"] for row in rows), table
+    assert all(row.split()[3] == "-" for row in rows), table  # the per-image column: no image, no time per image
+    log = next((tmp_path / "logs").glob("*.txt")).read_text()
+    assert "Images processed: 0" in log and "Average time per image: -" in log
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--kernel-size", "4"], "--kernel-size"),
     (["--kernel-size", "0"], "--kernel-size"),

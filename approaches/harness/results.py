@@ -276,14 +276,14 @@ def summary_table(doc: dict) -> str:
     header = ("approach", "wall s", "per image", "load s", "blur s", "save s", "vs a", "identical to a")
     rows = [header]
     for r in doc["results"]:
-        count = max(len(r["images"]), 1)
+        count = len(r["images"])  # none saved: no time per image, no speed-up, nothing to compare with a
         rows.append((
             f"{r['approach']} {r['title']}",
             f"{r['wall_s']:.3f}{spread(r['wall_runs'])}",
-            f"{r['wall_s'] / count:.3f}",
+            f"{r['wall_s'] / count:.3f}" if count else "-",
             *(f"{r['stage_s'].get(stage, 0.0):.3f}" for stage in STAGES),
-            f"{r['speedup_vs_a']:.2f}x" if r["speedup_vs_a"] else "-",
-            "yes" if r["identical_to_a"] else "NO",
+            f"{r['speedup_vs_a']:.2f}x" if r["speedup_vs_a"] and count else "-",
+            ("yes" if r["identical_to_a"] else "NO") if count else "none saved",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
@@ -309,7 +309,7 @@ def log_text(doc: dict) -> str:
             f"Kernel: {cfg.get('kernel', 'separable')}",
             f"Total blur time: {r['stage_s'].get('blur', 0.0):.2f}s",
             f"Total execution time: {r['wall_s']:.2f}s",
-            f"Average time per image: {r['wall_s'] / max(count, 1):.2f}s",
+            f"Average time per image: {r['wall_s'] / count:.2f}s" if count else "Average time per image: -",
             f"Workers: {r['workers']}",
             f"Tile size: {cfg['tile_size']}",
             "",
