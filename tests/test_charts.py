@@ -37,8 +37,8 @@ def lab_as_seen(colour: str, deficiency: str) -> np.ndarray:
 
 
 def test_every_stage_an_approach_records_has_a_colour_of_its_own():
-    recorded = {"start", "load", "cut", "send", "blur", "assemble", "save", "blocked", "queue-wait", "scatter",
-                "exchange", "gather", "wait"}
+    recorded = {"start", "load", "cut", "send", "blur", "assemble", "save", "blocked", "scatter", "exchange",
+                "gather", "wait"}
     assert recorded <= set(charts.STAGE_COLOURS)
     colours = [*charts.STAGE_COLOURS.values(), charts.OTHER_COLOUR]
     assert len(set(colours)) == len(colours)
@@ -67,8 +67,8 @@ def test_a_half_millisecond_blur_bar_in_a_ten_second_run_is_still_its_stages_col
     assert orange.sum() >= 20  # at least a pixel wide, down most of the lane's height
 
 
-def test_the_legend_tells_a_blocked_lane_from_an_item_queued():
-    handles = charts._stage_handles(["blur", "blocked", "queue-wait"])
+def test_the_legend_tells_a_blocked_lane_from_a_rank_waiting_for_the_others_and_both_from_work():
+    handles = charts._stage_handles(["blur", "blocked", "wait"])
     labels = [handle.get_label() for handle in handles]
-    assert labels == ["blur", "blocked: a lane waiting for work or room", "queue-wait: an item waiting in a queue"]
+    assert labels == ["blur", "blocked: a lane waiting for work or room", "wait: a rank waiting for the others"]
     assert all(handle.get_hatch() for handle in handles[1:]) and not handles[0].get_hatch()

@@ -2,6 +2,7 @@
 assemblers carry on, and every real image is saved with a's pixels; a finished run keeps only a small summary."""
 
 import contextlib
+import itertools
 import subprocess
 import sys
 import threading
@@ -156,14 +157,20 @@ def test_a_new_consumer_never_takes_over_a_live_peers_messages_but_a_restart_tak
 
 
 @pytest.mark.parametrize("approach", ["e", "f", "g"])
-def test_workers_record_their_waits_as_blocked_not_as_a_tile_waiting_in_a_queue(tmp_path, image_dir, approach):
+def test_workers_record_their_waits_for_work_as_blocked_spans_between_their_tiles(tmp_path, image_dir, approach):
     from approaches.registry import APPROACHES
 
     tracer = Tracer()
     outcome = APPROACHES[approach].run(make_job(image_dir, tmp_path / "out", letter=approach), tracer)
     assert len(outcome.saved) == 3
-    workers = {span.stage for span in tracer.spans if span.lane.startswith("worker")}
-    assert "blocked" in workers and "queue-wait" not in workers
+    lanes: dict[str, list] = {}
+    for span in tracer.spans:
+        if span.lane.startswith("worker") and span.stage in ("blocked", "blur"):
+            lanes.setdefault(span.lane, []).append(span)
+    assert any(span.stage == "blocked" for spans in lanes.values() for span in spans)
+    for spans in lanes.values():  # a wait is the time between tiles: never over a blur of the same lane
+        spans.sort(key=lambda span: span.start)
+        assert all(one.end <= two.start + 1e-6 for one, two in itertools.pairwise(spans))
 
 
 @pytest.mark.timeout(180)

@@ -45,8 +45,8 @@ def work_loop(lane: str, tasks: Any, results: Any, work: Work, fault: TileFault 
               process: bool = False) -> None:
     """Take tasks until STOP; for each, put one TileResult with the spans recorded for it.
 
-    The wait for a task is recorded as the worker's "blocked" span: a lane waiting for work (in every
-    approach's timeline; "queue-wait" would be an item waiting in a queue).
+    The wait for a task is recorded as the worker's "blocked" span: a lane waiting for work, as in every
+    approach's timeline.
     fault(image, tile): a test's hook, called before each task's work; what it raises is that tile's error.
     A worker process ignores Ctrl-C: it reaches the whole process group, and the parent stops the pool.
     """

@@ -42,13 +42,11 @@ STAGE_COLOURS = {
     "assemble": "#CC79A7",
     "save": "#009E73",
     "blocked": "#BBBBBB",
-    "queue-wait": "#F0E442",
     "wait": "#99DDFF",
 }
 # Waits are drawn as waits: hatched, half-height bars, so a lane doing nothing never looks busy.
 WAIT_STAGES = {
     "blocked": "blocked: a lane waiting for work or room",
-    "queue-wait": "queue-wait: an item waiting in a queue",
     "wait": "wait: a rank waiting for the others",
 }
 WAIT_HATCH = "////"
