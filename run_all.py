@@ -6,4 +6,4 @@
 from approaches.harness.cli import run_as_script
 
 if __name__ == "__main__":
-    run_as_script()
+    run_as_script(prog="run_all.py")

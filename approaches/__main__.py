@@ -2,4 +2,4 @@
 
 from approaches.harness.cli import run_as_script
 
-run_as_script()
+run_as_script(prog="python -m approaches")

@@ -72,3 +72,13 @@ def test_the_legend_tells_a_blocked_lane_from_a_rank_waiting_for_the_others_and_
     labels = [handle.get_label() for handle in handles]
     assert labels == ["blur", "blocked: a lane waiting for work or room", "wait: a rank waiting for the others"]
     assert all(handle.get_hatch() for handle in handles[1:]) and not handles[0].get_hatch()
+
+
+def test_a_title_wider_than_its_chart_is_wrapped_to_the_chart_not_cut_off():
+    # Before: the chaos chart of one approach and two scenarios (6.4 in wide) cut its 84-character title off
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 7.0))
+    charts._title(fig, "Chaos — tiles lost, tiles done twice, and the time to recover when pods are killed")
+    lines = fig.get_suptitle().splitlines()
+    assert len(lines) == 2 and all(len(line) <= 6.4 * charts.TITLE_CHARS_PER_INCH for line in lines)

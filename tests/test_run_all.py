@@ -171,3 +171,15 @@ def test_blur_kernel_environment_sets_the_kernel_and_the_flag_overrides_it(tmp_p
     assert json.loads((tmp_path / "r.json").read_text())["config"]["kernel"] == "direct"
     assert run(tmp_path, *args, "--kernel", "separable", env={"BLUR_KERNEL": "direct"}) == 0
     assert json.loads((tmp_path / "r.json").read_text())["config"]["kernel"] == "separable"
+
+
+@pytest.mark.parametrize("command,name", [
+    ([sys.executable, str(ROOT / "run_all.py")], "run_all.py"),
+    ([sys.executable, "-m", "approaches"], "python -m approaches"),
+    ([str(Path(sys.executable).parent / "blur-suite")], "blur-suite"),
+])
+def test_each_entry_point_names_itself_in_its_help_and_points_to_serve_and_service(command, name):
+    # Before: blur-suite --help and python -m approaches --help said "usage: run_all.py" and never named service
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: {name} ")
+    assert f"`{name} serve --help`" in done.stdout and f"`{name} service --help`" in done.stdout

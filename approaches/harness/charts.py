@@ -62,6 +62,7 @@ CAPTION_COLOUR = "#555555"
 LABEL_SPAN_LIMIT = 60  # above this many spans, image labels would only clutter the timeline
 MIN_BAR_PX = 2.0  # a bar narrower than this is widened to it: a 0.5 ms tile in a 10 s run still shows its colour
 CAPTION_CHARS_PER_INCH = 15  # 8 pt text, with some slack, so a wrapped caption never runs off the page
+TITLE_CHARS_PER_INCH = 8  # the same for a 13 pt bold title
 CAPTION_SETTINGS = (
     ("kernel_size", "kernel {}"),
     ("kernel", "{} kernel"),  # separable or direct: the same pixels within one, very different timings
@@ -85,7 +86,7 @@ def draw_comparison(doc: dict[str, Any], path: Path) -> Path:
     results = doc.get("results", [])
     fig = _new_figure(doc, 11.0, max(5.0, 1.9 + 0.4 * len(results)))
     wall_ax, stage_ax = fig.subplots(1, 2, sharey=True)
-    fig.suptitle(_comparison_title(results), fontsize=13, fontweight="bold")
+    _title(fig, _comparison_title(results))
     if not results:
         for ax in (wall_ax, stage_ax):
             _say(ax, "no results")
@@ -138,6 +139,12 @@ def _new_figure(doc: dict[str, Any], width: float, height: float) -> Figure:
     # supxlabel (unlike fig.text) gets space reserved for it by the constrained layout.
     fig.supxlabel(caption, x=0.01, ha="left", fontsize=8, color=CAPTION_COLOUR)
     return fig
+
+
+def _title(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width: a narrow chart (one chaos scenario) must not cut it off."""
+    width = int(fig.get_figwidth() * TITLE_CHARS_PER_INCH)
+    fig.suptitle("\n".join(textwrap.wrap(text, width=width)), fontsize=13, fontweight="bold")
 
 
 def _caption(doc: dict[str, Any]) -> str:
@@ -223,7 +230,7 @@ def _plot_wall(ax: Axes, results: list[dict[str, Any]]) -> None:
             ax.errorbar(wall, row, xerr=whisker, fmt="none", ecolor="black", elinewidth=1, capsize=3)
             end = max(wall, high)
         _annotate_wall(ax, row, end, result)
-    ax.set_xlabel("wall time, s\n(whiskers: fastest to slowest run)")
+    ax.set_xlabel("wall time, s\n(whiskers: fastest\nto slowest run)")
     ax.grid(axis="x", color="#DDDDDD")
     ax.set_axisbelow(True)
 
@@ -270,7 +277,7 @@ def _plot_stages(ax: Axes, results: list[dict[str, Any]]) -> None:
     for row, total in enumerate(left):
         if total:
             _annotate_end(ax, row, total, _format_seconds(total))
-    ax.set_xlabel("stage time, s\n(summed over lanes: can exceed wall time)")
+    ax.set_xlabel("stage time, s\n(summed over lanes:\ncan exceed wall time)")
     ax.grid(axis="x", color="#DDDDDD")
     ax.set_axisbelow(True)
     if stages:
@@ -400,7 +407,7 @@ def draw_sweep(doc: dict[str, Any], path: Path) -> Path:
     values, results = axis.get("values") or [], doc.get("results") or []
     fig = _new_figure(doc, 11.0, 5.0)
     wall_ax, panel_ax = fig.subplots(1, 2)
-    fig.suptitle(axis.get("title", "Sweep"), fontsize=13, fontweight="bold")
+    _title(fig, axis.get("title", "Sweep"))
     if not values or not results:
         for ax in (wall_ax, panel_ax):
             _say(ax, "no results")
@@ -459,8 +466,7 @@ def draw_chaos(doc: dict[str, Any], path: Path) -> Path:
     rows = doc.get("chaos") or []
     scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
     fig = _new_figure(doc, max(6.0, 3.2 * len(scenarios)), 7.0)
-    fig.suptitle("Chaos — tiles lost, tiles done twice, and the time to recover when pods are killed", fontsize=13,
-                 fontweight="bold")
+    _title(fig, "Chaos — tiles lost, tiles done twice, and the time to recover when pods are killed")
     if not rows:
         _say(fig.subplots(), "no scenarios run")
         return _save(fig, path)

@@ -65,25 +65,26 @@ class Terminated(BaseException):
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-         settings: Settings | None = None) -> int:
+         settings: Settings | None = None, prog: str = PROG) -> int:
     """Run the suite as the command line says; the exit status.  settings: timing and fault settings
-    (tests shorten them; None: a normal run's, or the chaos demo's slow workers)."""
+    (tests shorten them; None: a normal run's, or the chaos demo's slow workers); prog: the command's name
+    in its messages (run_all.py, blur-suite or python -m approaches)."""
     env = os.environ if env is None else env
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     with _terminate_on_sigterm():
         try:
             return _run(args, env, settings)
         except Crashed as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
+            print(f"{prog}: error: {error}", file=sys.stderr)
             return 1
         except BlurSuiteError as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
+            print(f"{prog}: error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print(f"{PROG}: interrupted; everything it started is stopped", file=sys.stderr)
+            print(f"{prog}: interrupted; everything it started is stopped", file=sys.stderr)
             return 130
         except Terminated:
-            print(f"{PROG}: terminated; everything it started is stopped", file=sys.stderr)
+            print(f"{prog}: terminated; everything it started is stopped", file=sys.stderr)
             return 143
 
 
@@ -204,12 +205,13 @@ def _terminate_on_sigterm() -> Iterator[None]:
 # --- flags and environment ------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     describe = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
     cores = cores_present()
     parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
+        prog=prog,
+        description="Blur a folder of images with each approach, time them, check they agree, and chart it.\n"
+        f"Also: `{prog} serve --help` (the web page) and `{prog} service --help` (approach g as a service).",
         epilog=f"approaches:\n{describe}\n\nEnvironment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, "
         "TILE_SIZE, BROKER_URL, BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -335,10 +337,10 @@ def _parse_approaches(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def run_as_script(argv: Sequence[str] | None = None) -> None:
+def run_as_script(argv: Sequence[str] | None = None, prog: str = "blur-suite") -> None:
     """The console script's entry: `blur-suite service ...` is approach g as a service (harness/service.py),
     `blur-suite serve ...` (or run_all.py --serve ...) the web page (web/serve.py), anything else run_all.py's
-    flags; exit with the status."""
+    flags; exit with the status.  prog: how the command was called, for its help and messages."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["serve"] or "--serve" in argv:  # the web page (approaches/web/serve.py): its own flags
         from approaches.web import serve
@@ -349,4 +351,4 @@ def run_as_script(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(service.main(argv[1:]))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    sys.exit(main(argv))
+    sys.exit(main(argv, prog=prog))
