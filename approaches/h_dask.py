@@ -76,7 +76,7 @@ from approaches.core.trace import Span, Tracer
 from approaches.core.urls import check_scheduler
 
 if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: importing it takes about 0.3 s
-    from distributed import Client, Future
+    from distributed import Client, Future, LocalCluster
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"  # two threads of this process, the client
 IMAGES_AHEAD = 2  # images loaded and submitted ahead of the one being assembled: bounds the pixels held here
@@ -146,12 +146,12 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
     """
     with ExitStack() as stack:
         with tracer.span(COORDINATOR, "start", ""):
-            from distributed import Client, LocalCluster
+            from distributed import Client
 
             # dask's own configuration sets its loggers to INFO: in this process (the client, and a
             # LocalCluster's scheduler) that would print its every step between the suite's lines.
             quiet = logging.getLogger("distributed")
-            stack.callback(quiet.setLevel, quiet.level)
+            stack.push(partial(_restore_logs, quiet.level))
             quiet.setLevel(logging.ERROR)
             cluster = None
             if scheduler is None:
@@ -159,9 +159,7 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
                 # dashboard page only says to install bokeh, which the suite does not.  The workers' own logs
                 # are silenced but for critical errors: a worker that loses its scheduler while the cluster
                 # closes logs a traceback that is no error of the run (a task's error reaches its future).
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=job.config.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
+                cluster = stack.enter_context(_local_cluster(job.config.workers))
             client = stack.enter_context(Client(cluster or scheduler, timeout=timeout_s))
             client.wait_for_workers(1, timeout=timeout_s)
             client.run(warm_up, job.config.kernel_size, method=job.config.kernel)
@@ -170,6 +168,35 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer,
         finally:
             with tracer.span(COORDINATOR, "stop", ""):  # closing a LocalCluster waits for its processes to end
                 stack.close()
+
+
+def _restore_logs(level: int, kind: type[BaseException] | None, *_: object) -> None:
+    """dask's log level back as it was; but interrupted (Ctrl-C, SIGTERM), dask and asyncio stay quiet: the
+    process is ending, and what dask's exit hooks stop (half-started nannies too) would be logged, step by step,
+    after the suite's one line."""
+    if kind is None or issubclass(kind, Exception):
+        logging.getLogger("distributed").setLevel(level)
+    else:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
+def _local_cluster(workers: int) -> "LocalCluster":
+    """A LocalCluster of `workers` processes on 127.0.0.1 (see connected).
+
+    Stopped while it starts (Ctrl-C), the half-built cluster stays in dask's list of clusters, and dask's exit
+    hook would try to close it and print an AssertionError under the suite's one line; it is marked not to be
+    closed at exit (what it started ends with this process)."""
+    from distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    except BaseException:
+        for cluster in set(SpecCluster._instances) - before:
+            cluster.shutdown_on_close = False
+        raise
 
 
 def blur_task(padded: np.ndarray, kernel_size: int, truncate: bool, method: str, delay_s: float) -> np.ndarray:

@@ -129,10 +129,35 @@ def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tm
     assert list(scratch.iterdir()) == []  # the server's folder is gone
 
 
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_h_starts_its_dask_cluster_is_one_line_and_leaves_no_process(tmp_path, image_dir):
+    # Before: dask's exit hook tried to close the half-started cluster and printed a 30-line AssertionError
+    child = subprocess.Popen(
+        [sys.executable, "run_all.py", "--approaches", "h", "--input", str(image_dir), "--output",
+         str(tmp_path / "out"), "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _children(child.pid) and time.monotonic() < deadline:  # the first nanny: the cluster is starting
+        time.sleep(0.01)
+    family = _children(child.pid)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and err.strip().splitlines() == [
+        "run_all.py: interrupted; everything it started is stopped"], err
+    deadline = time.monotonic() + 5
+    while [pid for pid in family if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert family and not [pid for pid in family if _alive(pid)]
+
+
+def _children(parent: int) -> list[int]:
+    path = Path(f"/proc/{parent}/task/{parent}/children")
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
 def _pods_of(parent: int) -> list[int]:
     """The processes parent started (the server and the pods), once there are at least three."""
-    children = [int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()] \
-        if Path(f"/proc/{parent}").exists() else []
+    children = _children(parent)
     return children if len(children) >= 3 else []
 
 
