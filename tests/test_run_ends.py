@@ -238,13 +238,16 @@ def test_two_runs_in_the_same_second_keep_two_logs(tmp_path):
     assert len(list(logs.glob("*.json"))) == 4  # each run's results, and its timelines as a Chrome trace
 
 
-@pytest.mark.parametrize("flag", ["--logs", "--charts", "--output", "--json"])
-def test_an_unwritable_place_is_found_before_any_work(tmp_path, image_dir, capsys, flag):
+@pytest.mark.parametrize("flag,place", [("--logs", "{blocker}/inside"), ("--charts", "{blocker}/inside"),
+                                        ("--output", "{blocker}/inside"), ("--json", "{blocker}/inside"),
+                                        ("--json", "/proc/r.json")])  # a folder nobody may create files in
+def test_an_unwritable_place_is_found_before_any_work(tmp_path, image_dir, capsys, flag, place):
+    # Before: --json into a folder that refuses new files (even to root) was found only after the run
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
     args = {"--logs": str(tmp_path / "logs"), "--charts": str(tmp_path / "charts"), "--output": str(tmp_path / "out"),
             "--json": str(tmp_path / "r.json")}
-    args[flag] = str(blocker / "inside")
+    args[flag] = place.format(blocker=blocker)
     status = main(["--approaches", "a", "--input", str(image_dir), *(x for item in args.items() for x in item)],
                   env={})
     assert status == 2

@@ -205,9 +205,23 @@ def check_writable(config: RunConfig, approaches: Sequence[str]) -> list[str]:
     if config.json_path is not None:
         if config.json_path.is_dir():
             problems.append(f"--json {shown(config.json_path)} is a directory, not a file")
-        elif problem := _writable_folder(config.json_path.parent):
+        elif problem := _writable_folder(config.json_path.parent) or _writable_file(config.json_path):
             problems.append(f"--json: {problem}")
     return problems
+
+
+def _writable_file(path: Path) -> str | None:
+    """Open it for appending, which changes nothing in a file that exists, and remove it if it did not: the
+    one sure test (permission bits say nothing to root, nor about /proc or a read-only mount)."""
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as error:
+        return f"cannot write {shown(path)}: {error.strerror or error}"
+    if not existed:
+        path.unlink()
+    return None
 
 
 def _writable_folder(folder: Path) -> str | None:
