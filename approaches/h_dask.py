@@ -183,20 +183,24 @@ def _restore_logs(level: int, kind: type[BaseException] | None, *_: object) -> N
 def _local_cluster(workers: int) -> "LocalCluster":
     """A LocalCluster of `workers` processes on 127.0.0.1 (see connected).
 
-    Stopped while it starts (Ctrl-C), the half-built cluster stays in dask's list of clusters, and dask's exit
-    hook would try to close it and print an AssertionError under the suite's one line; it is marked not to be
-    closed at exit (what it started ends with this process)."""
+    Ctrl-C or SIGTERM while it starts is held until it has started, then delivered: stopped half-way, dask's
+    exit hooks trip over the half-started processes and print their tracebacks under the suite's one line,
+    while a started cluster closes cleanly.  (Signals can be held only in the main thread; the web page runs
+    jobs in others, and stops them otherwise.)"""
     from distributed import LocalCluster
-    from distributed.deploy.spec import SpecCluster
 
-    before = set(SpecCluster._instances)
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, lambda signum, _: held.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                             dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-    except BaseException:
-        for cluster in set(SpecCluster._instances) - before:
-            cluster.shutdown_on_close = False
-        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def blur_task(padded: np.ndarray, kernel_size: int, truncate: bool, method: str, delay_s: float) -> np.ndarray:

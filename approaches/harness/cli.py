@@ -41,6 +41,7 @@ from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.trace import Span
 from approaches.harness.measure import document, measure_all, verify
+from approaches.harness.parsing import OneLineParser
 from approaches.harness.results import check_writable, failed_once, log_text, summary_table, write_document
 from approaches.registry import APPROACHES
 from approaches.samples import SAMPLES, ensure_samples
@@ -208,7 +209,7 @@ def _terminate_on_sigterm() -> Iterator[None]:
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     describe = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
     cores = cores_present()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.\n"
         f"Also: `{prog} serve --help` (the web page) and `{prog} service --help` (approach g as a service).",

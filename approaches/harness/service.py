@@ -41,6 +41,7 @@ from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.urls import redact
 from approaches.g_service import assembler, coordinator, worker
+from approaches.harness.parsing import OneLineParser
 
 MODES = ("coordinator", "worker", "assembler", "all")
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="blur-suite service",
         description="Approach g as a service: run each role in as many copies, on as many machines, as you like.",
         epilog="Start the coordinator first: it prints the run id that workers and the assembler need.",

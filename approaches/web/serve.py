@@ -23,6 +23,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from approaches.harness.parsing import OneLineParser
 from approaches.web.app import create_app
 from approaches.web.jobs import MB, JobStore, Limits
 
@@ -32,7 +33,7 @@ CLEAN_EVERY_S = 600.0
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = Limits()
-    parser = argparse.ArgumentParser(prog=PROG, description="The suite as a web page: upload images, watch tiles "
+    parser = OneLineParser(prog=PROG, description="The suite as a web page: upload images, watch tiles "
                                      "come back from each worker, kill one mid-job, download the results.")
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
