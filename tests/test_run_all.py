@@ -183,3 +183,15 @@ def test_each_entry_point_names_itself_in_its_help_and_points_to_serve_and_servi
     done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith(f"usage: {name} ")
     assert f"`{name} serve --help`" in done.stdout and f"`{name} service --help`" in done.stdout
+
+
+@pytest.mark.parametrize("argv", [["--aproaches", "a"], ["--kernel-size", "abc"], ["serve", "--port", "abc"],
+                                  ["service", "--mode", "bogus"]])
+def test_a_flag_argparse_refuses_is_one_line_too(capsys, argv):
+    # Before: argparse printed its whole usage block (8 to 11 lines) above the one line that matters
+    from approaches.harness.cli import run_as_script
+
+    with pytest.raises(SystemExit) as ended:
+        run_as_script(argv, prog="run_all.py")
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and len(err.strip().splitlines()) == 1 and "error: " in err and "--help" in err
