@@ -258,7 +258,8 @@ def junk(board: Board, images: int) -> list[str]:
             written.append(what)
         if kind == b"stream":
             client.xadd(key, {"not-a-body": b"x"})
-            written.append("a stream entry without a body")
+            client.xadd(key, {"body": b"x", "and-more": b"x"})
+            written += ["a stream entry without a body", "a stream entry with a field beside its body"]
     client.hset(board.key("plans"), images + 3, b"not a plan")  # a plan for an image the run does not have
     client.hset(board.key("plans"), "not-an-id", b"{}")
     client.hset(board.key("status"), "not-an-id", b"{}")
