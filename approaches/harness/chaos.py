@@ -138,7 +138,8 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
         letters = (cluster.board.summary() or {}).get("dead_letters", [])
-    say(f"left in the queues: jobs={left.get('jobs', 0)} results={left.get('results', 0)}")
+    pills = " (among them the STOP pills that killed workers never took)" if letter == "e" and left.get("jobs") else ""
+    say(f"left in the queues: jobs={left.get('jobs', 0)}{pills} results={left.get('results', 0)}")
     for source, _, reason in letters:
         say(f"dead-lettered from {source}: {reason}")
     return replace(_summary(job, letter, scenario, kill.held, reports, say), recovery_s=recovery_s)
