@@ -252,11 +252,13 @@ def test_under_e_a_killed_worker_s_tiles_stay_holes_and_the_stream_says_which(tm
     assert any(event["type"] == "say" and "killing worker-1" in event["text"] for event in events)
 
 
-def test_under_f_a_killed_worker_s_tiles_come_back(tmp_path, image_dir):
-    events, live = killed_run("f", tmp_path, image_dir)
+@pytest.mark.parametrize("letter", ["f", "g"])
+def test_under_f_and_g_a_killed_worker_s_tiles_come_back(tmp_path, image_dir, letter):
+    events, live = killed_run(letter, tmp_path, image_dir)
     assert live.cluster.reports["one"].missing == 0 and not [e for e in events if e["type"] == "holes"]
+    assert any(event["type"] == "say" and "killing worker-1" in event["text"] for event in events)
     expected = blur(load_image(image_dir / "one.png").pixels, 5)
-    assert np.array_equal(load_image(tmp_path / "out" / "f" / "one_blurred.png").pixels, expected)
+    assert np.array_equal(load_image(tmp_path / "out" / letter / "one_blurred.png").pixels, expected)
 
 
 def test_the_command_line_starts_the_page_as_serve_or_with_the_serve_flag(tmp_path, capsys):
