@@ -341,16 +341,30 @@ def log_text(doc: dict) -> str:
 
 
 def failed_once(results: Sequence[dict]) -> list[str]:
-    """One line per failed input, with its reason, naming the approaches only when not all of them failed it.
+    """One line per reason an input failed, naming the inputs (several in one line when one cause failed them
+    all, as a failed MPI rank does) and the approaches only when not all of them failed it.
 
     >>> failed_once([{"approach": "a", "failed": [{"path": "x.png", "reason": "empty file"}]},
     ...              {"approach": "c", "failed": [{"path": "x.png", "reason": "empty file"}]}])
     ['x.png: empty file']
+    >>> failed_once([{"approach": "i", "failed": [{"path": f"{n}.png", "reason": "rank 1 failed"} for n in range(5)]}])
+    ['0.png, 1.png and 3 more inputs: rank 1 failed']
     """
-    by_input: dict[tuple[str, str], list[str]] = {}
+    letters_of: dict[tuple[str, str], list[str]] = {}
     for r in results:
         for failure in r["failed"]:
-            by_input.setdefault((failure["path"], failure["reason"]), []).append(r["approach"])
+            letters_of.setdefault((failure["path"], failure["reason"]), []).append(r["approach"])
+    paths_of: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (path, reason), letters in letters_of.items():
+        paths_of.setdefault((reason, tuple(letters)), []).append(path)
     everyone = len(results)
-    return [f"{shown(path)}: {shown(reason)}" + ("" if len(letters) == everyone else f" ({', '.join(letters)})")
-            for (path, reason), letters in by_input.items()]
+    return [f"{_inputs(paths)}: {shown(reason)}" + ("" if len(letters) == everyone else f" ({', '.join(letters)})")
+            for (reason, letters), paths in paths_of.items()]
+
+
+def _inputs(paths: Sequence[str]) -> str:
+    """x.png, y.png (and n more inputs)."""
+    named = ", ".join(shown(path) for path in paths[:2])
+    if len(paths) <= 2:
+        return named
+    return f"{named} and {len(paths) - 2} more input{'s' * (len(paths) > 3)}"
