@@ -1,6 +1,7 @@
 """docs/deploy/ cannot drift from the program: every command its compose file and Kubernetes manifests run is
 parsed by the suite's own command line (or, for dask's, checked against `dask ... --help`)."""
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def test_every_file_parses_and_names_the_image_by_a_parameter():
     assert {"coordinator", "worker", "assembler", "scheduler", "client"} <= roles
 
 
+@functools.cache
+def dask_help(command: str) -> str:
+    """`dask <command> --help`, asked once per command (each asking starts an interpreter that imports dask)."""
+    return subprocess.run([sys.executable, "-m", "distributed.cli.dask_" + command, "--help"], capture_output=True,
+                          text=True, check=True).stdout
+
+
 @pytest.mark.parametrize("where,argv", commands(), ids=[where for where, _ in commands()])
 def test_every_command_is_one_the_suite_or_dask_accepts(where, argv):
     program, *args = (arg.replace("$(POD_NAME)", "blur-worker-1") for arg in argv)
@@ -54,7 +62,6 @@ def test_every_command_is_one_the_suite_or_dask_accepts(where, argv):
         build_parser().parse_args(args)
     else:
         assert program == "dask", where
-        usage = subprocess.run([sys.executable, "-m", "distributed.cli.dask_" + args[0], "--help"],
-                               capture_output=True, text=True, check=True).stdout
+        usage = dask_help(args[0])
         for flag in (arg for arg in args[1:] if arg.startswith("--")):
             assert flag in usage, (where, flag)

@@ -16,6 +16,7 @@ from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.queues import StreamQueue
 from approaches.core.images import find_images, load_image, output_path
 from approaches.core.kernel import blur
+from approaches.harness.service import main as service_main
 from tests.conftest import photo
 
 pytestmark = pytest.mark.timeout(180)
@@ -118,13 +119,15 @@ def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_ot
     (("--tile-size", "1"), "--tile-size must be at least 16"),  # a queue of 1-pixel tiles carries only messages
     (("--input", "/no/such/folder"), "does not exist"),
 ])
-def test_a_user_mistake_is_one_line_and_status_2(args, message):
-    done = subprocess.run(service(*args), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+def test_a_user_mistake_is_one_line_and_status_2(capsys, args, message):
+    # In this process, as the command line calls it: the same code, without an interpreter's start per case
+    assert service_main(["--kernel-size", "5", "--tile-size", "16", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
 
 
-def test_a_coordinator_whose_broker_is_down_says_so_and_nothing_else(image_dir):
+def test_a_coordinator_whose_broker_is_down_says_so_and_nothing_else(image_dir, capsys):
     # Before: it printed "run ...: queuing 3 images; start workers ..." for a run it then never queued
-    done = subprocess.run(service("--mode", "coordinator", "--broker", "redis://localhost:1/0", "--input",
-                                  str(image_dir)), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "cannot reach" in done.stderr and done.stdout == ""
+    assert service_main(["--mode", "coordinator", "--broker", "redis://localhost:1/0", "--input", str(image_dir)]) == 2
+    said = capsys.readouterr()
+    assert "cannot reach" in said.err and said.out == ""

@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())  # finish the tile in hand, then exit
+    previous = {signum: signal.signal(signum, lambda *_: stop.set())  # finish the tile in hand, then exit
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.status or args.clean:
             return _inspect(args)
@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BlurSuiteError, redis.RedisError) as error:
         print(f"blur-suite service: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _parser() -> argparse.ArgumentParser:
