@@ -18,7 +18,6 @@ from approaches.core.tiling import Tile
 from approaches.core.trace import Tracer
 from tests.conftest import main
 from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
-from tests.test_e_naive_queue import make_job
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
 pytestmark = pytest.mark.timeout(60)  # every test here waits on a cluster: a hang must fail, not stall CI
@@ -112,20 +111,6 @@ def test_run_all_refuses_a_scheduler_nobody_answers_at_in_one_line_before_any_wo
 def test_chaos_is_refused_on_a_scheduler_it_did_not_start(tmp_path, image_dir, scheduler):
     with pytest.raises(ConfigError, match="LocalCluster it starts"):
         run_h(image_dir, tmp_path / "out", scheduler=scheduler, chaos=h_dask.kill_one_worker)
-
-
-@pytest.mark.parametrize("scenario", ["one-worker", "workers"])
-def test_killing_worker_processes_mid_run_loses_nothing(tmp_path, image_dir, scenario):
-    # Given slow tiles, so that every worker holds some when the kill comes
-    job = make_job(image_dir, tmp_path / "out", letter="h")
-    # When one worker process (or every one) is SIGKILLed once the first image's tiles are in flight
-    outcome, faults = h_dask.run_under_chaos(job, Tracer(), scenario, tile_delay_s=0.02)
-    # Then every image is saved with a's pixels: dask ran the lost tiles again, on the worker left or a fresh one
-    assert sorted(s.name for s in outcome.saved) == ["one", "three", "two"] and outcome.failed == []
-    assert_identical_to_a(outcome, 5)
-    assert faults.lost and faults.redone == len(faults.lost)
-    assert faults.recovery_s is not None and faults.recovery_s > 0
-    assert faults.expected == TILES_16 and faults.missing == 0
 
 
 def test_a_tile_whose_task_failed_fails_its_image_with_the_reason_and_saves_nothing(tmp_path, image_dir):
