@@ -1,6 +1,7 @@
 """Small generated images shared by the tests, and the suite's command line as the tests run it (one pass)."""
 
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,17 @@ def image_dir(tmp_path: Path) -> Path:
     Image.fromarray(photo(33, 41, 3, seed=2)).save(directory / "two.png")
     Image.fromarray(photo(20, 25, 1, seed=3)[..., 0]).save(directory / "three.png")
     return directory
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """preexec_fn for a child a test presses Ctrl-C on: SIGINT back to its default.  A shell starts a background
+    job with SIGINT ignored, and a child inherits that, so a test run started so would never see Ctrl-C work."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process during the test, even in a run started with it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -154,7 +154,7 @@ def test_a_rank_that_fails_ends_the_whole_job_with_one_line_and_leaves_no_proces
 
 @needs_mpi
 @pytest.mark.timeout(120)
-def test_interrupting_a_run_stops_mpiexec_and_every_rank(tmp_path):
+def test_interrupting_a_run_stops_mpiexec_and_every_rank(tmp_path, ctrl_c_raises):
     inputs = mpi_inputs(tmp_path / "input")
     config = RunConfig(input_dir=inputs, output_dir=tmp_path / "out", kernel_size=K, workers=2)
     before = rank_processes()

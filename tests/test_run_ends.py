@@ -28,7 +28,7 @@ from approaches.harness.chaos import Tally, _document
 from approaches.harness.measure import Measured, verify
 from approaches.harness.results import log_text, write_document
 from approaches.registry import APPROACHES
-from tests.conftest import main, photo
+from tests.conftest import ctrl_c_as_in_a_terminal, main, photo
 from tests.test_b_tile_parallel import run_approach
 from tests.test_e_naive_queue import make_job
 
@@ -111,7 +111,7 @@ def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tm
          "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "31", "--kernel", "direct",
          "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"],
         cwd=ROOT, env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not _pods_of(child.pid) and time.monotonic() < deadline:  # the server and the pods are up
         time.sleep(0.05)
@@ -135,7 +135,7 @@ def test_ctrl_c_while_h_starts_its_dask_cluster_is_one_line_and_leaves_no_proces
     child = subprocess.Popen(
         [sys.executable, "run_all.py", "--approaches", "h", "--input", str(image_dir), "--output",
          str(tmp_path / "out"), "--logs", str(tmp_path / "logs"), "--no-charts", "--quiet"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not _children(child.pid) and time.monotonic() < deadline:  # the first nanny: the cluster is starting
         time.sleep(0.01)
