@@ -73,7 +73,7 @@ from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.tasks import Assembly, TileResult
 from approaches.core.tiling import Tile, cut, plan_tiles
 from approaches.core.trace import Span, Tracer
-from approaches.core.urls import check_scheduler
+from approaches.core.urls import check_scheduler, unanswered
 
 if TYPE_CHECKING:  # dask is imported when h runs, not when the suite starts: importing it takes about 0.3 s
     from distributed import Client, Future, LocalCluster
@@ -116,22 +116,10 @@ def run(job: Job, tracer: Tracer, *, scheduler: str | None = None, tile_delay_s:
 
 def check_reachable(scheduler: str, timeout: float = REACH_TIMEOUT_S) -> None:
     """ConfigError, in one line and within timeout seconds, if nothing accepts a connection at the scheduler's
-    address: before any work, where waiting for the client's own timeout would fail every image after 30 s.
-    The connection is tried in a thread of its own, since a host name can block in the resolver for longer."""
+    address: before any work, where waiting for the client's own timeout would fail every image after 30 s."""
     parts = urlsplit(check_scheduler(scheduler))
-    errors: list[OSError] = []
-
-    def connect() -> None:
-        try:
-            socket.create_connection((parts.hostname, parts.port), timeout=timeout).close()
-        except OSError as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=connect, name="scheduler-check", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive() or errors:
-        why = f"no answer within {timeout:g} s" if thread.is_alive() else errors[0].strerror or str(errors[0])
+    why = unanswered(lambda: socket.create_connection((parts.hostname, parts.port), timeout=timeout).close(), timeout)
+    if why is not None:
         raise ConfigError(f"cannot reach the dask scheduler at {scheduler}: {why}")
 
 

@@ -23,7 +23,6 @@ the queue approaches that promise at-least-once tolerate that by design, and it 
 import secrets
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from approaches.core.errors import BlurSuiteError
-from approaches.core.urls import check_url, redact
+from approaches.core.urls import check_url, redact, unanswered
 
 SOCKET_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0
@@ -79,27 +78,14 @@ def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
     within timeout seconds.
 
     One PING without retries: the retries that ride out a restart mid-run would only make a wrong URL
-    wait 10 s in silence.  The PING runs in a thread of its own, because a host name that does not
-    resolve can block in the system's resolver longer than any socket timeout.
+    wait 10 s in silence.
     """
     if urlsplit(url).scheme in ("memory", "embedded"):
         return  # started by the suite itself
-    errors: list[BaseException] = []
-
-    def ping() -> None:
-        try:
-            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                 retry=Retry(ExponentialBackoff(), 0)).ping()
-        except (redis.RedisError, OSError, ValueError) as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=ping, name="broker-check", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise BrokerError(f"cannot reach {redact(url)}: no answer within {timeout:g} s")
-    if errors:
-        raise BrokerError(f"cannot reach {redact(url)}: {redact(str(errors[0]))}")
+    why = unanswered(lambda: redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                                  retry=Retry(ExponentialBackoff(), 0)).ping(), timeout)
+    if why is not None:
+        raise BrokerError(f"cannot reach {redact(url)}: {redact(why)}")
 
 
 def connect(url: str, retries: int = RETRIES) -> redis.Redis:

@@ -30,12 +30,12 @@ keeps each reason beside its message.  A dead letter keeps the reason, the messa
 DEAD_HEAD_BYTES (a tile's whole header, so the image it belonged to can be named), never the pixels.
 """
 
-import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -50,6 +50,7 @@ POLL_STEP_S = 0.005  # how often a stream reader polls where BLOCK does not wait
 CLAIM_EVERY = 0.1  # of the visibility timeout: how often a stream consumer looks for messages to take over
 
 Pipe = redis.client.Pipeline
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,12 +291,7 @@ class StreamQueue:
     def next(self, timeout: float) -> Delivery | None:
         """The next message: one left idle too long by its consumer, or a new one; None after the timeout,
         or at once if the stream is gone (a finished run deletes it: the caller then sees the run done)."""
-        try:
-            return self._next(timeout)
-        except redis.ResponseError as error:
-            if _gone(error):
-                return None
-            raise
+        return _unless_gone(lambda: self._next(timeout), None)
 
     def _next(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + _block(timeout)
@@ -350,9 +346,9 @@ class StreamQueue:
 
     def heartbeat(self) -> None:
         """Reset the idle time of what this consumer holds."""
-        if self._held:
-            with contextlib.suppress(redis.ResponseError):  # the stream is gone: nothing to keep
-                self.client.xclaim(self.key, self.GROUP, self.consumer, 0, list(self._held), justid=True)
+        if self._held:  # the stream is gone: nothing to keep
+            _unless_gone(lambda: self.client.xclaim(self.key, self.GROUP, self.consumer, 0, list(self._held),
+                                                    justid=True), None)
 
     def waiting(self) -> int:
         """Messages not handed out yet: acked ones are deleted, so every other entry is pending."""
@@ -360,12 +356,7 @@ class StreamQueue:
 
     def in_flight(self) -> int:
         """Messages handed out and not acked, over all consumers: the group's pending count."""
-        try:
-            return int(self.client.xpending(self.key, self.GROUP)["pending"])
-        except redis.ResponseError as error:
-            if _gone(error):
-                return 0
-            raise
+        return _unless_gone(lambda: int(self.client.xpending(self.key, self.GROUP)["pending"]), 0)
 
     def in_flight_bodies(self) -> list[bytes]:
         """The messages in_flight counts: what the chaos demo watches being done again after a kill."""
@@ -384,12 +375,8 @@ class StreamQueue:
     def _pending(self, consumer: str | None = None) -> list[dict]:
         """XPENDING's detail (of one consumer's messages, or all); none once a finished run deleted the stream:
         a worker may look just after the run ended."""
-        try:
-            return self.client.xpending_range(self.key, self.GROUP, "-", "+", 100_000, consumername=consumer)
-        except redis.ResponseError as error:
-            if _gone(error):
-                return []
-            raise
+        return _unless_gone(lambda: self.client.xpending_range(self.key, self.GROUP, "-", "+", 100_000,
+                                                               consumername=consumer), [])
 
     def _claim_stale(self) -> Delivery | None:
         """A message idle for visibility_s, now ours; None if there is none.  One handed out too often,
@@ -460,9 +447,15 @@ def _in(client: redis.Redis, pipe: Pipe | None, writes, transaction: bool = Fals
         writes(client.pipeline(transaction=transaction)).execute()
 
 
-def _gone(error: redis.ResponseError) -> bool:
-    """Whether a stream command failed because the stream or its group no longer exists (a finished run)."""
-    return "NOGROUP" in str(error) or "requires the key to exist" in str(error)
+def _unless_gone(read: Callable[[], T], empty: T) -> T:
+    """read(), or empty when the stream or its group no longer exists: a finished run deleted it, and a
+    consumer may look just after."""
+    try:
+        return read()
+    except redis.ResponseError as error:
+        if "NOGROUP" in str(error) or "requires the key to exist" in str(error):
+            return empty
+        raise
 
 
 def _processing(key: str, consumer: str) -> str:

@@ -22,6 +22,11 @@ CHAOS_APPROACHES = ("e", "f", "g", "h")  # the approaches whose workers --chaos 
 CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # see harness/chaos.py
 
 
+def max_workers() -> int:
+    """The most workers (or a service's threads) a run may ask for on this machine: WORKERS_PER_CORE per core."""
+    return WORKERS_PER_CORE * cores_present()
+
+
 def cores_present() -> int:
     """Cores this process may run on (respects taskset and container CPU sets)."""
     try:
@@ -67,7 +72,7 @@ class RunConfig:
             raise ConfigError(f"--sweep must be one of {', '.join(SWEEPS)}, got {self.sweep!r}")
         _check_range("--tile-size", self.tile_size, 1, MAX_TILE_SIZE)
         cores = cores_present()
-        _check_range("--workers", self.workers, 1, WORKERS_PER_CORE * cores,
+        _check_range("--workers", self.workers, 1, max_workers(),
                      f" ({WORKERS_PER_CORE} per core on the {cores} cores present)")
         _check_range("--png-level", self.png_level, 0, 9)
         if self.png_encoder not in PNG_ENCODERS:

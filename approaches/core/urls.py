@@ -6,6 +6,8 @@ shown in a log, the JSON or an error) without importing any client library.
 """
 
 import re
+import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from approaches.core.errors import ConfigError
@@ -67,3 +69,29 @@ def check_scheduler(address: str) -> str:
     if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None or parts.path not in ("", "/"):
         raise ConfigError(f"--scheduler: {address!r} is not tcp://host:port or tls://host:port")
     return address
+
+
+def unanswered(ask: Callable[[], object], timeout: float) -> str | None:
+    """Why ask() (one try at reaching a server) failed or did not return within timeout seconds; None if it
+    returned.  It runs in a thread of its own: a host name that does not resolve can block in the system's
+    resolver longer than any socket timeout.
+
+    >>> unanswered(lambda: None, 1.0) is None, unanswered(lambda: 1 / 0, 1.0)
+    (True, 'division by zero')
+    """
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            ask()
+        except Exception as error:  # whatever stops the try is the reason given
+            errors.append(error)
+
+    thread = threading.Thread(target=run, name="reach-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return f"no answer within {timeout:g} s"
+    if not errors:
+        return None
+    return getattr(errors[0], "strerror", None) or str(errors[0])

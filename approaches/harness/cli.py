@@ -29,10 +29,10 @@ from approaches.core.config import (
     MAX_TILE_SIZE,
     MIN_QUEUE_TILE_SIZE,
     SWEEPS,
-    WORKERS_PER_CORE,
     RunConfig,
     check_queue_tile_size,
     cores_present,
+    max_workers,
 )
 from approaches.core.errors import BlurSuiteError, ConfigError, Crashed
 from approaches.core.images import ImageSource, find_images
@@ -226,7 +226,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     add("--kernel-size", type=int, metavar="K", help=f"odd Gaussian size 1..{MAX_KERNEL_SIZE}, sigma=K/3 (default 21)")
     add("--tile-size", type=int, metavar="PX", help=f"tile edge in pixels, 1..{MAX_TILE_SIZE} (default 256; at least "
         f"{MIN_QUEUE_TILE_SIZE} for the queue approaches)")
-    add("--workers", type=int, metavar="N", help=f"workers per approach, 1..{WORKERS_PER_CORE * cores} (default: "
+    add("--workers", type=int, metavar="N", help=f"workers per approach, 1..{max_workers()} (default: "
         f"the cores present, {cores})")
     add("--png-level", type=int, default=1, metavar="0-9",
         help="Pillow's PNG compression level (default 1; 6 is 3-4x slower and would dominate every timing); "

@@ -33,7 +33,7 @@ from approaches.cluster.broker import check_reachable, connect, open_broker
 from approaches.cluster.pods import Life
 from approaches.cluster.queues import StreamQueue
 from approaches.cluster.wire import RUN_ID_BYTES, State
-from approaches.core.config import WORKERS_PER_CORE, RunConfig, check_queue_tile_size, cores_present
+from approaches.core.config import RunConfig, check_queue_tile_size, cores_present, max_workers
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
 from approaches.core.kernel import KERNELS
@@ -105,8 +105,8 @@ def _check(args: argparse.Namespace) -> None:
     RunConfig(kernel_size=args.kernel_size, tile_size=args.tile_size, png_level=args.png_level,
               broker=args.broker)  # the same checks, and messages, as run_all.py
     check_queue_tile_size(args.tile_size, "g")
-    if not 1 <= args.threads <= WORKERS_PER_CORE * cores_present():
-        raise ConfigError(f"--threads must be between 1 and {WORKERS_PER_CORE * cores_present()}, got {args.threads}")
+    if not 1 <= args.threads <= max_workers():
+        raise ConfigError(f"--threads must be between 1 and {max_workers()}, got {args.threads}")
     for flag in ("run", "status", "clean"):
         value = getattr(args, flag)
         if value is not None and value != "all" and not re.fullmatch(f"[0-9a-f]{{{2 * RUN_ID_BYTES}}}", value):

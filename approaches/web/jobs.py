@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from approaches.core.config import MIN_QUEUE_TILE_SIZE, WORKERS_PER_CORE, RunConfig, cores_present
+from approaches.core.config import MIN_QUEUE_TILE_SIZE, RunConfig, max_workers
 from approaches.core.errors import BlurSuiteError, ImageError
 from approaches.core.images import ImageSource, load_image, output_path
 from approaches.core.settings import Settings
@@ -145,7 +145,7 @@ def options_from(form: Mapping[str, str]) -> Options:
     if broker not in BROKERS:
         raise Refused(f"broker must be one of {', '.join(BROKERS)}, got {broker!r}")
     numbers = {}
-    for name, low, high in (("kernel_size", 1, 255), ("workers", 1, WORKERS_PER_CORE * cores_present()),
+    for name, low, high in (("kernel_size", 1, 255), ("workers", 1, max_workers()),
                             ("tile_size", MIN_QUEUE_TILE_SIZE, 4096),
                             ("tile_delay_ms", 0, MAX_TILE_DELAY_MS)):
         text = form.get(name, str(getattr(Options, name)))
