@@ -23,6 +23,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from approaches.core.errors import ConfigError
 from approaches.harness.parsing import OneLineParser
 from approaches.web.app import create_app
 from approaches.web.jobs import MB, JobStore, Limits
@@ -57,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check(args)
         store = JobStore(args.data, Limits(file_bytes=args.max_file_mb * MB, request_bytes=args.max_request_mb * MB,
                                            running=args.jobs, keep_s=args.keep_hours * 3600))
-    except (ValueError, OSError) as error:
-        print(f"{PROG}: error: {_reason(error, args.data)}", file=sys.stderr)
+    except ConfigError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{PROG}: error: cannot keep jobs in {args.data}: {error.strerror or error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     if args.clean:
@@ -98,15 +102,9 @@ def _check(args: argparse.Namespace) -> None:
                                    ("--max-request-mb", args.max_request_mb, 1, None),
                                    ("--keep-hours", args.keep_hours, 0, None)):
         if high is not None and not low <= value <= high:
-            raise ValueError(f"{flag} must be between {low} and {high}, got {value:g}")
+            raise ConfigError(f"{flag} must be between {low} and {high}, got {value:g}")
         if value < low:
-            raise ValueError(f"{flag} must be at least {low}, got {value:g}")
-
-
-def _reason(error: ValueError | OSError, data: Path) -> str:
-    if isinstance(error, OSError):
-        return f"cannot keep jobs in {data}: {error.strerror or error}"
-    return str(error)
+            raise ConfigError(f"{flag} must be at least {low}, got {value:g}")
 
 
 def _loopback(host: str) -> bool:
