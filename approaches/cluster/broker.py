@@ -103,9 +103,9 @@ def connect(url: str, retries: int = RETRIES) -> redis.Redis:
 
 
 def streams_block(client: redis.Redis) -> bool:
-    """Whether XREADGROUP BLOCK waits on this client's server.  fakeredis answers at once instead, and an
-    entry added meanwhile may land in the pending list of a consumer that never received it
-    (tests/test_cluster_broker.py pins both), so on memory:// stream readers poll without BLOCK."""
+    """Whether to trust XREADGROUP BLOCK on this client's server.  fakeredis 2.40 answered at once instead, and
+    an entry added meanwhile could land in the pending list of a consumer that never received it (2.41 waits),
+    so on memory:// stream readers poll without BLOCK: right whatever the installed fakeredis does."""
     fake = sys.modules.get("fakeredis")
     return fake is None or not isinstance(client, fake.FakeRedis)
 

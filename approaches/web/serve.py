@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = make_server(args.host, args.port, create_app(store), threaded=True, fd=listening.fileno())
     listening.close()  # the server holds its own copy of the socket
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"{PROG}: http://{host}:{server.server_port}/  (jobs in {args.data}; Ctrl-C stops it)", flush=True)
+    print(f"{PROG}: http://{host}:{server.port}/  (jobs in {args.data}; Ctrl-C stops it)", flush=True)
     stop = threading.Event()
     threading.Thread(target=_clean_now_and_then, args=(store, stop), name="cleaner", daemon=True).start()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C, so everything started is stopped
