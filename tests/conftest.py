@@ -1,6 +1,9 @@
 """Small generated images shared by the tests, and the suite's command line as the tests run it (one pass)."""
 
+import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -10,6 +13,33 @@ from PIL import Image
 
 from approaches.core.settings import Settings
 from approaches.harness import cli
+
+OWN_TMPDIR = "BLUR_TESTS_TMPDIR"  # set by the test run that made the private TMPDIR (xdist's workers inherit it)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the tests in a private TMPDIR (a short path: Unix sockets live there), so that what they leave behind is
+    found, whatever else the machine's /tmp holds, and named at the end: `pytest_sessionfinish`."""
+    if OWN_TMPDIR not in os.environ:
+        os.environ[OWN_TMPDIR] = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="blur-tests-")
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run, naming each, if the tests left anything in TMPDIR beside pytest's own folders."""
+    if hasattr(session.config, "workerinput") or os.environ.get("TMPDIR") != os.environ.get(OWN_TMPDIR):
+        return  # an xdist worker: the controller checks once every worker is done
+    folder = os.environ[OWN_TMPDIR]
+    left = sorted(name for name in os.listdir(folder) if not name.startswith("pytest-of-"))
+    if left:
+        session.config.left_in_tmpdir = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if left := getattr(config, "left_in_tmpdir", None):
+        terminalreporter.write_line(f"FAILED: the tests left in TMPDIR: {', '.join(left)}", red=True)
 
 
 def main(argv: Sequence[str], env: Mapping[str, str] | None = None, settings: Settings | None = None) -> int:
@@ -40,6 +70,17 @@ def image_dir(tmp_path: Path) -> Path:
     Image.fromarray(photo(33, 41, 3, seed=2)).save(directory / "two.png")
     Image.fromarray(photo(20, 25, 1, seed=3)[..., 0]).save(directory / "three.png")
     return directory
+
+
+@pytest.fixture
+def short_tmp(monkeypatch) -> Iterator[Path]:
+    """A TMPDIR of its own for the test and what it starts, with a short path: a Unix socket's must stay under
+    about 100 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="t-"))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def ctrl_c_as_in_a_terminal() -> None:

@@ -99,11 +99,10 @@ def test_run_all_reports_a_crash_in_one_line_and_status_1(tmp_path, image_dir, m
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum,status,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130,
                                                                                        "interrupted")])
-def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tmp_path, image_dir, signum, status,
-                                                                              word):
+def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tmp_path, short_tmp, image_dir, signum,
+                                                                              status, word):
     # Before: SIGTERM orphaned valkey-server and /tmp/blur-valkey-*; Ctrl-C printed a 28-line traceback
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    scratch = short_tmp
     for i in range(6):
         Image.fromarray(photo(200, 300, 3, seed=i)).save(image_dir / f"big{i}.png")
     child = subprocess.Popen(

