@@ -1,7 +1,8 @@
 """Brokers by URL, and the fakeredis 2.40 behaviour the cluster relies on (or avoids), pinned.
 
 If a conformance test here starts failing after a fakeredis upgrade, the gap it pins has changed:
-read the comment in queues.py that depends on it before changing the test.
+read the comment in the queue class that depends on it (NaiveQueue, ReliableQueue, StreamQueue: in the
+lessons e, f and g) before changing the test.
 """
 
 import threading

@@ -62,8 +62,10 @@ from approaches.harness.results import settings_of, write_document
 
 DEMO_SETTINGS = Settings(
     tile_delay_s=0.05,  # per tile, per worker: long enough that a kill finds every worker holding one
-    give_up_s=8.0,  # longer than f's and g's visibility timeout (a dead worker's tiles wait that long for
-    #                 others), and than a worker process takes to restart
+    # the assemblers' patience without a result: longer than f's and g's visibility timeout (a dead worker's
+    # tiles wait that long for others), and than a worker process takes to restart
+    result_wait_s=8.0,
+    progress_wait_s=8.0,
 )
 IN_FLIGHT_TIMEOUT_S = 60.0  # spawning worker processes on a busy machine can take a while
 POLL_S = 0.01
@@ -134,7 +136,7 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         kill = SCENARIOS[scenario](cluster, how, say)
         recovery_s = _recovery(cluster, kill)
         say(f"waiting for the assembler to finish or give up "
-            f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
+            f"({ROLES[letter].gives_up_after(settings):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
         letters = (cluster.board.summary() or {}).get("dead_letters", [])
