@@ -65,7 +65,7 @@ from approaches.core.kernel import blur
 from approaches.core.settings import Settings
 from approaches.core.trace import Span, Tracer
 from approaches.core.urls import redact
-from approaches.harness.results import settings_of, write_document
+from approaches.harness.results import Say, settings_of, write_document
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -81,7 +81,6 @@ IN_FLIGHT_TIMEOUT_S = 60.0  # spawning worker processes on a busy machine can ta
 DASK_IN_FLIGHT_TIMEOUT_S = 30.0  # h: its LocalCluster has started before its first tiles are out
 POLL_S = 0.01
 
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
     if letter == "h":
         return _run_h(job, scenario, say)
-    with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter]) as cluster:
+    with open_broker(config.broker) as broker, launched(broker, job, ROLES_BY_LETTER[letter]) as cluster:
         say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
             f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
             f"{settings.tile_delay_s:g} s per tile")
@@ -147,7 +146,7 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         kill = SCENARIOS[scenario](cluster, how, say)
         recovery_s = _recovery(cluster, kill)
         say(f"waiting for the assembler to finish or give up "
-            f"({ROLES[letter].gives_up_after(settings):g} s without progress)")
+            f"({ROLES_BY_LETTER[letter].gives_up_after(settings):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
         letters = (cluster.board.summary() or {}).get("dead_letters", [])
@@ -556,7 +555,7 @@ def _draw(doc: dict, folder: Path) -> Path:
     return draw_chaos(doc, folder / "chaos.png")
 
 
-ROLES: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
+ROLES_BY_LETTER: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
 JOB_QUEUES: dict[str, Callable[[Board, str, Settings], WorkQueue]] = {  # e: none that can tell what workers hold
     "f": f_reliable_queue.jobs_queue, "g": g_service.jobs_queue}
 GUARANTEES = {
