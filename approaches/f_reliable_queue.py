@@ -173,7 +173,8 @@ def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[
 
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:
-    """The one worker loop (cluster/worker.py): store the result, then ack; reclaim dead workers' tiles."""
+    """The one worker loop (cluster/worker.py): store the result, then ack; reclaim dead workers' tiles.  It
+    stops at the run's end, not at pills: a tile handed back after the pills would wait for a worker gone."""
     timing = Settings(**settings)
     board = Board(connect(url), run)
     jobs = jobs_queue(board, life.name, timing)

@@ -236,8 +236,13 @@ def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str, threads: int = 1,
            stop: threading.Event | None = None) -> None:
-    """Run `threads` worker threads, each the one worker loop with its own consumer name, until the run is
-    done (or stop is set); a crash of one is the pod's."""
+    """Run `threads` worker threads, each the one worker loop, until the run is done or stop is set (the
+    service's SIGINT/SIGTERM: each thread finishes the tile in hand); a crash of one is the pod's.
+
+    Each thread is a consumer named by the pod's stable name and its thread (worker-1.t2), so a pod restarted
+    under its old name takes back at once what its earlier life held, and a new one never a live peer's.  A
+    result is stored and its job acked in one transaction, and a job whose result is already stored is acked,
+    not redone (the checkpoint, skip_done)."""
     timing = Settings(**settings)
     board = Board(connect(url), run)
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile

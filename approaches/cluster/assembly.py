@@ -70,7 +70,7 @@ def assembler(life: Life, *, jobs: Callable[[Board], WorkQueue], url: str, run: 
 
 class StoredResultsAssembler:
     """Saves images as their results are stored; step(now) is one look, with the time passed in, so a test can
-    jump past give_up_s."""
+    jump past give_up_s (Settings.progress_wait_s in a pod)."""
 
     def __init__(self, board: Board, output_dir: Path, letter: str, png_level: int, png_encoder: str,
                  give_up_s: float, tracer: Tracer, lane: str, *, now: float) -> None:

@@ -7,6 +7,8 @@ are plain values, and rank 0 writes a JSON report (images saved and failed, ever
 side checks the report against its own list of inputs and names every output itself: the report refers
 to images by index, so no name or path is taken from it.  On any exception here, Ctrl-C included,
 mpiexec gets SIGTERM, which ends every rank; if this process is killed outright, Linux kills mpiexec.
+The launch (mpiexec, N interpreters, imports, the kernel loaded, every rank at a barrier) is each rank's
+"start" span, timed apart from the work.
 
 Across machines the same program runs with a host file (a host name per line, ``host:4`` for 4 ranks
 on it), the suite installed at the same path on every host, and rank 0 (on the file's first host) able

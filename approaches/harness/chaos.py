@@ -16,7 +16,8 @@ on memory://), and sets the results side by side:
 Each run:
 1. the approach runs under a fresh run id (so fresh keys) with slow workers (DEMO_SETTINGS.tile_delay_s per tile);
 2. the scenario's kill; the restarted pods carry on, the assembler saves each image that is whole and,
-   give_up_s without progress, reports the others incomplete;
+   after its Settings wait without progress (result_wait_s for e, progress_wait_s for f and g), reports the
+   others incomplete;
 3. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
    duplicates, and whether its output file is on disk; then a RESULT line.  The exit status is 1 when
    tiles were lost, as in the original.
@@ -182,7 +183,7 @@ def _run_h(job: Job, scenario: str, say: Say) -> Tally | None:
 
 
 def _h_counts(faults: "DaskFaults | None", image: str) -> tuple[int, int, int]:
-    """(expected, processed, duplicates) of one image, as h's Faults counted them."""
+    """(expected, processed, duplicates) of one image, as h's DaskFaults counted them."""
     if faults is None:
         return 0, 0, 0
     expected, missing, twice = faults.per_image(image)
