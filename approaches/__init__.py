@@ -1,8 +1,10 @@
 """blur-suite: one Gaussian blur job done many ways, side by side.
 
-The lessons are the modules a_… to g_…; core/ holds what every one of them uses (kernel, tiling, images,
-spans), cluster/ the simulated or real cluster of d–g, and harness/ the command line, the measurements and
-the reports.  Imports flow one way: harness -> lessons -> cluster -> core.
+The lessons are the modules a_… to i_… (j to come), each with its mechanism in it, to be read top to
+bottom; core/ holds what every one of them uses (kernel, tiling, images, spans, settings), cluster/ the
+machinery the distributed ones run on (the broker and pods of d–g, the queue protocol, the assemblers,
+h's dask cluster, i's mpiexec launcher), and harness/ the command line, the measurements, the chaos demo
+and the reports.  Imports flow one way: harness -> lessons -> cluster -> core.
 """
 
 __version__ = "0.2.0"

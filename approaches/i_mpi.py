@@ -1,87 +1,65 @@
-"""i — MPI halo exchange: each rank owns a band of rows, swaps edge rows with its neighbours, blurs; bands are gathered.
+"""i — MPI halo exchange: the program every rank runs; each owns a band of rows and swaps edge rows with its neighbours.
 
-How high-performance computing runs a stencil such as a blur across machines: not a queue (e-h) but
-SPMD, one program on N ranks started together by ``mpiexec``, each knowing its number.  Per image, in
-bulk-synchronous steps (no rank starts a step before the data it needs from the step before is there):
+How high-performance computing runs a stencil such as a blur across machines: not a queue (e-h) but SPMD,
+one program on N ranks started together by mpiexec (``python -m approaches.i_mpi settings.json``, launched
+by cluster/mpi_launch.py), each knowing its number.  Per image, in lock-step:
 
-```
-rank 0     load ─ Bcast header ─ Scatterv ─ Sendrecv ─ blur ─ barrier ─ Gatherv ─ save
-rank 1..   wait ─────┘          (its band) (halo rows) (band) (slowest) (to rank 0)  wait for the next image
-```
+    rank 0     load ─ Bcast header ─ Scatterv ─ Sendrecv ─ blur ─ barrier ─ Gatherv ─ save
+    rank 1..   wait ─────┘          (its band) (halo rows) (band) (slowest) (to rank 0)  wait for the next image
 
-Why bands and a halo exchange: a band needs ``radius = k // 2`` rows of each neighbour's band to blur
-its own edge rows.  The image crosses memory once (scattered, gathered) plus 2 * radius rows per band
-boundary, with no broker in between, no message per tile, and no record of who holds what: the plan
-(`bands`, `held`, `relayed`) is arithmetic that every rank computes for itself.  Beyond the image's top
-and bottom the edge row repeats: the kernel clamps at its array's border, and the first and last bands'
-arrays end where the image ends, which is the suite's halo rule.  A band thinner than the radius (5
-rows on 3 ranks with k = 21: bands of 2, 2 and 1 rows) needs rows from further than its neighbour:
-they are relayed one neighbour hop at a time, each rank passing on what it received at the hop before
-(`relayed`).  With fewer rows than ranks, the last ranks own no rows and sit the image out.
-
-What it gives up, beside f, g and h, which carry on past a dead worker: MPI has no recovery.  A rank
-that fails calls MPI_Abort, and mpiexec ends every rank of the job; every image is reported as failed
-with that rank's one-line reason.  And every step waits for the slowest rank: rank 0 loads and saves
-each image while the other ranks wait (the "wait" spans of the timeline), so the blur is parallel but
-the I/O is not.
-
-Measured (benchmarks/i_mpi_vs_tiles.py: the five samples, k = 21, 2 ranks on a shared 2-core machine):
-a launch costs about 1.1 s before the first image (mpiexec itself 0.13-0.3 s, the rest each rank importing
-numpy, numba and Pillow and loading the kernel), so on five small photos i is the slowest (1.8 s against
-a's 0.5 s), and after its start it does a's work in a's time: rank 0's load and save are serial, and the
-other rank waits through them (0.59 s of "wait" in 0.68 s).  What bands save is movement: the 25 MB of
-pixels went out and back in 0.09 s and the halo exchange took 0.01 s (summed over both ranks), without
-a broker.  Where the blur dominates (the direct kernel, k = 41) i's work after its start took 2.77 s
-against 3.11 s for b.processes and 4.70 s for g.  So bands beat tiles on a queue when the blur
-dominates (large images, a heavy kernel, many cores or machines) and a job is long enough to pay the
-start once; queues win where workers come and go or fail.
-
-MPICH's blocking calls poll a core while they wait.  With more ranks than free cores, the waiting
-ranks take CPU time from the one doing the work (rank 0's load and save): with 4 ranks on this 2-core
-machine, rank 0 took 2.4x its 1-rank time (benchmarks/i_mpi_polling.py).  MPICH's own settings did
-not help (MPIR_CVAR_POLLS_BEFORE_YIELD yields but keeps polling; MPIR_CVAR_CH4_PROGRESS_THROTTLE
-sleeps 1 us now and then): a waiting rank still burned 0.5-0.7 s of CPU per second.  So every step is
-started non-blocking and waited for politely (test, sleep 0.2 ms: `i_mpi_rank.finish`): 0.05-0.07 s of
-CPU per second, and rank 0 took 1.0-1.4x its 1-rank time with 4 ranks.
-
-This side launches ``mpiexec -n <workers> python -m approaches.i_mpi_rank settings.json`` (the mpiexec
-beside the running Python, from the mpich wheel) in a session of its own; the settings are plain values
-and rank 0 writes a JSON report (images saved and failed, every rank's spans).  This side checks the
-report against its own list of inputs and names every output itself.  The launch (mpiexec, N
-interpreters, imports, the kernel loaded, every rank at a barrier) is each rank's "start" span, timed
-apart from the work.  On any exception here, Ctrl-C included, mpiexec gets SIGTERM, which ends every rank.
-
-Across machines the same program runs with a host file (a host name per line, ``host:4`` for 4 ranks
-on it), the suite installed at the same path on every host, and rank 0 (on the file's first host) able
-to read the input and write the output and the report: ``mpiexec -f hosts -n 8 python -m
-approaches.i_mpi_rank settings.json``, or ``run(job, tracer, hosts=Path("hosts"))``.  Only rank 0 reads
-a file; the other ranks get the settings and the pixels through MPI.  Span times are each host's clock.
+A band needs radius = k // 2 rows of each neighbour's band to blur its edge rows; the plan (`bands`, `held`,
+`relayed`) is arithmetic every rank computes for itself, and a band thinner than the radius gets its rows
+relayed one neighbour hop at a time.  No broker, no message per tile, no record of who holds what.
+The guarantee: none past a failure.  A rank that raises calls MPI_Abort, mpiexec ends every rank, and
+every image fails with that rank's one-line reason.  Only uppercase mpi4py calls are used (numpy arrays
+as raw memory, nothing pickled), each started non-blocking and waited for by `Rank.finish`, which sleeps
+between tests: MPICH's blocking calls keep a waiting rank's core busy.  mpi4py is imported in `main`
+only: importing it initialises MPI, and the suite imports every lesson.
 """
 
 import contextlib
-import ctypes
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-from importlib.util import find_spec
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn
 
-from approaches.cluster.pods import read_report
-from approaches.core.images import output_path
-from approaches.core.job import Failure, Job, Outcome, Saved
+import numpy as np
+
+from approaches.cluster.mpi_launch import run_ranks
+from approaches.core.errors import ImageError
+from approaches.core.images import LoadedImage, load_image, output_path, save_image
+from approaches.core.job import Job, Outcome
+from approaches.core.kernel import blur_into, warm_up
+from approaches.core.tiling import Tile
 from approaches.core.trace import Tracer
 
-RANK_PROGRAM = "approaches.i_mpi_rank"
-REPORT, SETTINGS, LOG = "report.json", "settings.json", "mpiexec.log"
-STAGES = ("start", "load", "wait", "scatter", "exchange", "blur", "gather", "save")
-STOP_GRACE_SECONDS = 5.0  # after SIGTERM, mpiexec has this long to end its ranks before its group is killed
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-NOT_INSTALLED = "MPI is not installed: no mpiexec beside this Python, or no mpi4py (pip install mpich mpi4py)"
+if TYPE_CHECKING:  # for annotations only: importing mpi4py initialises MPI (see main)
+    from mpi4py import MPI
+
+RANK_PROGRAM = "approaches.i_mpi"  # this module, as mpiexec starts it on every rank
+RANK_STAGES = ("start", "load", "wait", "scatter", "exchange", "blur", "gather", "save")
+"""A rank's stages, numbered so that its spans travel as numbers (SPAN's stage)."""
+ROOT = 0
+POLL_SECONDS = 0.0002  # a waiting rank tests its request this often: 0.2 ms added per step at most
+SPAN = np.dtype([("stage", "u1"), ("image", "<i4"), ("start", "<f8"), ("end", "<f8")])
+NO_IMAGE = -1  # the image of the "start" span
+DOWN, UP = 1, 2  # message tags of the two directions of the exchange
+
+
+def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int | None = None) -> Outcome:
+    """Blur job's images on ``workers`` MPI ranks, each running this module (cluster/mpi_launch.py).
+
+    fail_rank names a rank that raises at its first blur, on purpose: the tests' way to see MPI end a job.
+    """
+    return run_ranks(job, tracer, RANK_PROGRAM, hosts=hosts, fail_rank=fail_rank)
+
+
+# --- the plan: which rows each rank owns, holds and receives (arithmetic every rank does for itself) ------
 
 
 def lane(rank: int) -> str:
@@ -160,123 +138,212 @@ def _overlap(a: range, b: range) -> range:
     return range(start, max(start, min(a.stop, b.stop)))
 
 
-def mpiexec() -> Path | None:
-    """The mpiexec beside the running Python (the mpich wheel puts it there), if MPI is installed."""
-    found = shutil.which("mpiexec", path=str(Path(sys.executable).parent))
-    return Path(found) if found and find_spec("mpi4py") is not None else None
+# --- the rank program ----------------------------------------------------------------------------------
 
 
-def run(job: Job, tracer: Tracer, *, hosts: Path | None = None, fail_rank: int | None = None) -> Outcome:
-    """Blur job's images on ``workers`` MPI ranks (on the machines of a host file: hosts, or --mpi-hosts).
+def main(argv: list[str] | None = None) -> NoReturn:
+    """A rank's life: the settings, the kernel, every image in lock-step with the others, the report; then exit.
 
-    fail_rank names a rank that raises at its first blur, on purpose: the tests' way to see MPI end a job.
+    mpi4py is imported here, not at the top: importing it initialises MPI, and the suite imports every lesson.
     """
-    launcher = mpiexec()
-    if launcher is None:
-        return _all_failed(job, NOT_INSTALLED)
-    config = job.config
-    hosts = hosts or config.mpi_hosts
-    with tempfile.TemporaryDirectory(prefix="blur-i-") as private:
-        folder = Path(private)
-        command = [str(launcher), *(["-f", str(hosts)] if hosts else []), "-n", str(config.workers),
-                   sys.executable, "-m", RANK_PROGRAM, str(folder / SETTINGS)]
-        settings = {
-            "images": [[str(source.path), source.name] for source in job.images],
-            "output_dir": str(config.output_dir), "letter": job.letter, "kernel_size": config.kernel_size,
-            "png_level": config.png_level, "png_encoder": config.png_encoder, "truncate": config.truncate,
-            "kernel": config.kernel,
-            "report": str(folder / REPORT), "fail_rank": fail_rank, "launched": time.perf_counter()}
-        (folder / SETTINGS).write_text(json.dumps(settings))
-        code = _launch(command, folder / LOG)
-        for _ in job.images:
-            job.progress()
-        if not (folder / REPORT).exists():
-            return _all_failed(job, _why_no_report(folder, code))
-        try:
-            report = read_report((folder / REPORT).read_bytes())
-            outcome = _outcome(report.result, job)
-        except (KeyError, TypeError, ValueError) as error:
-            return _all_failed(job, f"unreadable report from rank 0 ({error!r})")
-    tracer.extend(report.spans)
-    return outcome
+    from mpi4py import MPI
 
-
-def _launch(command: list[str], log: Path) -> int:
-    """Run mpiexec in a session of its own, its output (and every rank's) into log; its exit status.
-
-    A session of its own, so Ctrl-C in the terminal reaches this process only, which then stops the job.
-    If this process dies without stopping it (SIGKILL), Linux kills mpiexec too (`_end_with_parent`).
-    """
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=_end_with_parent)
-        try:
-            return process.wait()
-        except BaseException:
-            _stop(process)
-            raise
-
-
-def _end_with_parent() -> None:
-    """In mpiexec's process, before it starts: have Linux kill it when its parent dies (elsewhere: no-op).
-
-    Without it, a harness killed outright would leave mpiexec and its ranks running in their own sessions.
-    SIGKILL, not SIGTERM: mpiexec loses a SIGTERM that comes while it is still starting its ranks (seen here:
-    the job then ran to its end); once mpiexec is gone, its proxies end the ranks.
-    """
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to mpiexec, which passes it to every rank and waits for them; SIGKILL if that takes too long.
-
-    (Hydra, MPICH's mpiexec, starts each rank in a session of its own; only mpiexec can end them all.)
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    rank = Rank(MPI, {"report": None})
     try:
-        process.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        rank.settings = rank.broadcast_settings((argv or sys.argv)[1])
+        warm_up(rank.settings["kernel_size"], method=rank.settings["kernel"])
+        rank.finish(rank.comm.Ibarrier())  # every rank has started: the end of the "start" span
+        rank.timeline.add("start", NO_IMAGE, rank.settings["launched"], time.perf_counter())
+        for index in range(len(rank.settings["images"])):
+            rank.image(index)
+        rank.report()
+    except Exception as error:
+        rank.abort(f"rank {rank.rank}: {type(error).__name__}: {error}")
+    _exit_at_once(MPI)
 
 
-def _why_no_report(folder: Path, code: int) -> str:
-    """One line: the failed rank's own reason if it left one, else mpiexec's last line."""
-    for failed in sorted(folder.glob("rank-*.failed")):
-        return f"{failed.read_text().strip()}; MPI has no recovery, so mpiexec ended the whole job"
-    lines = (folder / LOG).read_text(errors="replace").split("\n")
-    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
-    return f"mpiexec ended with exit status {code} and no report ({last})"
+class Rank:
+    """One rank's part of the job: the settings, its communicator and its timeline."""
+
+    def __init__(self, mpi: ModuleType, settings: dict) -> None:
+        self.mpi, self.comm = mpi, mpi.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.settings = settings
+        self.timeline = Timeline()
+        self.saved: list[list] = []  # rank 0: [index, width, height, mode]
+        self.failed: list[list] = []  # rank 0: [index, reason]
+
+    def image(self, index: int) -> None:
+        """Every rank's steps for one image (rank 0's load and save included)."""
+        loaded, header = None, np.zeros(4, np.int64)  # ok, height, width, channels
+        if self.rank == ROOT:
+            loaded = self._load(index)
+            if loaded is not None:
+                header[:] = (1, *loaded.pixels.shape)
+        with self.timeline.span("wait", index):
+            self.finish(self.comm.Ibcast(header, ROOT))
+        if not header[0]:
+            return
+        height, width, channels = (int(n) for n in header[1:])
+        plan, radius = bands(height, self.size), self.settings["kernel_size"] // 2
+        band, rows = plan[self.rank], held(plan, self.rank, radius)
+        local = np.empty((len(rows), width, channels), np.uint8)
+        row_bytes = width * channels
+        counts = [len(b) * row_bytes for b in plan]
+        displacements = [b.start * row_bytes for b in plan]
+        whole = np.empty((height, width, channels), np.uint8) if self.rank == ROOT else None
+        with self.timeline.span("scatter", index):
+            source = [loaded.pixels, counts, displacements, self.mpi.BYTE] if loaded is not None else None
+            self.finish(self.comm.Iscatterv(source, self._rows(local, rows, band), ROOT))
+        with self.timeline.span("exchange", index):
+            self._exchange(plan, radius, local, rows)
+        canvas = np.empty_like(local)
+        with self.timeline.span("blur", index):
+            if self.rank == self.settings["fail_rank"]:
+                raise FailedOnPurpose(f"rank {self.rank} failed on purpose (the fail_rank setting)")
+            if band:
+                tile = Tile(0, 0, band.start - rows.start, width, len(band))
+                blur_into(local, tile, canvas, self.settings["kernel_size"], truncate=self.settings["truncate"],
+                          method=self.settings["kernel"])
+        with self.timeline.span("wait", index):
+            self.finish(self.comm.Ibarrier())
+        with self.timeline.span("gather", index):
+            target = [whole, counts, displacements, self.mpi.BYTE] if whole is not None else None
+            self.finish(self.comm.Igatherv(self._rows(canvas, rows, band), target, ROOT))
+        if whole is not None:
+            self._save(index, whole, loaded.mode)
+
+    def _exchange(self, plan: list[range], radius: int, local: np.ndarray, rows: range) -> None:
+        """Fill the halo rows: each hop, every rank swaps rows with the rank above and the rank below."""
+        above, below = self.rank - 1, self.rank + 1
+        for hop in range(1, hops(plan, radius) + 1):
+            from_above, from_below = relayed(plan, self.rank, radius, hop)
+            to_below = relayed(plan, below, radius, hop)[0] if below < self.size else range(0)
+            to_above = relayed(plan, above, radius, hop)[1] if above >= 0 else range(0)
+            self.finish(
+                self.comm.Isendrecv(self._rows(local, rows, to_below), self._peer(below, to_below), DOWN,
+                                    self._rows(local, rows, from_above), self._peer(above, from_above), DOWN),
+                self.comm.Isendrecv(self._rows(local, rows, to_above), self._peer(above, to_above), UP,
+                                    self._rows(local, rows, from_below), self._peer(below, from_below), UP))
+
+    def finish(self, *requests: "MPI.Request") -> None:
+        """Wait for requests without spinning: test, then sleep a little.
+
+        MPICH's Wait polls the core at 100 % until the data comes; on a machine with fewer free cores than
+        ranks that takes CPU time from the rank doing the work (benchmarks/i_mpi_polling.py).
+        """
+        while not self.mpi.Request.Testall(list(requests)):
+            time.sleep(POLL_SECONDS)
+
+    def _peer(self, rank: int, rows: range) -> int:
+        """The rank to send to or receive from, or PROC_NULL when there are no rows (both sides agree: same
+        plan)."""
+        return rank if rows else self.mpi.PROC_NULL
+
+    @staticmethod
+    def _rows(local: np.ndarray, rows: range, wanted: range) -> np.ndarray:
+        """The image rows ``wanted`` inside local, which holds the image rows ``rows``: a view, never a copy."""
+        return local[wanted.start - rows.start:wanted.stop - rows.start] if wanted else local[:0]
+
+    def broadcast_settings(self, path: str) -> dict:
+        """Rank 0 reads the settings file and broadcasts its bytes: the other ranks need no shared file system."""
+        data = Path(path).read_bytes() if self.rank == ROOT else b""
+        size = np.array([len(data)], np.int64)
+        self.finish(self.comm.Ibcast(size, ROOT))
+        buffer = np.frombuffer(data, np.uint8).copy() if self.rank == ROOT else np.empty(int(size[0]), np.uint8)
+        self.finish(self.comm.Ibcast(buffer, ROOT))
+        return json.loads(buffer.tobytes())
+
+    def _load(self, index: int) -> LoadedImage | None:
+        path, _ = self.settings["images"][index]
+        with self.timeline.span("load", index):
+            try:
+                loaded = load_image(Path(path))
+            except ImageError as error:
+                self.failed.append([index, error.reason])
+                return None
+        return loaded
+
+    def _save(self, index: int, pixels: np.ndarray, mode: str) -> None:
+        s = self.settings
+        with self.timeline.span("save", index):
+            try:
+                save_image(pixels, output_path(Path(s["output_dir"]), s["letter"], s["images"][index][1]),
+                           s["png_level"], encoder=s["png_encoder"])
+            except ImageError as error:
+                self.failed.append([index, error.reason])
+                return
+        self.saved.append([index, pixels.shape[1], pixels.shape[0], mode])
+
+    def report(self) -> None:
+        """Gather every rank's spans on rank 0 (as raw bytes of the structured array), which writes the report."""
+        spans = self.timeline.array()
+        counts = np.zeros(self.size, np.int64) if self.rank == ROOT else None
+        self.finish(self.comm.Igather(np.array([spans.size], np.int64), counts, ROOT))
+        everyone = np.empty(int(counts.sum()) if counts is not None else 0, SPAN)
+        target = None
+        if self.rank == ROOT:
+            sizes = [int(n) * SPAN.itemsize for n in counts]
+            target = [everyone.view(np.uint8), sizes, [sum(sizes[:r]) for r in range(self.size)], self.mpi.BYTE]
+        self.finish(self.comm.Igatherv(spans.view(np.uint8), target, ROOT))
+        if self.rank == ROOT:
+            ranks = np.repeat(np.arange(self.size), counts)
+            self._write(ranks, everyone)
+
+    def _write(self, ranks: np.ndarray, spans: np.ndarray) -> None:
+        names = [name for _, name in self.settings["images"]]
+        rows = [[lane(int(rank)), RANK_STAGES[span["stage"]], names[span["image"]] if span["image"] != NO_IMAGE else "",
+                 None, float(span["start"]), float(span["end"])] for rank, span in zip(ranks, spans, strict=True)]
+        doc = {"spans": rows, "result": {"saved": self.saved, "failed": self.failed}}
+        report = Path(self.settings["report"])
+        partial = report.with_name(f".{report.name}.partial")
+        partial.write_text(json.dumps(doc))
+        partial.replace(report)  # the harness never reads half a report
+
+    def abort(self, reason: str) -> None:
+        """Leave the reason for the harness, then end every rank of the job: MPI has no recovery."""
+        print(reason, file=sys.stderr, flush=True)
+        report = self.settings["report"]
+        if report is not None:
+            with contextlib.suppress(OSError):  # on another host the report's folder may not exist: abort anyway
+                Path(report).with_name(f"rank-{self.rank}.failed").write_text(reason.replace("\n", " ") + "\n")
+        self.comm.Abort(1)
 
 
-def _all_failed(job: Job, reason: str) -> Outcome:
-    return Outcome(failed=[Failure(str(source.path), reason) for source in job.images])
+class FailedOnPurpose(RuntimeError):
+    """The rank named by the fail_rank setting raises this at its first blur (tests)."""
 
 
-def _outcome(result: dict, job: Job) -> Outcome:
-    """Rebuild the outcome from this side's own sources; an image the report does not account for fails.
+class Timeline:
+    """This rank's spans, as rows of a structured array once the run is over."""
 
-    The report refers to images by their index in the settings, so no name or path is taken from it.
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, float, float]] = []
+
+    def add(self, stage: str, image: int, start: float, end: float) -> None:
+        self.rows.append((RANK_STAGES.index(stage), image, start, end))
+
+    @contextmanager
+    def span(self, stage: str, image: int) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.add(stage, image, start, time.perf_counter())
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=SPAN)
+
+
+def _exit_at_once(mpi: ModuleType) -> NoReturn:
+    """Finalize MPI and end the process without Python's own shutdown.
+
+    Tearing down the interpreter (numba's and llvmlite's objects among others) took 0.3-1.3 s per run here,
+    after the report was written, and mpiexec waits for it; nothing is left to clean up after MPI_Finalize.
     """
-    saved, failed = {}, {}
-    for index, width, height, mode in result["saved"]:
-        saved[_index(index, job)] = (int(width), int(height), str(mode))
-    for index, reason in result["failed"]:
-        failed[_index(index, job)] = str(reason)
-    outcome = Outcome()
-    for index, source in enumerate(job.images):
-        if index in saved:
-            target = output_path(job.config.output_dir, job.letter, source.name)
-            outcome.saved.append(Saved(source.name, source.path, target, *saved[index]))
-        else:
-            outcome.failed.append(Failure(str(source.path), failed.get(index, "not in rank 0's report")))
-    return outcome
+    mpi.Finalize()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
-def _index(index: object, job: Job) -> int:
-    if type(index) is not int or not 0 <= index < len(job.images):
-        raise ValueError(f"image index {index!r} is not one of the {len(job.images)} inputs")
-    return index
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ import numpy as np
 from approaches.b_tile_parallel import SharedPixels, SharedRef
 from approaches.core.kernel import blur_tile
 from approaches.core.pool import WorkerPool
-from approaches.core.tasks import TileResult, TileTask
+from approaches.core.tasks import TileAnswer, TileTask
 from approaches.core.tiling import Tile, cut, paste
 
 K, RADIUS = 21, 10
@@ -97,7 +97,7 @@ def main() -> int:
                     in_place.append(stream(shared, tiles, lambda tile: ref, canvas))
                     padded = cut(image, tiles[0], RADIUS)
                     task = TileTask("bench", tiles[0], padded)
-                    result = TileResult("bench", tiles[0], padded[RADIUS:-RADIUS, RADIUS:-RADIUS].copy(), None, ())
+                    result = TileAnswer("bench", tiles[0], padded[RADIUS:-RADIUS, RADIUS:-RADIUS].copy(), None, ())
                     start = time.perf_counter()
                     pickle.loads(pickle.dumps(task))
                     pickle.loads(pickle.dumps(result))

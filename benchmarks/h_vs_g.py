@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import KERNELS, blur, warm_up
 from approaches.core.trace import Tracer
-from approaches.harness.chaos import DEMO_SETTINGS
+from approaches.harness.chaos import DASK_SCENARIOS, DEMO_SETTINGS, DaskFaults
 from approaches.samples import ensure_samples
 
 TILE_DELAY_S = DEMO_SETTINGS.tile_delay_s  # as run_all.py --chaos: a kill finds every worker holding a tile
@@ -92,12 +93,13 @@ def task_overhead(workers: int, one_by_one: int, at_once: int) -> tuple[list[flo
         return trips, (time.perf_counter() - start) / at_once
 
 
-def under_chaos(config: RunConfig, sources: tuple, scenario: str) -> h_dask.Faults:
-    """One run of h under a chaos scenario; its Faults.  SystemExit if an image failed or nothing was lost."""
-    outcome, faults = h_dask.run_under_chaos(Job(config, sources, "h"), Tracer(), scenario, tile_delay_s=TILE_DELAY_S)
+def under_chaos(config: RunConfig, sources: tuple, scenario: str) -> DaskFaults:
+    """One run of h under a chaos scenario; its DaskFaults.  SystemExit if an image failed or nothing was lost."""
+    faults = DaskFaults(scenario)
+    outcome = h_dask.run(Job(replace(config, settings=DEMO_SETTINGS), sources, "h"), Tracer(), chaos=faults)
     if outcome.failed or len(outcome.saved) != len(sources):
         raise SystemExit(f"h under {scenario} failed: {outcome.failed}")
-    if faults is None or faults.recovery_s is None:
+    if not faults.struck or faults.recovery_s is None:
         raise SystemExit(f"h under {scenario}: the kill found no tile in flight")
     return faults
 
@@ -107,7 +109,7 @@ def recovery(config: RunConfig, sources: tuple, rounds: int) -> None:
     print(f"h on {len(sources)} sample images, {config.workers} worker processes, {TILE_DELAY_S:g} s per tile, "
           f"{rounds} rounds per scenario")
     print("  scenario     tiles lost  redone  finished twice  recovery")
-    for scenario in h_dask.SCENARIOS:
+    for scenario in DASK_SCENARIOS:
         seen = [under_chaos(config, sources, scenario) for _ in range(rounds)]
         for faults in seen:
             print(f"  {scenario:11s}  {len(faults.lost):10d}  {faults.redone:6d}  {faults.done_twice:14d}  "

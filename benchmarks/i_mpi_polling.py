@@ -10,12 +10,12 @@ many ranks as cores, and twice as many (as ``--sweep workers`` goes).  The ways 
 - yield: the same with MPIR_CVAR_POLLS_BEFORE_YIELD=1 (sched_yield after every poll);
 - throttle: the same with MPIR_CVAR_CH4_PROGRESS_THROTTLE=1 and ..._NO_PROGRESS_COUNT=1 (usleep(1) after
   every poll that found nothing);
-- polite: i's `finish`, Request.Testall then sleep 0.2 ms.
+- polite: i's `Rank.finish`, Request.Testall then sleep 0.2 ms.
 Printed per setting, over repeats x rounds: rank 0's seconds per round (median, min, max), that against
 the 1-rank reference, and the CPU seconds a waiting rank burns per second it waits.  The launches of the
 settings are interleaved within each repeat, so a busy spell of the machine hits them all alike.  Then
 what the polite wait costs where data moves: Iscatterv and Igatherv of img1's pixels (7.5 MB) over as
-many ranks as cores, waited for with Wait and with `finish`.  Last, mpiexec's start-up alone: launch to
+many ranks as cores, waited for with Wait and with `Rank.finish`.  Last, mpiexec's start-up alone: launch to
 every rank past a barrier, for a bare interpreter with mpi4py.
 """
 
@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from approaches.i_mpi import mpiexec
+from approaches.cluster.mpi_launch import mpiexec
 
 MODES = {
     "spin": {},
@@ -45,10 +45,10 @@ def rank_main(mode: str, rounds: int, photo: str) -> None:
     from mpi4py import MPI
 
     from approaches.core.images import load_image, save_image
-    from approaches.i_mpi_rank import finish
+    from approaches.i_mpi import Rank
 
     comm = MPI.COMM_WORLD
-    wait = finish if mode == "polite" else MPI.Request.Wait
+    wait = Rank(MPI, {"report": None}).finish if mode == "polite" else MPI.Request.Wait
     header, work, waited, cpu = np.zeros(4, np.int64), [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(rounds):
@@ -72,11 +72,10 @@ def transfer_main(mode: str, rounds: int) -> None:
     import numpy as np
     from mpi4py import MPI
 
-    from approaches.i_mpi import bands
-    from approaches.i_mpi_rank import finish
+    from approaches.i_mpi import Rank, bands
 
     comm = MPI.COMM_WORLD
-    wait = finish if mode == "polite" else MPI.Request.Wait
+    wait = Rank(MPI, {"report": None}).finish if mode == "polite" else MPI.Request.Wait
     height, row = 1556, 1198 * 4  # img1: 1198 x 1556 RGBA
     plan = bands(height, comm.Get_size())
     counts, starts = [len(b) * row for b in plan], [b.start * row for b in plan]

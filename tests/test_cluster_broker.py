@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from approaches.cluster.broker import SOCKET_TIMEOUT_S, BrokerError, connect, open_broker, streams_block
-from approaches.cluster.queues import MAX_BLOCK_S, StreamQueue
+from approaches.cluster.queues import MAX_BLOCK_S
 from approaches.core.errors import ConfigError
 from approaches.core.urls import check_url, redact
+from approaches.g_service import StreamQueue
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -31,7 +31,7 @@ def test_killing_every_worker_mid_run_loses_tiles_in_e_none_in_f_or_g_and_says_s
     status = main(["--chaos", ",".join(letters), "--scenarios", "workers", "--broker", broker, "--input",
                    str(image_dir), "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3",
                    "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
-                  settings=Settings(tile_delay_s=0.02, give_up_s=give_up_s))
+                  settings=Settings(tile_delay_s=0.02, result_wait_s=give_up_s, progress_wait_s=give_up_s))
     out = capsys.readouterr().out
     parts = re.split(r"^chaos [efg] workers: ", out, flags=re.M)[1:]
     e_out, others = parts[0], parts[1:]
@@ -74,7 +74,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     status = main(["--chaos", "e,f,g", "--input", str(image_dir), "--output", str(tmp_path / "out"), "--tile-size",
                    "16", "--kernel-size", "3", "--workers", "2", "--quiet", "--logs", str(tmp_path / "logs"),
                    "--charts", str(tmp_path / "charts")], env={},
-                  settings=Settings(tile_delay_s=0.01, give_up_s=1.0, visibility_s=0.3))
+                  settings=Settings(tile_delay_s=0.01, result_wait_s=1.0, progress_wait_s=1.0, visibility_s=0.3))
     out = capsys.readouterr().out
     # Then f and g lose nothing and save every image, whatever was killed; e loses tiles when its workers or its
     # assembler die (its coordinator's restart queues an image again instead: duplicates, no loss)
@@ -103,7 +103,7 @@ def test_every_scenario_f_and_g_lose_nothing_e_loses_and_the_table_json_and_char
     assert {(row["scenario"], row["letter"]): row["missing"] for row in doc["chaos"]} == {
         key: value[2] for key, value in rows.items()}
     assert doc["kind"] == "chaos" and doc["schema_version"] >= 2 and doc["provenance"]["suite"]
-    assert doc["config"]["chaos"] == ["e", "f", "g"] and doc["config"]["settings"]["give_up_s"] == 1.0
+    assert doc["config"]["chaos"] == ["e", "f", "g"] and doc["config"]["settings"]["result_wait_s"] == 1.0
     # And the time to recover: measured where f and g name the tiles their killed workers held; e cannot tell,
     # and junk kills nothing
     recovery = {(row["scenario"], row["letter"]): row["recovery_s"] for row in doc["chaos"]}
@@ -120,7 +120,7 @@ def test_a_broker_restarted_mid_run_loses_f_and_g_nothing_its_append_only_file_b
     status = main(["--chaos", "f,g", "--scenarios", "broker", "--broker", "embedded://", "--input", str(image_dir),
                    "--output", str(tmp_path / "out"), "--tile-size", "16", "--kernel-size", "3", "--workers", "2",
                    "--quiet", "--logs", str(tmp_path / "logs"), "--no-charts"], env={},
-                  settings=Settings(tile_delay_s=0.02, give_up_s=6.0))
+                  settings=Settings(tile_delay_s=0.02, progress_wait_s=6.0))
     out = capsys.readouterr().out
     assert out.count("tiles in flight: restarting the broker") == 2 and out.count("the broker was down for") == 2
     rows = {row[1]: tuple(map(int, row[2:8])) for row in ROW.findall(out)}

@@ -12,12 +12,12 @@ from functools import partial
 import pytest
 
 from approaches import f_reliable_queue, g_service
-from approaches.cluster.assembly import Assembler
+from approaches.cluster.assembly import StoredResultsAssembler
 from approaches.cluster.board import KEPT, Board, ResumeRefused, new_run_id
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.planning import fingerprint, queue_images
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import RUN_TTL_S, NaiveQueue, ReliableQueue, StreamQueue, dead_letters
+from approaches.cluster.queues import RUN_TTL_S, dead_letters
 from approaches.cluster.wire import ImagePlan, ImageReport, State, TileJob
 from approaches.cluster.worker import STOP, work
 from approaches.core.config import RunConfig
@@ -26,6 +26,9 @@ from approaches.core.kernel import blur_tile
 from approaches.core.settings import Settings
 from approaches.core.tiling import cut
 from approaches.core.trace import Tracer
+from approaches.e_naive_queue import NaiveQueue
+from approaches.f_reliable_queue import ReliableQueue
+from approaches.g_service import StreamQueue
 from approaches.harness.chaos import forged_messages, junk, run_scenario
 from tests.conftest import photo
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
@@ -47,7 +50,7 @@ def life(name: str) -> Life:
 def test_every_kind_of_malformed_record_pushed_mid_run_is_set_aside_and_nothing_is_lost(tmp_path, image_dir, letter):
     # Before: an entry without a body killed every g worker; a bad plan killed the f/g assembler
     config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out", kernel_size=3, tile_size=16, workers=2,
-                       settings=Settings(tile_delay_s=0.01, give_up_s=5.0))
+                       settings=Settings(tile_delay_s=0.01, result_wait_s=5.0, progress_wait_s=5.0))
     said: list[str] = []
     tally = run_scenario(config, find_images(image_dir), letter, "junk", say=said.append)
     assert (tally.missing, tally.unsaved, tally.differ) == (0, 0, 0), said
@@ -92,7 +95,7 @@ def test_the_dead_letter_reader_and_the_assembler_survive_malformed_dead_letters
     assert [letter.reason.startswith("malformed dead letter") for letter in letters] == [True, True]
     board.publish_plan(0, ImagePlan("img", 4, 4, "L", 3, 2))
     board.mark_coordinated(1)
-    assembler = Assembler(board, tmp_path, "f", 1, "pillow", 5.0, Tracer(), "assembler", now=0.0)
+    assembler = StoredResultsAssembler(board, tmp_path, "f", 1, "pillow", 5.0, Tracer(), "assembler", now=0.0)
     assert assembler.step(now=0.0) and not board.reports()  # nothing failed because of them
 
 
@@ -178,7 +181,7 @@ def test_workers_record_their_waits_for_work_as_blocked_spans_between_their_tile
 def test_on_a_real_server_a_client_pushing_junk_all_along_changes_nothing_and_little_is_left(tmp_path, image_dir,
                                                                                             module):
     job = make_job(image_dir, tmp_path / "out", broker="embedded://", letter=module.__name__[11],
-                   settings=Settings(tile_delay_s=0.01, give_up_s=20.0))
+                   settings=Settings(tile_delay_s=0.01, progress_wait_s=20.0))
     with open_broker("embedded://") as broker, module.deployment.launched(broker, job, module.ROLES) as cluster:
         stop = threading.Event()
         pusher = threading.Thread(target=_push_junk_until, args=(connect(broker.url), cluster.board, stop))

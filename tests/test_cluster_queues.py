@@ -6,14 +6,10 @@ import pytest
 
 from approaches.cluster.board import RUN_TTL_S
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import (
-    Delivery,
-    NaiveQueue,
-    ReliableQueue,
-    StreamQueue,
-    WorkQueue,
-    dead_letters,
-)
+from approaches.cluster.queues import Delivery, WorkQueue, dead_letters
+from approaches.e_naive_queue import NaiveQueue
+from approaches.f_reliable_queue import ReliableQueue
+from approaches.g_service import StreamQueue
 
 pytestmark = pytest.mark.timeout(60)
 

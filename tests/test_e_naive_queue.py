@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from approaches import e_naive_queue
+from approaches.cluster.assembly import InMemoryAssembler
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import connect, open_broker
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import NaiveQueue, dead_letters
+from approaches.cluster.queues import dead_letters
 from approaches.cluster.wire import ImagePlan, State, TileJob, TileResult
 from approaches.cluster.worker import STOP
 from approaches.core.config import RunConfig
@@ -21,6 +22,7 @@ from approaches.core.kernel import blur
 from approaches.core.settings import Settings
 from approaches.core.tiling import cut
 from approaches.core.trace import Tracer
+from approaches.e_naive_queue import NaiveQueue
 from tests.conftest import photo
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
 
@@ -67,7 +69,7 @@ def test_at_most_once_a_worker_killed_holding_a_tile_loses_it_and_its_image_is_r
             return True
         return False
 
-    job = make_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=0.5))
+    job = make_job(image_dir, tmp_path / "out", settings=Settings(result_wait_s=0.5))
     started = time.monotonic()
     with open_broker("memory://") as broker:
         with e_naive_queue.launched(broker, job, hook=crash_first_blurred) as cluster:
@@ -92,7 +94,7 @@ def test_a_coordinator_that_dies_fails_the_images_it_never_queued_and_e_does_not
             return len(queued) == 3
         return False
 
-    outcome = e_naive_queue.run(make_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=0.5)), Tracer(),
+    outcome = e_naive_queue.run(make_job(image_dir, tmp_path / "out", settings=Settings(result_wait_s=0.5)), Tracer(),
                                 hook=crash_on_third_tile)
     reasons = {Path(f.path).stem: f.reason for f in outcome.failed}
     assert outcome.saved == [] and set(reasons) == {"one", "two", "three"}
@@ -167,12 +169,12 @@ def test_the_assembler_pastes_each_tile_once_counts_duplicates_and_saves_the_ima
     assert np.array_equal(load_image(tmp_path / "e" / "img_blurred.png").pixels, pixels)
 
 
-def test_the_assembler_gives_up_give_up_s_after_the_last_result_without_waiting_that_long(tmp_path, board):
+def test_the_assembler_gives_up_result_wait_s_after_the_last_result_without_waiting_that_long(tmp_path, board):
     plan, pixels, results = two_tiles(board)
     tile = plan.tiles[0]
     results.put(TileResult(board.run, 0, tile, 3, pixels[:, :tile.width]).encode())
     board.mark_coordinated(1)
-    assembler = make_assembler(board, results, tmp_path, give_up_s=5.0)
+    assembler = make_assembler(board, results, tmp_path, result_wait_s=5.0)
     # The clock is passed in: 100 s of quiet take no time here
     assert assembler.step(now=100.0) and assembler.step(now=104.9)
     assert not assembler.step(now=105.0)
@@ -188,7 +190,7 @@ def test_the_assembler_refuses_results_of_a_plan_whose_name_is_a_path(tmp_path, 
     results = NaiveQueue(board.client, board.key("results"))
     results.put(TileResult(board.run, 0, hostile.tiles[0], 3, np.zeros((8, 8, 1), np.uint8)).encode())
     board.mark_coordinated(1)
-    assembler = make_assembler(board, results, tmp_path / "out", give_up_s=1.0)
+    assembler = make_assembler(board, results, tmp_path / "out", result_wait_s=1.0)
     # Then the result is set aside with the reason, and the image fails, with nothing written anywhere
     assert assembler.step(now=0.0) and not assembler.step(now=2.0)
     (letter,) = dead_letters(board.client, board.key("results"))
@@ -203,7 +205,7 @@ def two_tiles(board: Board) -> tuple[ImagePlan, np.ndarray, NaiveQueue]:
     return plan, photo(6, 12, 3), NaiveQueue(board.client, board.key("results"))
 
 
-def make_assembler(board: Board, results: NaiveQueue, output: Path, give_up_s: float = 5.0):
-    return e_naive_queue.Assembler(board, results, output, "e", 1, Settings(poll_s=0.01), Tracer(), "assembler",
-                                   now=0.0, give_up_s=give_up_s)
+def make_assembler(board: Board, results: NaiveQueue, output: Path, result_wait_s: float = 5.0):
+    return InMemoryAssembler(board, results, output, "e", 1, Settings(poll_s=0.01, result_wait_s=result_wait_s),
+                             Tracer(), "assembler", now=0.0)
 

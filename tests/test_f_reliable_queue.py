@@ -40,8 +40,8 @@ def crash_once(pod_prefix: str, point: str, nth: int = 1):
 
 def run_killing(tmp_path, image_dir, hook, restart: str | None = None, **settings):
     """Run f with the fault hook; if restart names a pod, restart it once it has died, as Kubernetes would.
-    settings: Settings fields (give_up_s is 10 s unless given)."""
-    job = f_job(image_dir, tmp_path / "out", settings=Settings(**{"give_up_s": 10.0, **settings}))
+    settings: Settings fields (progress_wait_s is 10 s unless given)."""
+    job = f_job(image_dir, tmp_path / "out", settings=Settings(**{"progress_wait_s": 10.0, **settings}))
     with open_broker("memory://") as broker:
         with f_reliable_queue.deployment.launched(broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
             if restart is not None:
@@ -106,7 +106,7 @@ def test_a_restarted_assembler_resumes_from_what_redis_holds(tmp_path, image_dir
 
 def test_a_coordinator_killed_mid_split_and_restarted_queues_no_image_twice(tmp_path, image_dir):
     hook = crash_once("coordinator", "queued")  # after the first image was queued whole
-    job = f_job(image_dir, tmp_path / "out", settings=Settings(give_up_s=10.0))
+    job = f_job(image_dir, tmp_path / "out", settings=Settings(progress_wait_s=10.0))
     tracer = Tracer()
     with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
             broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
@@ -145,7 +145,8 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given f on a real server, with worker processes slowed so that each holds a tile when killed
-    job = f_job(image_dir, tmp_path / "out", broker="embedded://", settings=Settings(give_up_s=30.0, tile_delay_s=0.05))
+    job = f_job(image_dir, tmp_path / "out", broker="embedded://",
+                settings=Settings(progress_wait_s=30.0, tile_delay_s=0.05))
     with open_broker("embedded://") as broker, f_reliable_queue.deployment.launched(
             broker, job, f_reliable_queue.ROLES) as cluster:
         deadline = time.monotonic() + 60
@@ -167,7 +168,8 @@ def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_
 def test_random_kills_of_any_pod_with_restarts_lose_nothing(tmp_path, image_dir, seed):
     # Given up to three kills, of random pods at random fault points, each pod restarted once it died
     hook = random_kills(seed)
-    job = f_job(image_dir, tmp_path / "out", settings=Settings(visibility_s=0.3, give_up_s=10.0, tile_delay_s=0.002))
+    job = f_job(image_dir, tmp_path / "out",
+                settings=Settings(visibility_s=0.3, progress_wait_s=10.0, tile_delay_s=0.002))
     with open_broker("memory://") as broker, f_reliable_queue.deployment.launched(
             broker, job, f_reliable_queue.ROLES, hook=hook) as cluster:
         outcome, reports = restart_the_killed_until_done(cluster)

@@ -7,11 +7,11 @@ import pytest
 
 from approaches import g_service
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import StreamQueue
 from approaches.cluster.wire import State
 from approaches.core.job import Job
 from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
+from approaches.g_service import StreamQueue
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
 from tests.test_f_reliable_queue import (
     FAIL_ONE_TILE_ALWAYS,
@@ -37,7 +37,7 @@ def launched(broker, job, **options):
 
 def settings(**fields) -> Settings:
     """Settings for these tests: the assembler gives up after 10 s unless told otherwise."""
-    return Settings(**{"give_up_s": 10.0, **fields})
+    return Settings(**{"progress_wait_s": 10.0, **fields})
 
 
 def run_killing(tmp_path, image_dir, hook, restart: str | None = None, *, pods: int = 2, threads: int = 2,
@@ -176,7 +176,8 @@ def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessl
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given g on a real server, two worker processes of two threads, slowed so that they hold tiles when killed
-    job = g_job(image_dir, tmp_path / "out", broker="embedded://", settings=settings(tile_delay_s=0.05, give_up_s=30.0))
+    job = g_job(image_dir, tmp_path / "out", broker="embedded://",
+                settings=settings(tile_delay_s=0.05, progress_wait_s=30.0))
     with open_broker("embedded://") as broker, launched(broker, job, worker_pods=2,
                                                         worker_settings={"threads": 2}) as cluster:
         deadline = time.monotonic() + 60

@@ -13,9 +13,9 @@ from PIL import Image
 
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import connect, open_broker
-from approaches.cluster.queues import StreamQueue
 from approaches.core.images import find_images, load_image, output_path
 from approaches.core.kernel import blur
+from approaches.g_service import StreamQueue
 from approaches.harness.service import main as service_main
 from tests.conftest import photo
 

@@ -16,6 +16,7 @@ from approaches.core.job import Failure, Job
 from approaches.core.tasks import Assembly
 from approaches.core.tiling import Tile
 from approaches.core.trace import Tracer
+from approaches.harness.chaos import DaskFaults
 from tests.conftest import main
 from tests.test_b_tile_parallel import assert_identical_to_a, run_approach
 from tests.test_images import assert_bad_inputs_reported, bad_inputs
@@ -110,7 +111,7 @@ def test_run_all_refuses_a_scheduler_nobody_answers_at_in_one_line_before_any_wo
 
 def test_chaos_is_refused_on_a_scheduler_it_did_not_start(tmp_path, image_dir, scheduler):
     with pytest.raises(ConfigError, match="LocalCluster it starts"):
-        run_h(image_dir, tmp_path / "out", scheduler=scheduler, chaos=h_dask.kill_one_worker)
+        run_h(image_dir, tmp_path / "out", scheduler=scheduler, chaos=DaskFaults("one-worker"))
 
 
 def test_a_tile_whose_task_failed_fails_its_image_with_the_reason_and_saves_nothing(tmp_path, image_dir):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from approaches import i_mpi
+from approaches.cluster import mpi_launch
 from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
@@ -28,7 +29,8 @@ from approaches.core.kernel import blur
 from approaches.core.trace import Tracer
 from tests.conftest import photo
 
-needs_mpi = pytest.mark.skipif(i_mpi.mpiexec() is None, reason="mpiexec (the mpich wheel) or mpi4py is not installed")
+needs_mpi = pytest.mark.skipif(mpi_launch.mpiexec() is None,
+                               reason="mpiexec (the mpich wheel) or mpi4py is not installed")
 K = 21  # radius 10: the 5-row and 2-row images below give bands thinner than the halo
 
 
@@ -214,7 +216,7 @@ def test_without_mpi_every_image_fails_with_one_line_saying_so(tmp_path, image_d
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-mpi" / "python"))
     config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out", workers=2)
     outcome = i_mpi.run(Job(config, tuple(find_images(image_dir)), "i"), Tracer())
-    assert outcome.saved == [] and {f.reason for f in outcome.failed} == {i_mpi.NOT_INSTALLED}
+    assert outcome.saved == [] and {f.reason for f in outcome.failed} == {mpi_launch.NOT_INSTALLED}
 
 
 @pytest.mark.parametrize("entry", [[5, 1, 1, "L"], [-1, 1, 1, "L"], ["0", 1, 1, "L"], [True, 1, 1, "L"]])
@@ -222,4 +224,11 @@ def test_a_report_naming_an_image_that_is_not_an_input_is_refused(tmp_path, imag
     config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out")
     job = Job(config, tuple(find_images(image_dir)), "i")
     with pytest.raises(ValueError, match="is not one of the 3 inputs"):
-        i_mpi._outcome({"saved": [entry], "failed": []}, job)
+        mpi_launch._outcome({"saved": [entry], "failed": []}, job)
+
+
+def test_importing_every_lesson_does_not_start_mpi():
+    # registry imports every lesson; `from mpi4py import MPI` initialises MPI, so only the rank program's main may
+    code = "import sys, approaches.registry; print('mpi4py' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

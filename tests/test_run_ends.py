@@ -77,10 +77,10 @@ def test_an_assembler_thread_that_crashes_ends_the_run_with_its_error(tmp_path, 
 @pytest.mark.timeout(30)
 def test_a_pod_that_crashes_ends_the_run_with_its_error_within_seconds(tmp_path, image_dir, monkeypatch):
     # Before: f's workers waited for an assembler that was gone, for as long as the give-up timeout
-    monkeypatch.setattr(assembly.Assembler, "step", lambda self, now: explode(self, None))
+    monkeypatch.setattr(assembly.StoredResultsAssembler, "step", lambda self, now: explode(self, None))
     started = time.monotonic()
     with pytest.raises(Crashed, match="assembler crashed: KeyError"):
-        f_reliable_queue.run(make_job(image_dir, tmp_path / "out", letter="f", settings=Settings(give_up_s=600)),
+        f_reliable_queue.run(make_job(image_dir, tmp_path / "out", letter="f", settings=Settings(progress_wait_s=600)),
                              Tracer())
     assert time.monotonic() - started < 15
 

@@ -221,7 +221,8 @@ def test_killing_a_worker_is_refused_for_an_approach_without_pods(client, store)
 
 def killed_run(letter: str, tmp_path: Path, image_dir: Path) -> tuple[list[dict], LiveRun]:
     """Run letter on memory:// with slow workers, kill one once tiles are in flight; the events and the run."""
-    settings = Settings(tile_delay_s=0.02, give_up_s=1.0, poll_s=0.01, visibility_s=0.3, stop_grace_s=1.0)
+    settings = Settings(tile_delay_s=0.02, result_wait_s=1.0, progress_wait_s=1.0, poll_s=0.01, visibility_s=0.3,
+                        stop_grace_s=1.0)
     config = RunConfig(approaches=(letter,), output_dir=tmp_path / "out", workers=2, tile_size=16, kernel_size=5,
                        broker="memory://", settings=settings)
     sources = [ImageSource(image_dir / "one.png", "one")]

@@ -1,6 +1,11 @@
-"""The assembler of f and g: it saves each image once all its results are in Redis, and remembers nothing.
+"""The assemblers: e's, which pastes results in its own memory, and f's and g's, which keep them in Redis.
 
-Everything it decides on is read from the run's board, so an assembler killed and started again carries on
+InMemoryAssembler (e) takes each result off e's result list as it comes, pastes it into its image and saves
+the image once whole; a result lost on the way (or the assembler killed) leaves its image incomplete,
+reported after Settings.result_wait_s without a result.
+
+StoredResultsAssembler (f, g) saves each image once all its results are stored in Redis, and remembers
+nothing.  Everything it decides on is read from the run's board, so an assembler killed and started again carries on
 where the last one stopped.  Each look (`step`):
 
 - an image whose every tile has a stored result is pasted together, saved, reported saved, and its results
@@ -9,7 +14,7 @@ where the last one stopped.  Each look (`step`):
   is reported failed with that reason, so the others need not wait for it;
 - once the coordinator has queued every image and every one has a report, the run is over: the duplicates
   are counted into the reports, a summary is kept, and every other key of the run is deleted (Board.finish);
-- with no new result for give_up_s, the images still open are reported incomplete.
+- with no new result for Settings.progress_wait_s, the images still open are reported incomplete.
 
 A record that cannot be read (a plan, a stored result, a dead letter written by someone else) never stops
 it: the image it belongs to fails with the reason, or, if it belongs to no image, it is set aside.
@@ -27,32 +32,32 @@ import numpy as np
 from approaches.cluster.board import Board
 from approaches.cluster.broker import connect
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import WorkQueue, dead_letters
+from approaches.cluster.queues import Delivery, WorkQueue, dead_letters
 from approaches.cluster.wire import ImagePlan, ImageReport, Kind, State, TileResult, WireError, peek
 from approaches.core.errors import ImageError
 from approaches.core.images import output_path, save_image
 from approaches.core.settings import Settings
 from approaches.core.tiling import paste
-from approaches.core.trace import Tracer
+from approaches.core.trace import Span, Tracer
 
 POLL_S = 0.01  # how often the assembler looks for whole images: a few cheap reads each time
 SUMMARY_LETTERS = 100  # the dead letters a summary names (all stay on their streams, under the run's TTL)
-GIVE_UP_S = 60.0  # without progress for this long (no worker left?), the images still open are incomplete
 
 log = logging.getLogger(__name__)
 
 
 def assembler(life: Life, *, jobs: Callable[[Board], WorkQueue], url: str, run: str, settings: dict,
-              output_dir: str, letter: str, png_level: int, png_encoder: str = "pillow", give_up_s: float,
+              output_dir: str, letter: str, png_level: int, png_encoder: str = "pillow",
               stop: threading.Event | None = None) -> None:
-    """The assembler pod: step until every image has a report, then finish the run (workers stop).
+    """f's and g's assembler pod: step until every image has a report, then finish the run (workers stop).
 
     jobs(board) is the approach's job queue, to count what is left in it at the end.  stop (a service asked
     to shut down) ends it between steps, without finishing the run: nothing it knows is lost, and an
     assembler started later carries on."""
     board = Board(connect(url), run)
-    assembly = Assembler(board, Path(output_dir), letter, png_level, png_encoder,
-                         Settings(**settings).give_up(give_up_s), life.tracer, life.name, now=time.monotonic())
+    assembly = StoredResultsAssembler(board, Path(output_dir), letter, png_level, png_encoder,
+                                      Settings(**settings).progress_wait_s, life.tracer, life.name,
+                                      now=time.monotonic())
     life.ready()
     while assembly.step(time.monotonic()):
         if stop is not None and stop.is_set():
@@ -63,9 +68,9 @@ def assembler(life: Life, *, jobs: Callable[[Board], WorkQueue], url: str, run: 
     assembly.finish({"jobs": queue.waiting() + (queue.in_flight() or 0), "results": 0})
 
 
-class Assembler:
-    """Saves images as their results come in; step(now) is one look, with the time passed in, so a test can
-    jump past give_up_s."""
+class StoredResultsAssembler:
+    """Saves images as their results are stored; step(now) is one look, with the time passed in, so a test can
+    jump past give_up_s (Settings.progress_wait_s in a pod)."""
 
     def __init__(self, board: Board, output_dir: Path, letter: str, png_level: int, png_encoder: str,
                  give_up_s: float, tracer: Tracer, lane: str, *, now: float) -> None:
@@ -172,6 +177,128 @@ class Assembler:
         self.board.drop_results(image)
         if state is not State.SAVED:
             log.warning("%s: %s", plan.name if plan is not None else f"image {image}", reason)
+
+
+class Canvas:
+    """One image being put together by e's assembler: which tiles are in, and how many came more than once."""
+
+    def __init__(self, plan: ImagePlan) -> None:
+        self.plan = plan
+        self.pixels: np.ndarray | None = None
+        self.received: set[int] = set()
+        self.duplicates = 0
+        self.final: ImageReport | None = None  # set once the image is finished
+
+    def add(self, result: TileResult) -> bool:
+        """Paste a tile; False (and counted) if it was already in."""
+        if result.tile.id in self.received:
+            self.duplicates += 1
+            return False
+        if self.pixels is None:
+            self.pixels = np.empty((self.plan.height, self.plan.width, self.plan.channels), np.uint8)
+        paste(self.pixels, result.tile, result.pixels)
+        self.received.add(result.tile.id)
+        return True
+
+    @property
+    def complete(self) -> bool:
+        return len(self.received) == len(self.plan.tiles)
+
+    def report(self, state: State, reason: str = "") -> ImageReport:
+        return ImageReport(state, len(self.plan.tiles), len(self.received), self.duplicates, reason)
+
+
+class InMemoryAssembler:
+    """e's: pastes results into their images in its own memory, saves each image once whole, and in the end
+    gives up on the rest.
+
+    step(now) takes at most one result, and the time is passed in, so a test can jump past
+    Settings.result_wait_s instead of sleeping through it.  An image is finished once it has a report on the
+    board; the assembler is done when every image the coordinator dealt with has one.  The give-up clock
+    starts once the coordinator has queued everything, and starts again with every result.
+    """
+
+    def __init__(self, board: Board, results: WorkQueue, output_dir: Path, letter: str, png_level: int,
+                 settings: Settings, tracer: Tracer, lane: str, *, now: float, png_encoder: str = "pillow") -> None:
+        self.board, self.results, self.tracer, self.lane = board, results, tracer, lane
+        self.output_dir, self.letter, self.png_level, self.png_encoder = output_dir, letter, png_level, png_encoder
+        self.give_up_s, self.poll_s = settings.result_wait_s, settings.poll_s
+        self.canvases: dict[int, Canvas] = {}
+        self.coordinated: int | None = None
+        self.quiet_since = now
+        self._waiting = time.perf_counter()
+
+    def step(self, now: float) -> bool:
+        """Take the next result if one comes within poll_s; False once every image is finished."""
+        delivery = self.results.next(self.poll_s)
+        if delivery is not None:
+            self._take(delivery)
+            self.quiet_since = now
+        if self.coordinated is None:
+            self.coordinated = self.board.coordinated()
+            self.quiet_since = now
+            return True
+        if self.board.finished(self.coordinated) >= self.coordinated:
+            return False
+        if now - self.quiet_since >= self.give_up_s:
+            self._give_up()
+            return False
+        return True
+
+    def _take(self, delivery: Delivery) -> None:
+        try:
+            result = TileResult.decode(delivery.body, self.board.run, self.board.plan)
+        except WireError as error:
+            log.warning("%s: rejected a result: %s", self.lane, error)
+            self.results.nack(delivery, str(error))
+            return
+        self.results.ack(delivery)
+        canvas = self.canvases.setdefault(result.image, Canvas(self.board.plan(result.image)))
+        name, total = canvas.plan.name, len(canvas.plan.tiles)
+        self.tracer.spans.append(Span(self.lane, "blocked", "", None, self._waiting, time.perf_counter()))
+        with self.tracer.span(self.lane, "assemble", name, result.tile.id):
+            fresh = canvas.add(result)
+        self._waiting = time.perf_counter()
+        if not fresh:
+            log.warning("%s: tile %d came again (%d duplicates)", name, result.tile.id, canvas.duplicates)
+            if canvas.final is not None:  # its report is out already: bring the count up to date
+                self.board.report(result.image, replace(canvas.final, duplicates=canvas.duplicates))
+            return
+        self.board.count_assembled(result.image)
+        log.info("%s: tile %d in - Progress: %d/%d", name, result.tile.id, len(canvas.received), total)
+        if canvas.complete:
+            self._save(result.image, canvas)
+
+    def _save(self, image: int, canvas: Canvas) -> None:
+        target = output_path(self.output_dir, self.letter, canvas.plan.name)
+        try:
+            with self.tracer.span(self.lane, "save", canvas.plan.name):
+                save_image(canvas.pixels, target, self.png_level, encoder=self.png_encoder)
+        except ImageError as error:
+            self._finish(image, canvas, canvas.report(State.FAILED, error.reason))
+        else:
+            log.info("%s: saved %s", canvas.plan.name, target)
+            self._finish(image, canvas, canvas.report(State.SAVED))
+
+    def _give_up(self) -> None:
+        finished = self.board.reports()
+        for image in self.board.planned():
+            if image in finished:
+                continue
+            try:
+                canvas = self.canvases.get(image) or Canvas(self.board.plan(image))
+            except WireError as error:
+                self.board.report(image, ImageReport(State.FAILED, reason=str(error)))
+                continue
+            reason = (f"incomplete: {len(canvas.received)} of {len(canvas.plan.tiles)} tiles after "
+                      f"{self.give_up_s:g} s without a result; at-most-once: a tile or result lost with the pod that "
+                      "held it is never sent again")
+            log.warning("%s: %s", canvas.plan.name, reason)
+            self._finish(image, canvas, canvas.report(State.INCOMPLETE, reason))
+
+    def _finish(self, image: int, canvas: Canvas, report: ImageReport) -> None:
+        self.board.report(image, report)
+        canvas.final, canvas.pixels = report, None  # keep the counts, free the pixels
 
 
 def summarise(board: Board, reports: dict[int, ImageReport]) -> dict:

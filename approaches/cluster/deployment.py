@@ -23,6 +23,7 @@ from approaches.cluster.wire import ImageReport, State, WireError
 from approaches.core.errors import Crashed
 from approaches.core.images import output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
+from approaches.core.settings import Settings
 from approaches.core.trace import Tracer
 
 COORDINATOR, ASSEMBLER = "coordinator", "assembler"
@@ -41,7 +42,7 @@ class Roles:
     assembler: Callable[..., None]
     pills: bool
     in_flight: Callable[["Cluster"], int | None]
-    give_up_s: float  # the assembler's default patience without progress (Settings.give_up_s overrides it)
+    gives_up_after: Callable[[Settings], float]  # the assembler's patience without progress, from the settings
 
 
 @dataclass
@@ -175,7 +176,7 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
                  for i in range(1, (worker_pods or config.workers) + 1)],
         assembler=pod(ASSEMBLER, roles.assembler, {
             **plain, "output_dir": str(config.output_dir), "letter": job.letter, "png_level": config.png_level,
-            "png_encoder": config.png_encoder, "give_up_s": roles.give_up_s}),
+            "png_encoder": config.png_encoder}),
     )
     try:
         with running([cluster.assembler, *cluster.workers, cluster.coordinator]):

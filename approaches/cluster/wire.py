@@ -40,7 +40,7 @@ HEADER = struct.Struct("<4sBB8sIIIIIIHBHI")
 RUN_ID_BYTES = 8
 MAX_PIXELS = 1 << 28  # per image: above Pillow's own limit (2 x 89 MP), below what fits comfortably in memory
 MAX_TILES = 1 << 20  # per image: a plan is refused before a list of that many tiles is built
-MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # what images.py blurs as it is, by channel count
+CHANNELS_OF_MODE = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # what images.py blurs as it is, by channel count
 
 
 class WireError(ValueError):
@@ -65,7 +65,7 @@ class ImagePlan:
 
     @property
     def channels(self) -> int:
-        return MODES[self.mode]
+        return CHANNELS_OF_MODE[self.mode]
 
     @property
     def halo(self) -> int:
@@ -89,8 +89,8 @@ class ImagePlan:
             output_path(Path("."), "any", name)  # the one rule for names that may become a file name
         except ImageError as error:
             raise WireError(f"plan: image name {name!r} is {error.reason}") from None
-        if mode not in MODES:
-            raise WireError(f"plan: mode {mode!r} is not one of {', '.join(MODES)}")
+        if mode not in CHANNELS_OF_MODE:
+            raise WireError(f"plan: mode {mode!r} is not one of {', '.join(CHANNELS_OF_MODE)}")
         if min(width, height) < 1 or width * height > MAX_PIXELS:
             raise WireError(f"plan: size {width}x{height} is not between 1x1 and {MAX_PIXELS} pixels")
         try:

@@ -1,6 +1,6 @@
 """A pool of N workers blurring tile tasks: threads, or processes forked from this one.
 
-Every worker runs ``work_loop``: take a task from a bounded queue, put exactly one TileResult on the
+Every worker runs ``work_loop``: take a task from a bounded queue, put exactly one TileAnswer on the
 result queue, whatever happens.  An exception in the work becomes a result carrying its reason, so
 whoever waits for an image's tiles hears about every one of them.  A worker process that dies outright
 (killed, crashed in native code) is noticed by polling while waiting: ``submit`` and ``result`` raise
@@ -25,7 +25,7 @@ from typing import Any
 from multiprocessing_logging import MultiProcessingHandler
 
 from approaches.core.settings import TileFault
-from approaches.core.tasks import TileResult, TileTask, Work
+from approaches.core.tasks import TileAnswer, TileTask, Work
 from approaches.core.trace import Span, Tracer
 
 STOP = None  # "no more tasks" on the task queue; each worker answers it with STOP on the result queue
@@ -43,7 +43,7 @@ class WorkerLost(RuntimeError):
 
 def work_loop(lane: str, tasks: Any, results: Any, work: Work, fault: TileFault | None = None,
               process: bool = False) -> None:
-    """Take tasks until STOP; for each, put one TileResult with the spans recorded for it.
+    """Take tasks until STOP; for each, put one TileAnswer with the spans recorded for it.
 
     The wait for a task is recorded as the worker's "blocked" span: a lane waiting for work, as in every
     approach's timeline.
@@ -69,7 +69,7 @@ def work_loop(lane: str, tasks: Any, results: Any, work: Work, fault: TileFault 
         except Exception as exc:  # the image fails with this reason; the worker goes on with the next tile
             error = f"tile {task.tile.id}: {type(exc).__name__}: {exc}"
             log.exception("%s: %s, %s", lane, task.image, error)
-        results.put(TileResult(task.image, task.tile, pixels, error, tuple(tuple(span) for span in local.spans)))
+        results.put(TileAnswer(task.image, task.tile, pixels, error, tuple(tuple(span) for span in local.spans)))
 
 
 class WorkerPool:
@@ -127,7 +127,7 @@ class WorkerPool:
             except queue.Full:
                 self._check()
 
-    def result(self) -> TileResult | None:
+    def result(self) -> TileAnswer | None:
         """The next result, waiting for it; None once every worker has stopped after stop()."""
         while self._stopped < len(self._workers):
             try:

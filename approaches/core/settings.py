@@ -20,8 +20,10 @@ class Settings:
 
     poll_s: float = 0.05  # the longest a pod blocks on a queue before it passes a fault point again
     visibility_s: float = 5.0  # f, g: a worker silent this long is presumed dead and its tiles go to others
-    give_up_s: float | None = None  # e, f, g: report unfinished images after this long without progress
-    #                                  (None: the approach's own default)
+    result_wait_s: float = 30.0  # e: its assembler waits this long for the next result before it reports the
+    #                              images still open incomplete (a lost tile never comes; the original's 30 s)
+    progress_wait_s: float = 60.0  # f, g: their assembler waits this long for a new stored result (no worker
+    #                                left?) before it reports the images still open incomplete
     max_deliveries: int = 5  # f, g: a tile handed out this many times without an ack is dead-lettered next
     backoff_s: float = 0.05  # f, g: a failed tile waits backoff_s * 2**(attempt-1), jittered, capped at ...
     backoff_max_s: float = 2.0
@@ -31,7 +33,8 @@ class Settings:
     #                                 thread pods): a spawned pod gets plain values only
 
     def __post_init__(self) -> None:
-        for name in ("poll_s", "visibility_s", "backoff_s", "backoff_max_s", "stop_grace_s", "tile_delay_s"):
+        for name in ("poll_s", "visibility_s", "result_wait_s", "progress_wait_s", "backoff_s", "backoff_max_s",
+                     "stop_grace_s", "tile_delay_s"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be a number of seconds >= 0, got {getattr(self, name)!r}")
         if self.max_deliveries < 1:
@@ -46,10 +49,6 @@ class Settings:
         values = asdict(self)
         del values["fault"]
         return values
-
-    def give_up(self, default: float) -> float:
-        """give_up_s, or the approach's own default when it is not set."""
-        return default if self.give_up_s is None else self.give_up_s
 
     def backoff(self, attempt: int) -> float:
         """The longest pause before a failed tile's delivery number `attempt` is handed back.

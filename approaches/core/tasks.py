@@ -27,7 +27,7 @@ class TileTask(NamedTuple):
     payload: Any
 
 
-class TileResult(NamedTuple):
+class TileAnswer(NamedTuple):
     """One answer per task: the blurred block (or None when the worker wrote it in place), or an error.
 
     Spans are plain tuples so that a worker process can send them back with the pixels (Tracer.extend).
@@ -92,7 +92,7 @@ class Assembly:
         self.remaining = tiles
         self.error: str | None = None
 
-    def add(self, result: TileResult) -> bool:
+    def add(self, result: TileAnswer) -> bool:
         """Paste one result (or keep its error); True when it was the image's last tile."""
         if result.error is not None:
             self.error = self.error or result.error

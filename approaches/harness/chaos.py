@@ -1,4 +1,4 @@
-"""Fault scenarios against the queue approaches, each with a summary of only what it measured.
+"""Fault scenarios against the queue approaches and h, each with a summary of only what it measured.
 
 ``run_all.py --chaos e,f,g`` runs every scenario against each approach named, on the chosen broker
 (process pods and real SIGKILL on embedded:// or redis://, thread pods dying at their next fault point
@@ -16,7 +16,8 @@ on memory://), and sets the results side by side:
 Each run:
 1. the approach runs under a fresh run id (so fresh keys) with slow workers (DEMO_SETTINGS.tile_delay_s per tile);
 2. the scenario's kill; the restarted pods carry on, the assembler saves each image that is whole and,
-   give_up_s without progress, reports the others incomplete;
+   after its Settings wait without progress (result_wait_s for e, progress_wait_s for f and g), reports the
+   others incomplete;
 3. per image: expected (tiles in its plan), processed (distinct tiles that came back), missing,
    duplicates, and whether its output file is on disk; then a RESULT line.  The exit status is 1 when
    tiles were lost, as in the original.
@@ -25,7 +26,11 @@ Each run:
    pending entries), so it is measured for them; e keeps no record of what a worker took, so it cannot tell
    (and what its killed workers held is lost for good); junk kills nothing.  None in those cases.
 
-e loses what its killed pods held; f and g hand it to others and lose nothing.  The original demo read
+h has no queue, pods or broker: its scenarios (`workers`, `one-worker`) SIGKILL worker processes of its own
+LocalCluster (DaskFaults: h's chaos hook), the nannies restart them, and dask's scheduler says what was
+lost and reruns it.
+
+e loses what its killed pods held; f, g and h hand it to others and lose nothing.  The original demo read
 keys that earlier runs had left behind (it had no run id), so it could report a loss that never
 happened, and looked for its input in a folder the coordinator could not see.  Here every number comes
 from this run's keys, and outputs go to <output>/chaos-<letter>/, cleared of this run's images first,
@@ -34,11 +39,14 @@ visualize/chaos.png.
 """
 
 import logging
+import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -56,19 +64,24 @@ from approaches.core.images import ImageSource, load_image, output_path
 from approaches.core.job import Job
 from approaches.core.kernel import blur
 from approaches.core.settings import Settings
-from approaches.core.trace import Tracer
+from approaches.core.trace import Span, Tracer
 from approaches.core.urls import redact
-from approaches.harness.results import settings_of, write_document
+from approaches.harness.results import Say, settings_of, write_document
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 DEMO_SETTINGS = Settings(
     tile_delay_s=0.05,  # per tile, per worker: long enough that a kill finds every worker holding one
-    give_up_s=8.0,  # longer than f's and g's visibility timeout (a dead worker's tiles wait that long for
-    #                 others), and than a worker process takes to restart
+    # the assemblers' patience without a result: longer than f's and g's visibility timeout (a dead worker's
+    # tiles wait that long for others), and than a worker process takes to restart
+    result_wait_s=8.0,
+    progress_wait_s=8.0,
 )
 IN_FLIGHT_TIMEOUT_S = 60.0  # spawning worker processes on a busy machine can take a while
+DASK_IN_FLIGHT_TIMEOUT_S = 30.0  # h: its LocalCluster has started before its first tiles are out
 POLL_S = 0.01
 
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
     if letter == "h":
         return _run_h(job, scenario, say)
-    with open_broker(config.broker) as broker, launched(broker, job, ROLES[letter]) as cluster:
+    with open_broker(config.broker) as broker, launched(broker, job, ROLES_BY_LETTER[letter]) as cluster:
         say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
             f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
             f"{settings.tile_delay_s:g} s per tile")
@@ -134,7 +147,7 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         kill = SCENARIOS[scenario](cluster, how, say)
         recovery_s = _recovery(cluster, kill)
         say(f"waiting for the assembler to finish or give up "
-            f"({settings.give_up(ROLES[letter].give_up_s):g} s without progress)")
+            f"({ROLES_BY_LETTER[letter].gives_up_after(settings):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
         letters = (cluster.board.summary() or {}).get("dead_letters", [])
@@ -146,15 +159,17 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
 
 
 def _run_h(job: Job, scenario: str, say: Say) -> Tally | None:
-    """h on its own LocalCluster, under h's version of the scenario: dask's scheduler, not a queue, says what
-    was lost and reruns it (approaches/h_dask.py)."""
-    if scenario not in h_dask.SCENARIOS:
+    """h on its own LocalCluster, under h's version of the scenario (DaskFaults, below): dask's scheduler, not a
+    queue, says what was lost and reruns it."""
+    if scenario not in DASK_SCENARIOS:
         say(f"\nchaos h {scenario}: skipped; h has no {scenario} to kill (its scenarios: "
-            f"{', '.join(h_dask.SCENARIOS)})")
+            f"{', '.join(DASK_SCENARIOS)})")
         return None
     say(f"\nchaos h {scenario}: a LocalCluster of {job.config.workers} worker processes, "
         f"{job.config.settings.tile_delay_s:g} s per tile; SIGKILL, each restarted by its nanny")
-    outcome, faults = h_dask.run_under_chaos(job, Tracer(), scenario, tile_delay_s=job.config.settings.tile_delay_s)
+    chaos = DaskFaults(scenario)
+    outcome = h_dask.run(job, Tracer(), chaos=chaos)
+    faults = chaos if chaos.struck else None  # None: no image could be loaded, so nothing was killed
     held = len(faults.lost) if faults is not None else 0
     if faults is not None:
         say(f"{held} tiles lost with the killed workers; {faults.redone} run again, the last "
@@ -167,8 +182,8 @@ def _run_h(job: Job, scenario: str, say: Say) -> Tally | None:
     return replace(tally, recovery_s=faults.recovery_s if faults is not None else None)
 
 
-def _h_counts(faults: "h_dask.Faults | None", image: str) -> tuple[int, int, int]:
-    """(expected, processed, duplicates) of one image, as h's Faults counted them."""
+def _h_counts(faults: "DaskFaults | None", image: str) -> tuple[int, int, int]:
+    """(expected, processed, duplicates) of one image, as h's DaskFaults counted them."""
     if faults is None:
         return 0, 0, 0
     expected, missing, twice = faults.per_image(image)
@@ -357,6 +372,133 @@ def _recovery(cluster: Cluster, kill: Kill) -> float | None:
     return None
 
 
+# --- h's scenarios: kill worker processes of h's LocalCluster while tiles are in flight -----------------
+
+
+class DaskFaults:
+    """What a chaos scenario may do to h's own LocalCluster while its tiles are in flight, and what came of it:
+    h_dask.run's chaos hook (h calls started() once its first tiles are out, finished() at its end).
+
+    A kill is SIGKILL to worker processes; their nannies stay and start fresh ones.  What was lost is
+    dask's own account, the scheduler's "remove-worker" event for each victim: the tiles it was running
+    or had queued (``lost``; the scheduler hands them to the workers left, or to come, at once), and the
+    results it held that the client had not yet taken (a result lives on its worker until then: dask
+    recomputes it too, unless the client, holding it by then, lets it go first).  After the run: how many
+    lost tiles ran again, when the last of them ended (recovery_s counts from the kill), and how many
+    tiles were finished twice.
+    """
+
+    def __init__(self, scenario: str | None = None) -> None:
+        """scenario: a key of DASK_SCENARIOS, done as soon as the first tiles are out (None: kills come later,
+        from the web page's kill button)."""
+        self._scenario = scenario
+        self._client: Client | None = None
+        self._names: Mapping[str, tuple[str, int]] = {}
+        self.victims: list[str] = []  # the workers killed, by address
+        self.killed_at: float | None = None  # time.perf_counter() of the kill
+        self.lost: set[tuple[str, int]] = set()  # (image, tile) the victims were running or had queued
+        self.redone = 0  # of the lost tiles, how many ran again after the kill
+        self.expected = 0  # tiles submitted in the run
+        self.missing = 0  # tiles submitted and never blurred: 0 unless an image failed
+        self.done_twice = 0  # tiles finished twice: a result lost with its worker before the client took it
+        self.recovered_at: float | None = None
+        self._per_image: dict[str, tuple[int, int, int]] = {}
+
+    def started(self, client: "Client", tiles: Mapping[str, tuple[str, int]]) -> None:
+        """h's first tiles are out: hold its client and its tiles, and do the scenario."""
+        self._client, self._names = client, tiles
+        if self._scenario is not None:
+            DASK_SCENARIOS[self._scenario](self)
+
+    @property
+    def struck(self) -> bool:
+        """Whether h got as far as its first tiles (with no image loaded, nothing is ever killed)."""
+        return self._client is not None
+
+    @property
+    def workers(self) -> int:
+        return len(self._client.scheduler_info()["workers"])
+
+    @property
+    def recovery_s(self) -> float | None:
+        """From the kill to the end of the last lost tile run again; None without a kill or a lost tile."""
+        if self.killed_at is None or self.recovered_at is None:
+            return None
+        return self.recovered_at - self.killed_at
+
+    def per_image(self, image: str) -> tuple[int, int, int]:
+        """After the run: (tiles submitted, never blurred, blurred twice) of one image."""
+        return self._per_image.get(image, (0, 0, 0))
+
+    def in_flight(self) -> int:
+        """This run's tiles the scheduler has handed to workers and not yet had back (0 before h's first tiles)."""
+        if self._client is None:
+            return 0
+        return sum(key in self._names for keys in self._client.processing().values() for key in keys)
+
+    def wait_for_tiles_in_flight(self, at_least: int, timeout_s: float = DASK_IN_FLIGHT_TIMEOUT_S) -> int:
+        """Poll until at_least tiles are in flight (or timeout_s passes); the last count seen."""
+        deadline, held = time.monotonic() + timeout_s, 0
+        while time.monotonic() < deadline:
+            held = self.in_flight()
+            if held >= at_least:
+                break
+            time.sleep(POLL_S)
+        return held
+
+    def kill_one(self) -> None:
+        """SIGKILL one worker process."""
+        self._kill(1)
+
+    def kill_all(self) -> None:
+        """SIGKILL every worker process at once."""
+        self._kill(None)
+
+    def _kill(self, count: int | None) -> None:
+        pids: dict[str, int] = self._client.run(os.getpid)  # each worker's own process, not its nanny
+        self.victims = sorted(pids)[:count]
+        self.killed_at = time.perf_counter()
+        for victim in self.victims:
+            os.kill(pids[victim], signal.SIGKILL)
+
+    def finished(self, spans: Iterable[Span]) -> None:
+        """After the run: what dask lost with the victims, which lost tiles ran again, when the last one ended."""
+        if self._client is None:
+            return
+        blurs = [span for span in spans if span.stage == "blur"]
+        blurred = {(span.image, span.tile) for span in blurs}
+        self.expected, self.missing = len(self._names), len(set(self._names.values()) - blurred)
+        self.done_twice = len(blurs) - len(blurred)
+        for image in {name for name, _ in self._names.values()}:
+            tiles = {tile for name, tile in self._names.values() if name == image}
+            done = [span.tile for span in blurs if span.image == image]
+            self._per_image[image] = (len(tiles), len(tiles - set(done)), len(done) - len(set(done)))
+        if self.killed_at is None:
+            return
+        for _, event in self._client.get_events("all"):
+            if event.get("action") == "remove-worker" and event.get("worker") in self.victims:
+                self.lost |= {self._names[key] for key in event["processing-tasks"] if key in self._names}
+        again = [span for span in blurs if (span.image, span.tile) in self.lost and span.start >= self.killed_at]
+        self.redone = len({(span.image, span.tile) for span in again})
+        self.recovered_at = max((span.end for span in again), default=None)
+
+
+def kill_one_dask_worker(faults: DaskFaults) -> None:
+    """Chaos scenario "one-worker": once every worker holds a tile, SIGKILL one; its nanny restarts it."""
+    faults.wait_for_tiles_in_flight(at_least=faults.workers)
+    faults.kill_one()
+
+
+def kill_every_dask_worker(faults: DaskFaults) -> None:
+    """Chaos scenario "workers": once every worker holds a tile, SIGKILL them all; their nannies restart them."""
+    faults.wait_for_tiles_in_flight(at_least=faults.workers)
+    faults.kill_all()
+
+
+DASK_SCENARIOS: dict[str, Callable[[DaskFaults], None]] = {"workers": kill_every_dask_worker,
+                                                          "one-worker": kill_one_dask_worker}
+
+
 # --- the summaries -------------------------------------------------------------------------------------
 
 
@@ -414,7 +556,7 @@ def _draw(doc: dict, folder: Path) -> Path:
     return draw_chaos(doc, folder / "chaos.png")
 
 
-ROLES: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
+ROLES_BY_LETTER: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
 JOB_QUEUES: dict[str, Callable[[Board, str, Settings], WorkQueue]] = {  # e: none that can tell what workers hold
     "f": f_reliable_queue.jobs_queue, "g": g_service.jobs_queue}
 GUARANTEES = {

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from approaches import __version__, h_dask
+from approaches import __version__
 from approaches.cluster.broker import check_reachable
+from approaches.cluster.dask_cluster import check_scheduler_reachable
 from approaches.core.config import (
     CHAOS_APPROACHES,
     CHAOS_SCENARIOS,
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | 
     if config.chaos or any(APPROACHES[letter].uses_broker for letter in config.approaches):
         check_reachable(config.broker)  # one line now, not one failure per image and approach
     if config.scheduler is not None and "h" in (config.chaos or config.approaches):
-        h_dask.check_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
+        check_scheduler_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
     folders = [f"chaos-{letter}" for letter in config.chaos] if config.chaos else config.approaches
     problems = check_writable(config, folders)
     if problems:

@@ -25,7 +25,7 @@ killed worker's tiles are holes for good; under f and g they are handed to anoth
 
 kill(scenario) runs the chaos demo's own scenario against the run, on a thread of its own, while the run
 goes on: harness/chaos.py's against the pods of e, f and g (launched() hands their Cluster to on_launch),
-h_dask's against h's LocalCluster (h hands its Faults to its chaos hook once the first tiles are submitted;
+DaskFaults' against h's LocalCluster (h's chaos hook, told once the first tiles are submitted;
 a killed dask worker is restarted by its nanny and the scheduler recomputes what it held).  h's spans come
 from dask's task stream at its end; its assembler's spans, one per tile, come as each tile is taken.
 """
@@ -35,12 +35,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from approaches import h_dask
 from approaches.cluster.deployment import COORDINATOR, Cluster
 from approaches.core.config import CHAOS_APPROACHES, RunConfig
 from approaches.core.images import ImageSource
 from approaches.core.trace import Span
-from approaches.harness.chaos import kill_every_worker, kill_one_worker
+from approaches.harness.chaos import DASK_SCENARIOS, DaskFaults, kill_every_worker, kill_one_worker
 from approaches.harness.measure import Measured, measure
 from approaches.registry import Approach
 
@@ -88,7 +87,7 @@ class LiveRun:
         self.approach, self.config, self.sources, self.emit = approach, config, tuple(sources), emit
         self.killable = killable(approach.letter)
         self.cluster: Cluster | None = None
-        self.faults: h_dask.Faults | None = None  # h's handle on its LocalCluster, once its first tiles are out
+        self.faults: DaskFaults | None = None  # h's handle on its LocalCluster (struck once its first tiles are out)
         self._over = threading.Event()
         self._lock = threading.Lock()
         self._heard: set[Span] = set()  # pod spans heard live, so their copies extended at the end are not sent twice
@@ -112,7 +111,9 @@ class LiveRun:
     def _options(self) -> dict[str, Any]:
         """What the approach's run is given to be watched and killed (nothing, if it cannot be)."""
         if self.approach.letter == "h":
-            return {"chaos": self._hold_faults}
+            self.faults = DaskFaults()  # no scenario: the kill button's come later
+            threading.Thread(target=self._watch_dask, args=(self.faults,), name="dask-watch", daemon=True).start()
+            return {"chaos": self.faults}
         if self.killable:
             return {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config)}
         return {}
@@ -123,7 +124,7 @@ class LiveRun:
             raise NotNow(f"unknown kill {scenario!r}; choose from {', '.join(KILLS)}")
         if not self.killable:
             raise NotNow(f"{self.approach.letter} has no workers to kill (only {', '.join(CHAOS_APPROACHES)})")
-        if (self.cluster is None and self.faults is None) or self._over.is_set():
+        if (self.cluster is None and not (self.faults is not None and self.faults.struck)) or self._over.is_set():
             raise NotNow("the run is not running: its workers are not started yet, or are done")
         threading.Thread(target=self._kill, args=(scenario,), name=f"kill-{scenario}", daemon=True).start()
 
@@ -199,19 +200,17 @@ class LiveRun:
                 how = "SIGKILL" if self.cluster.broker.pods_are_processes else "each dies at its next fault point"
                 KILLS[scenario](self.cluster, how, say)
             elif self.faults is not None:
-                h_dask.SCENARIOS[scenario](self.faults)
+                DASK_SCENARIOS[scenario](self.faults)
                 say(f"killed {', '.join(self.faults.victims)} (SIGKILL); dask's nanny restarts each, and the "
                     "scheduler hands what it held to the workers left")
         except Exception as error:  # the run ended under the kill: its keys are gone, or its cluster closed
             say(f"the kill did not finish: {type(error).__name__}: {error}")
 
-    def _hold_faults(self, faults: h_dask.Faults) -> None:
-        """h's chaos hook: keep its Faults for the kill button, and count its tiles in flight meanwhile."""
-        self.faults = faults
-        threading.Thread(target=self._watch_dask, args=(faults,), name="dask-watch", daemon=True).start()
-
-    def _watch_dask(self, faults: h_dask.Faults) -> None:
+    def _watch_dask(self, faults: DaskFaults) -> None:
+        """Count h's tiles in flight, from its first tiles out until the run is over."""
         while not self._over.wait(COUNT_S):
+            if not faults.struck:
+                continue
             try:
                 in_flight = faults.in_flight()
             except Exception:  # the cluster is closing

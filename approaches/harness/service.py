@@ -27,11 +27,9 @@ from pathlib import Path
 
 import redis
 
-from approaches.cluster.assembly import GIVE_UP_S
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import check_reachable, connect, open_broker
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import StreamQueue
 from approaches.cluster.wire import RUN_ID_BYTES, State
 from approaches.core.config import RunConfig, check_queue_tile_size, cores_present, max_workers
 from approaches.core.errors import BlurSuiteError, ConfigError
@@ -40,7 +38,7 @@ from approaches.core.kernel import KERNELS
 from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.urls import redact
-from approaches.g_service import assembler, coordinator, worker
+from approaches.g_service import StreamQueue, assembler, coordinator, worker
 from approaches.harness.parsing import OneLineParser
 
 MODES = ("coordinator", "worker", "assembler", "all")
@@ -93,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
     add("--kernel", choices=KERNELS, default="separable", help="the Gaussian computed separably (default) or "
         "directly in 2-D (K*K taps per pixel)")
-    add("--give-up", type=float, default=GIVE_UP_S, metavar="S",
-        help=f"the assembler reports an image incomplete after S seconds without progress (default {GIVE_UP_S:g})")
+    add("--give-up", type=float, default=Settings.progress_wait_s, metavar="S",
+        help="the assembler reports an image incomplete after S seconds without progress "
+             f"(default {Settings.progress_wait_s:g})")
     add("--status", metavar="ID", help="print what run ID holds on the broker (live or finished) and exit")
     add("--clean", nargs="?", const="all", metavar="ID",
         help="delete run ID's keys from the broker (every run's, without ID) and exit")
@@ -133,7 +132,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     run_id = args.run or new_run_id()
     if args.mode == "coordinator":
         print(f"run {run_id}: queuing {len(images)} images; start workers and an assembler with --run {run_id}")
-    settings = Settings(give_up_s=args.give_up).plain()
+    settings = Settings(progress_wait_s=args.give_up).plain()
     encoder = resolve_encoder(args.png_encoder)
     with open_broker(args.broker) as broker:
         url = broker.url
@@ -149,7 +148,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
                                      truncate=args.truncate, kernel=args.kernel, threads=args.threads, stop=stop),
             "assembler": lambda: assembler(life("assembler"), url=url, run=run_id, settings=settings,
                                            output_dir=str(args.output), letter="g", png_level=args.png_level,
-                                           png_encoder=encoder, give_up_s=args.give_up, stop=stop),
+                                           png_encoder=encoder, stop=stop),
         }
         if args.mode != "all":
             roles[args.mode]()

@@ -33,7 +33,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,8 +42,8 @@ from PIL import Image, UnidentifiedImageError
 from approaches.core.config import MIN_QUEUE_TILE_SIZE, RunConfig, max_workers
 from approaches.core.errors import BlurSuiteError, ImageError
 from approaches.core.images import ImageSource, load_image, output_path
-from approaches.core.settings import Settings
 from approaches.core.tiling import plan_tiles
+from approaches.harness.chaos import DEMO_SETTINGS
 from approaches.harness.live import LiveRun, NotNow, killable
 from approaches.harness.measure import document, verify
 from approaches.harness.results import headed
@@ -52,7 +52,6 @@ from approaches.web.events import EventLog
 
 MB = 1 << 20
 BROKERS = ("memory://", "embedded://")  # the page may choose only brokers the server starts itself
-GIVE_UP_S = 8.0  # as the chaos demo: e reports a killed worker's image incomplete after 8 s without a result
 MAX_TILE_DELAY_MS = 1000
 PREVIEW_PX = 640  # the page draws a preview this wide or tall at most, while tiles come back
 ID = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16): 128 random bits
@@ -167,7 +166,9 @@ def _config(options: Options, folder: Path) -> RunConfig:
     return RunConfig(approaches=(options.approach,), input_dir=folder / "inputs", output_dir=folder / "out",
                      kernel_size=options.kernel_size, tile_size=options.tile_size, workers=options.workers,
                      broker=options.broker, logs_dir=folder, charts_dir=folder / "charts", quiet=True,
-                     settings=Settings(tile_delay_s=options.tile_delay_ms / 1000, give_up_s=GIVE_UP_S))
+                     # the chaos demo's patience: the page's kill button kills workers, and e then reports
+                     # their images incomplete after DEMO_SETTINGS.result_wait_s without a result
+                     settings=replace(DEMO_SETTINGS, tile_delay_s=options.tile_delay_ms / 1000))
 
 
 def plain_stem(filename: str) -> str:
