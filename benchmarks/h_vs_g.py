@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from approaches import g_service, h_dask
+from approaches.cluster.dask_cluster import scratch_space
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
@@ -79,8 +80,8 @@ def task_overhead(workers: int, one_by_one: int, at_once: int) -> tuple[list[flo
     """(round trips of single no-op tasks, seconds per task of at_once no-ops submitted together)."""
     from distributed import Client, LocalCluster, wait
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, \
+    with scratch_space(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, \
             Client(cluster) as client:
         client.submit(noop, -1, key="warm").result()
         trips = []

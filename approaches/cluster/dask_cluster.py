@@ -9,6 +9,7 @@ task stream turned into the suite's spans.
 import logging
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -64,6 +65,7 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer, lane: str,
                 # dashboard page only says to install bokeh, which the suite does not.  The workers' own logs
                 # are silenced but for critical errors: a worker that loses its scheduler while the cluster
                 # closes logs a traceback that is no error of the run (a task's error reaches its future).
+                stack.enter_context(scratch_space())
                 cluster = stack.enter_context(_local_cluster(job.config.workers))
             client = stack.enter_context(Client(cluster or scheduler, timeout=timeout_s))
             client.wait_for_workers(1, timeout=timeout_s)
@@ -77,12 +79,24 @@ def connected(scheduler: str | None, job: Job, tracer: Tracer, lane: str,
 
 def _restore_logs(level: int, kind: type[BaseException] | None, *_: object) -> None:
     """dask's log level back as it was; but interrupted (Ctrl-C, SIGTERM), dask and asyncio stay quiet: the
-    process is ending, and what dask's exit hooks stop (half-started nannies too) would be logged, step by step,
-    after the suite's one line."""
+    process is ending, and what dask's exit hooks stop (half-started nannies too, and scratch folders already
+    removed with the run's) would be logged, step by step, after the suite's one line."""
     if kind is None or issubclass(kind, Exception):
         logging.getLogger("distributed").setLevel(level)
     else:
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        for name in ("asyncio", "distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def scratch_space() -> Iterator[None]:
+    """A temporary folder for what the cluster's processes write, removed with it: dask's own default,
+    TMPDIR/dask-scratch-space, is never removed (and LocalCluster's local_directory moves only the workers')."""
+    import dask
+
+    with tempfile.TemporaryDirectory(prefix="blur-dask-") as scratch, dask.config.set(
+            {"temporary-directory": scratch}):
+        yield
 
 
 def _local_cluster(workers: int) -> "LocalCluster":

@@ -18,12 +18,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 
 ORPHAN_CHECK_S = 0.5  # how often the guardian also checks that its parent still lives (a leaked pipe end)
+
+
+@contextmanager
+def guarded_folder(prefix: str) -> Iterator["Guardian"]:
+    """A new folder named prefix* in the temporary folder, under a guardian; removed, with the guardian, at the
+    end of the block (or by the guardian, should this process die)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    guardian = Guardian(folder)
+    try:
+        yield guardian
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        guardian.close()
 
 
 class Guardian:
@@ -59,8 +74,6 @@ class Guardian:
 def sweep(prefix: str) -> Iterator[str]:
     """Kill what runs whose process died left behind in folders named prefix* in the temporary folder, remove
     those folders, and say what was removed, one line each."""
-    import tempfile
-
     for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
         try:
             owner = int((folder / "owner").read_text())

@@ -17,18 +17,17 @@ the settings and the pixels through MPI.  Span times are each host's clock.
 """
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
 
+from approaches.cluster.guardian import Guardian, guarded_folder
 from approaches.cluster.pods import read_report
 from approaches.core.images import output_path
 from approaches.core.job import Failure, Job, Outcome, Saved
@@ -36,7 +35,6 @@ from approaches.core.trace import Tracer
 
 REPORT, SETTINGS, LOG = "report.json", "settings.json", "mpiexec.log"
 STOP_GRACE_SECONDS = 5.0  # after SIGTERM, mpiexec has this long to end its ranks before its group is killed
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 NOT_INSTALLED = "MPI is not installed: no mpiexec beside this Python, or no mpi4py (pip install mpich mpi4py)"
 
 
@@ -58,8 +56,8 @@ def run_ranks(job: Job, tracer: Tracer, program: str, *, hosts: Path | None = No
         return _all_failed(job, NOT_INSTALLED)
     config = job.config
     hosts = hosts or config.mpi_hosts
-    with tempfile.TemporaryDirectory(prefix="blur-i-") as private:
-        folder = Path(private)
+    with guarded_folder("blur-i-") as guardian:  # should this process die, mpiexec is killed, the folder removed
+        folder = guardian.folder
         command = [str(launcher), *(["-f", str(hosts)] if hosts else []), "-n", str(config.workers),
                    sys.executable, "-m", program, str(folder / SETTINGS)]
         settings = {
@@ -69,7 +67,7 @@ def run_ranks(job: Job, tracer: Tracer, program: str, *, hosts: Path | None = No
             "kernel": config.kernel,
             "report": str(folder / REPORT), "fail_rank": fail_rank, "launched": time.perf_counter()}
         (folder / SETTINGS).write_text(json.dumps(settings))
-        code = _launch(command, folder / LOG)
+        code = _launch(command, folder / LOG, guardian)
         for _ in job.images:
             job.progress()
         if not (folder / REPORT).exists():
@@ -83,31 +81,24 @@ def run_ranks(job: Job, tracer: Tracer, program: str, *, hosts: Path | None = No
     return outcome
 
 
-def _launch(command: list[str], log: Path) -> int:
+def _launch(command: list[str], log: Path, guardian: Guardian) -> int:
     """Run mpiexec in a session of its own, its output (and every rank's) into log; its exit status.
 
     A session of its own, so Ctrl-C in the terminal reaches this process only, which then stops the job.
-    If this process dies without stopping it (SIGKILL), Linux kills mpiexec too (`_end_with_parent`).
+    If this process dies without stopping it (SIGKILL), the guardian kills mpiexec (SIGKILL: mpiexec loses a
+    SIGTERM that comes while it still starts its ranks; once it is gone, its proxies end the ranks).
     """
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=_end_with_parent)
+                                   start_new_session=True)
+        guardian.watch(process)
         try:
             return process.wait()
         except BaseException:
             _stop(process)
             raise
-
-
-def _end_with_parent() -> None:
-    """In mpiexec's process, before it starts: have Linux kill it when its parent dies (elsewhere: no-op).
-
-    Without it, a harness killed outright would leave mpiexec and its ranks running in their own sessions.
-    SIGKILL, not SIGTERM: mpiexec loses a SIGTERM that comes while it is still starting its ranks (seen here:
-    the job then ran to its end); once mpiexec is gone, its proxies end the ranks.
-    """
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        finally:
+            guardian.forget(process)
 
 
 def _stop(process: subprocess.Popen) -> None:
