@@ -1,6 +1,7 @@
 """Small generated images shared by the tests, and the suite's command line as the tests run it (one pass)."""
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -19,22 +20,34 @@ OWN_TMPDIR = "BLUR_TESTS_TMPDIR"  # set by the test run that made the private TM
 
 def pytest_configure(config: pytest.Config) -> None:
     """Run the tests in a private TMPDIR (a short path: Unix sockets live there), so that what they leave behind is
-    found, whatever else the machine's /tmp holds, and named at the end: `pytest_sessionfinish`."""
+    found, whatever else the machine's /tmp holds, and named at the end: `pytest_sessionfinish`.  Each xdist
+    worker gets a folder of its own in it, so that what one test looks for there is its own."""
     if OWN_TMPDIR not in os.environ:
         os.environ[OWN_TMPDIR] = os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="blur-tests-")
-        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["TMPDIR"] = os.path.join(os.environ[OWN_TMPDIR], worker)
+        os.makedirs(os.environ["TMPDIR"], exist_ok=True)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fail the run, naming each, if the tests left anything in TMPDIR beside pytest's own folders."""
-    if hasattr(session.config, "workerinput") or os.environ.get("TMPDIR") != os.environ.get(OWN_TMPDIR):
-        return  # an xdist worker: the controller checks once every worker is done
+    if os.environ.get("TMPDIR") != os.environ.get(OWN_TMPDIR):
+        return  # an xdist worker: the run that made the folder checks it once every worker is done
     folder = os.environ[OWN_TMPDIR]
-    left = sorted(name for name in os.listdir(folder) if not name.startswith("pytest-of-"))
-    if left:
+    if left := list(_left_in(folder)):
         session.config.left_in_tmpdir = left
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _left_in(folder: str) -> Iterator[str]:
+    """What is in folder, and in each xdist worker's folder in it, beside pytest's own."""
+    for name in sorted(os.listdir(folder)):
+        if re.fullmatch(r"gw\d+", name):
+            yield from (os.path.join(name, inner) for inner in _left_in(os.path.join(folder, name)))
+        elif not name.startswith("pytest-of-"):
+            yield name
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from itertools import pairwise
@@ -88,16 +89,23 @@ def mpi_inputs(directory: Path) -> Path:
 
 
 def rank_processes() -> set[int]:
-    """Live processes of any MPI job of approach i: mpiexec's proxies and the ranks (zombies are ended)."""
-    found = set()
+    """Live processes of this test run's MPI jobs of approach i: mpiexec, its proxies and the ranks (zombies are
+    ended), known by the run's folder in this TMPDIR on their command line (mpiexec's) or their parent's."""
+    here = tempfile.gettempdir().encode()
+    found, parents = set(), {}
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if state != "Z" and (i_mpi.RANK_PROGRAM.encode() in command or b"hydra_pmi_proxy" in command):
-            found.add(int(entry.name))
+        if state != "Z" and (here in command or b"hydra_pmi_proxy" in command):
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if here in command:
+                found.add(int(entry.name))
+    for pid, parent in parents.items():  # a proxy's parent is mpiexec
+        if parent in found:
+            found.add(pid)
     return found
 
 
@@ -182,6 +190,7 @@ def test_interrupting_a_run_stops_mpiexec_and_every_rank(tmp_path, ctrl_c_raises
 
 HARNESS = """
 import sys
+import tempfile
 from pathlib import Path
 from approaches import i_mpi
 from approaches.core.config import RunConfig
@@ -196,7 +205,7 @@ i_mpi.run(Job(config, tuple(find_images(inputs)), "i"), Tracer())
 
 @needs_mpi
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the ranks in /proc")
 def test_a_harness_killed_outright_takes_mpiexec_and_every_rank_with_it(tmp_path):
     inputs = mpi_inputs(tmp_path / "input")
     before = rank_processes()
@@ -208,6 +217,10 @@ def test_a_harness_killed_outright_takes_mpiexec_and_every_rank_with_it(tmp_path
         harness.kill()  # SIGKILL: no exception handler of the harness runs
         harness.wait()
     assert rank_processes_end(before)
+    deadline = time.monotonic() + 10  # the guardian removes the job's folder once it has killed mpiexec
+    while list(Path(tempfile.gettempdir()).glob("blur-i-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(Path(tempfile.gettempdir()).glob("blur-i-*"))
     # The job was stopped while it started, not left to run on: nothing was saved
     assert not list(tmp_path.glob("out/i/*.png"))
 
