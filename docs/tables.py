@@ -138,10 +138,11 @@ def chaos(docs: list[dict], only: str | None) -> str:
 
 
 def original(docs: list[dict], session: str | None) -> str:
-    """One measuring session of the Go original, as recorded in go_original.json."""
+    """One measuring session of the Go original, as recorded in go_original.json, with when, where and how."""
     (doc,) = docs
     found = next(s for s in doc["sessions"] if s["name"] == session)
-    return table(found["columns"], [[str(cell) for cell in row] for row in found["rows"]])
+    caption = f"When: {found['when']}. Machine: {found['machine']}. How: {found['method']}.\n"
+    return table(found["columns"], [[str(cell) for cell in row] for row in found["rows"]]) + "\n" + caption
 
 
 def printout(texts: list[str], only: str | None) -> str:
