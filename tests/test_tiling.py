@@ -53,8 +53,8 @@ def original_cut(image: np.ndarray, tile: Tile, radius: int) -> np.ndarray:
 
 
 def test_regression_original_halo_bug_shifted_first_row_and_column_tiles():
-    # Pins ORIGINAL.md bug 1: outputs of b, c, e, f and g differed from a by up to ~147 levels in the
-    # first tile row and column.  Our cut must give a's pixels; the original's must not.
+    # Pins the Go original's halo bug (docs/go-original.md): outputs of b, c, e, f and g differed from a by up
+    # to ~147 levels in the first tile row and column.  Our cut must give a's pixels; the original's must not.
     image, k, size = photo(96, 96, 3), 21, 32
     whole = blur(image, k)
     ours, theirs = np.zeros_like(image), np.zeros_like(image)
