@@ -54,7 +54,9 @@ def assert_truthful(out: str, kill: str) -> int:
     # Then workers were killed while holding tiles, and were restarted
     assert re.search(rf"^[1-9]\d* tiles in flight: killing worker-1, worker-2 \({kill}\)$", out, re.M), out
     assert "restarted worker-1, worker-2" in out, out
-    assert re.search(r"^left in the queues: jobs=\d+ results=\d+$", out, re.M), out
+    # (e's workers, restarted slowly on a busy machine, may leave jobs, among them the STOP pills the dead never took)
+    assert re.search(r"^left in the queues: jobs=\d+( \(among them the STOP pills [^)]*\))? results=\d+$", out,
+                     re.M), out
     # And every image has a truthful line: an image is saved exactly when none of its tiles is missing
     rows = {m[1]: m for m in (LINE.match(line) for line in out.splitlines()) if m}
     assert set(rows) == {"one", "two", "three"}, out

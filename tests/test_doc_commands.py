@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-import run_doc_commands  # noqa: E402 (a script beside the package, not part of it)
+import run_doc_commands  # a script beside the package, not part of it
 
 
 def test_every_documented_block_has_a_rule_the_runner_knows():
