@@ -51,7 +51,7 @@ class RunConfig:
     kernel: str = "separable"  # one of kernel.KERNELS: "direct" makes a run compute-bound
     json_path: Path | None = None
     logs_dir: Path = Path("logs")
-    charts_dir: Path | None = Path("visualize")
+    charts_dir: Path | None = Path("logs/charts")
     quiet: bool = False
     sweep: str | None = None
     broker: str = DEFAULT_URL

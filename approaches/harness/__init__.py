@@ -6,7 +6,6 @@
     chaos.py    kill pods of the queue approaches mid-run, and report truthfully what was lost
     results.py  the one writer: JSON (with its schema and provenance), the original course's text log, the table
     traceevents.py  a measured run's timelines as a Chrome trace-event file (Perfetto, chrome://tracing)
-    charts.py   charts drawn from a results document alone
-    offline.py  --compare two results files, --redraw the charts of one
+    offline.py  --compare two results files, --redraw the charts of one (drawn by the visualize package)
     service.py  approach g's command line: `blur-suite service --mode ...`
 """

@@ -30,7 +30,7 @@ keys that earlier runs had left behind (it had no run id), so it could report a 
 happened, and looked for its input in a folder the coordinator could not see.  Here every number comes
 from this run's keys, and outputs go to <output>/chaos-<letter>/, cleared of this run's images first,
 so "present" can only mean this run saved it.  The table also goes to logs/ as JSON, and to
-visualize/chaos.png.
+logs/charts/chaos.png.
 """
 
 import logging
@@ -409,7 +409,7 @@ def _document(config: RunConfig, tallies: Sequence[Tally]) -> dict:
 
 
 def _draw(doc: dict, folder: Path) -> Path:
-    from approaches.harness.charts import draw_chaos  # matplotlib is slow to import: only when drawing
+    from visualize.charts import draw_chaos  # matplotlib is slow to import: only when drawing
 
     return draw_chaos(doc, folder / "chaos.png")
 

@@ -156,7 +156,7 @@ def _offline(args: argparse.Namespace) -> int:
 
 
 def _draw_all(doc: dict, folder: Path) -> list[Path]:
-    from approaches.harness.charts import draw_all  # matplotlib is slow to import: only when drawing
+    from visualize.charts import draw_all  # matplotlib is slow to import: only when drawing
 
     return draw_all(doc, folder)
 
@@ -244,12 +244,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "directly in 2-D (K*K taps, as the original did: compute dominates and parallel speed-ups show)")
     add("--json", type=Path, metavar="FILE", help="also write the results document to FILE")
     add("--logs", type=Path, default=Path("logs"), metavar="DIR", help="where the run log goes (default: logs)")
-    add("--charts", type=Path, default=Path("visualize"), metavar="DIR", help="where charts go (default: visualize)")
+    add("--charts", type=Path, default=Path("logs/charts"), metavar="DIR",
+        help="where charts go (default: logs/charts)")
     add("--no-charts", action="store_true", help="do not draw charts")
     add("--quiet", action="store_true", help="no progress bar and no table, only errors")
     add("--sweep", metavar="{" + ",".join(SWEEPS) + "}",  # checked by RunConfig, like --kernel
-        help="run the approaches at tile sizes 64..1024 (visualize/sweep_tile_size.png) or at 1..2x cores "
-        f"workers (1..{2 * cores} here; visualize/sweep_workers.png), and chart it; a and d blur whole "
+        help="run the approaches at tile sizes 64..1024 (logs/charts/sweep_tile_size.png) or at 1..2x cores "
+        f"workers (1..{2 * cores} here; logs/charts/sweep_workers.png), and chart it; a and d blur whole "
         "images on one lane, so they run once and are drawn as a flat reference line")
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
         "this process), embedded:// (a Valkey server started here), or redis://host:port/db")

@@ -14,7 +14,8 @@ from typing import Any
 
 from approaches.core.errors import ConfigError
 from approaches.core.images import shown
-from approaches.harness.results import document_kind, read_document, spread
+from approaches.harness.results import spread
+from visualize.documents import DocumentError, document_kind, read_document
 
 COMPARED_SETTINGS = ("kernel_size", "kernel", "tile_size", "workers", "png_level", "png_encoder", "broker",
                      "truncate", "machine")
@@ -22,7 +23,7 @@ COMPARED_SETTINGS = ("kernel_size", "kernel", "tile_size", "workers", "png_level
 
 def compare_files(old_path: Path, new_path: Path) -> str:
     """--compare: the report on two measured runs' files (ConfigError, one line, for anything else)."""
-    old, new = read_document(old_path), read_document(new_path)
+    old, new = _read(old_path), _read(new_path)
     for path, doc in ((old_path, old), (new_path, new)):
         if document_kind(doc) != "run":
             raise ConfigError(f"--compare reads measured runs; {shown(path)} is a {document_kind(doc)} document")
@@ -94,7 +95,14 @@ def redraw_file(path: Path, charts_dir: Path | None) -> list[Path]:
     """--redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
     if charts_dir is None:
         raise ConfigError("--redraw draws charts: it cannot be used with --no-charts")
-    doc = read_document(path)
-    from approaches.harness.charts import redraw  # matplotlib is slow to import: only when drawing
+    doc = _read(path)
+    from visualize.charts import redraw  # matplotlib is slow to import: only when drawing
 
     return redraw(doc, charts_dir)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return read_document(path)
+    except DocumentError as error:
+        raise ConfigError(f"{shown(path)}: {error}") from None

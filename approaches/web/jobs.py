@@ -351,7 +351,7 @@ class JobStore:
         doc = document(config, [measured])
         _write_text(folder / "results.json", headed(doc))
         files = ["results.json"]
-        from approaches.harness.charts import draw_all  # matplotlib is slow to import: only when drawing
+        from visualize.charts import draw_all  # matplotlib is slow to import: only when drawing
 
         files += [str(path.relative_to(folder)) for path in draw_all(doc, folder / "charts")]
         outputs = [saved.output for saved in measured.outcome.saved]
