@@ -11,7 +11,8 @@ DEFAULT_CHARTS = Path("logs/charts")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m visualize", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m visualize", description="Draw a results document's charts "
+                                     "again: a run's comparison and timelines, a sweep's lines, the chaos demo's bars.")
     parser.add_argument("document", type=Path, metavar="RUN.json", help="a run's, a sweep's or a chaos demo's results")
     parser.add_argument("--charts", type=Path, default=DEFAULT_CHARTS, metavar="DIR",
                         help=f"where the charts go (default: {DEFAULT_CHARTS})")

@@ -1,4 +1,4 @@
-"""What run_all.py does with results files already written: --compare OLD.json NEW.json, and --redraw RUN.json.
+"""What run_all.py does with results files already written: compare OLD.json NEW.json, and redraw RUN.json.
 
 A change is only a change if it is bigger than the noise.  Each approach's wall time is a median of
 several timed runs; its fastest and slowest run bound where the next median is likely to fall.  So
@@ -22,11 +22,11 @@ COMPARED_SETTINGS = ("kernel_size", "kernel", "tile_size", "workers", "png_level
 
 
 def compare_files(old_path: Path, new_path: Path) -> str:
-    """--compare: the report on two measured runs' files (ConfigError, one line, for anything else)."""
+    """compare: the report on two measured runs' files (ConfigError, one line, for anything else)."""
     old, new = _read(old_path), _read(new_path)
     for path, doc in ((old_path, old), (new_path, new)):
         if document_kind(doc) != "run":
-            raise ConfigError(f"--compare reads measured runs; {shown(path)} is a {document_kind(doc)} document")
+            raise ConfigError(f"compare reads measured runs; {shown(path)} is a {document_kind(doc)} document")
     heading = f"{_named(old_path, old)}  ->  {_named(new_path, new)}"
     return "\n".join([heading, *compare(old, new)])
 
@@ -91,10 +91,8 @@ def _named(path: Path, doc: dict[str, Any]) -> str:
     return f"{shown(path)} ({doc['config'].get('timestamp', '?')}{', commit ' + commit if commit else ''})"
 
 
-def redraw_file(path: Path, charts_dir: Path | None) -> list[Path]:
-    """--redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
-    if charts_dir is None:
-        raise ConfigError("--redraw draws charts: it cannot be used with --no-charts")
+def redraw_file(path: Path, charts_dir: Path) -> list[Path]:
+    """redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
     doc = _read(path)
     from visualize.charts import redraw  # matplotlib is slow to import: only when drawing
 

@@ -17,13 +17,14 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from approaches import __version__
 from approaches.core.config import RunConfig, cores_present
-from approaches.core.images import shown
+from approaches.core.errors import shown
 from approaches.core.urls import redact
 from visualize.documents import SCHEMA_VERSION, document_kind, method_label
 
@@ -32,6 +33,16 @@ PACKAGES = ("numpy", "numba", "llvmlite", "pillow", "matplotlib", "redis", "fake
             "mpi4py", "distributed")  # whose versions a document records, where installed
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a command's results go, and how much it says: the harness's settings, which no approach reads."""
+
+    logs_dir: Path = Path("logs")
+    charts_dir: Path | None = Path("logs/charts")  # None: no charts
+    json_path: Path | None = None  # a copy of the results document here too
+    quiet: bool = False  # no progress bar, no table: only errors
 
 
 def machine() -> str:
@@ -124,7 +135,7 @@ def headed(doc: dict) -> str:
     return json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
 
 
-def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | None = None,
+def write_document(out: Output, doc: dict, kind: str = "", text: str | None = None,
                    draw: Callable[[Path], list[Path]] | None = None, say: Say = print) -> list[str]:
     """Write logs/<stamp><kind>.json (and .txt when text is given; and .trace.json, a Chrome trace, for a
     measured run), --json FILE and, unless charts are off, what draw(charts_dir) draws; say what was
@@ -133,7 +144,7 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
     payload = headed(doc)
     problems, written = [], []
     try:
-        log_json = reserve(config.logs_dir, stamp, ".json")
+        log_json = reserve(out.logs_dir, stamp, ".json")
         targets = [(log_json, payload)]
         if text is not None:
             targets.insert(0, (log_json.with_suffix(".txt"), text))
@@ -142,10 +153,10 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
 
             targets.append((log_json.with_suffix(".trace.json"), json.dumps(chrome_trace(doc))))
     except OSError as error:
-        problems.append(f"cannot write into {shown(config.logs_dir)}: {error.strerror or error}")
+        problems.append(f"cannot write into {shown(out.logs_dir)}: {error.strerror or error}")
         targets = []
-    if config.json_path:
-        targets.append((config.json_path, payload))
+    if out.json_path:
+        targets.append((out.json_path, payload))
     for path, content in targets:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,26 +165,26 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
             problems.append(f"cannot write {shown(path)}: {error.strerror or error}")
         else:
             written.append(path)
-    if draw is not None and config.charts_dir is not None:
+    if draw is not None and out.charts_dir is not None:
         try:
-            written += draw(config.charts_dir)
+            written += draw(out.charts_dir)
         except OSError as error:
-            problems.append(f"cannot draw charts into {shown(config.charts_dir)}: {error.strerror or error}")
-    if written and not config.quiet:
+            problems.append(f"cannot draw charts into {shown(out.charts_dir)}: {error.strerror or error}")
+    if written and not out.quiet:
         say(f"written: {', '.join(shown(path) for path in written)}")
     return problems
 
 
-def check_writable(config: RunConfig, approaches: Sequence[str]) -> list[str]:
+def check_writable(config: RunConfig, out: Output, approaches: Sequence[str]) -> list[str]:
     """Every place this run will write, tried before any work: a line per one that cannot be written."""
-    folders = [config.logs_dir, *(config.output_dir / letter for letter in approaches)]
-    if config.charts_dir is not None:
-        folders.append(config.charts_dir)
+    folders = [out.logs_dir, *(config.output_dir / letter for letter in approaches)]
+    if out.charts_dir is not None:
+        folders.append(out.charts_dir)
     problems = [problem for folder in folders if (problem := _writable_folder(folder))]
-    if config.json_path is not None:
-        if config.json_path.is_dir():
-            problems.append(f"--json {shown(config.json_path)} is a directory, not a file")
-        elif problem := _writable_folder(config.json_path.parent) or _writable_file(config.json_path):
+    if out.json_path is not None:
+        if out.json_path.is_dir():
+            problems.append(f"--json {shown(out.json_path)} is a directory, not a file")
+        elif problem := _writable_folder(out.json_path.parent) or _writable_file(out.json_path):
             problems.append(f"--json: {problem}")
     return problems
 

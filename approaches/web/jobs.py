@@ -159,14 +159,14 @@ def options_from(form: Mapping[str, str]) -> Options:
     try:
         _config(options, Path("."))  # RunConfig's own checks: odd kernel size, workers for the cores present
     except BlurSuiteError as error:
-        raise Refused(str(error).replace("--kernel-size", "kernel size").replace("--workers", "workers")) from None
+        raise Refused(str(error)) from None  # the setting in words: "kernel size must be odd ..."
     return options
 
 
 def _config(options: Options, folder: Path) -> RunConfig:
     return RunConfig(approaches=(options.approach,), input_dir=folder / "inputs", output_dir=folder / "out",
                      kernel_size=options.kernel_size, tile_size=options.tile_size, workers=options.workers,
-                     broker=options.broker, logs_dir=folder, charts_dir=folder / "charts", quiet=True,
+                     broker=options.broker,
                      settings=Settings(tile_delay_s=options.tile_delay_ms / 1000, give_up_s=GIVE_UP_S))
 
 
