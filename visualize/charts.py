@@ -509,7 +509,7 @@ def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
 
 
 def redraw(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw a saved document's charts again, whatever run made it (run_all.py --redraw)."""
+    """Draw a saved document's charts again, whatever run made it (run_all.py redraw, python -m visualize)."""
     kind = document_kind(doc)
     if kind == "sweep":
         return [draw_sweep(doc, directory / f"sweep_{doc['config']['sweep']}.png")]

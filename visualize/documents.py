@@ -1,6 +1,6 @@
 """What a results document holds, read without the suite: its schema, its kind, how it was measured, its lanes.
 
-The suite writes every document (harness/results.py); the charts, --compare and the trace file read them
+The suite writes every document (harness/results.py); the charts, `compare` and the trace file read them
 through these functions, so each question about a document (which kind is it, how were its walls measured,
 in what order do its lanes go) has one answer.
 """

@@ -215,7 +215,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     approaches = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
     environment = ("Environment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, TILE_SIZE, BROKER_URL, "
                    "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.")
-    shared = _setting_flags(), _output_flags()
+    shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
     command = commands.add_parser(
         "run", parents=[_approaches_flag(), *shared, _timing_flags()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -275,7 +275,7 @@ def _approaches_flag() -> argparse.ArgumentParser:
 
 
 def _setting_flags() -> argparse.ArgumentParser:
-    """What every approach is run with: the images, the kernel, tiles, workers, PNGs, the broker and engines."""
+    """What every approach is run with: the images, the kernel, tiles, workers, PNGs."""
     flags = argparse.ArgumentParser(add_help=False)
     add = flags.add_argument_group("settings").add_argument
     add("--input", type=Path, metavar="DIR", help="folder of images (default: data/input, samples made if empty)")
@@ -296,6 +296,13 @@ def _setting_flags() -> argparse.ArgumentParser:
     add("--kernel", metavar="{" + ",".join(KERNELS) + "}",
         help="the same Gaussian computed separably (default; 2K taps per pixel, the run is I/O-bound) or "
         "directly in 2-D (K*K taps, as the original did: compute dominates and parallel speed-ups show)")
+    return flags
+
+
+def _cluster_flags() -> argparse.ArgumentParser:
+    """Where the distributed approaches run: the broker (d to g), dask's scheduler (h), MPI's hosts (i)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument_group("broker and engines").add_argument
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
         "this process), embedded:// (a Valkey server started here), or redis://host:port/db")
     add("--scheduler", metavar="tcp://HOST:PORT", help="approach h: the dask scheduler to run on (default: a "

@@ -2,7 +2,7 @@
 
 A change is only a change if it is bigger than the noise.  Each approach's wall time is a median of
 several timed runs; its fastest and slowest run bound where the next median is likely to fall.  So
---compare prints new/old of the medians, with the range the ratio could take between those bounds
+compare prints new/old of the medians, with the range the ratio could take between those bounds
 (fastest new / slowest old … slowest new / fastest old), and calls an approach faster or slower only
 when the two runs' ranges do not overlap at all.  One pass (--quick) has no range: it gets no verdict.
 Settings that differ between the two files are listed first, since they, not the code, may be the cause.

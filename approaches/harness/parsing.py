@@ -1,7 +1,8 @@
-"""The suite's command lines report a mistake in one line, as they report every other.
+"""The suite's command lines report a mistake in one line, as they report every other, and name it as a flag.
 
 argparse prints its whole usage block above the error; for a mistyped flag that buries the one line that
-matters.  --help still shows the usage.
+matters.  --help still shows the usage.  A setting core refuses is named in words (``tile size must be ...``);
+`in_flags` names it as the flag a person typed.
 
 >>> parser = OneLineParser(prog="run_all.py")
 >>> _ = parser.add_argument("--kernel-size", type=int)

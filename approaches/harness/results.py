@@ -6,7 +6,7 @@ it here.  Files are named from the start time, and two runs started in the same 
 
 A number without its provenance teaches nothing: every document is written with its schema version, the
 suite's version and git commit, Python's and the packages' versions, the CPU, and every setting, so two
-results files can be compared (--compare) and redrawn (--redraw) long after, on another machine.  A
+results files can be compared (`compare`) and redrawn (`redraw`) long after, on another machine.  A
 measured run's timelines are also written as a Chrome trace-event file, which Perfetto (ui.perfetto.dev)
 and chrome://tracing open.
 """
@@ -131,7 +131,7 @@ def reserve(directory: Path, stem: str, suffix: str) -> Path:
 
 def headed(doc: dict) -> str:
     """doc as the JSON every results file holds: headed by its schema version and provenance, so that
-    --compare and --redraw read it, wherever it was written (logs/, --json, the web page's job folder)."""
+    compare and redraw read it, wherever it was written (logs/, --json, the web page's job folder)."""
     return json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
 
 
