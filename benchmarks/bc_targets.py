@@ -29,7 +29,7 @@ from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job
 from approaches.core.kernel import KERNELS, blur, blur_into, blur_tile, warm_up
-from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
+from approaches.core.limits import DEFAULT_ENCODER, PNG_ENCODERS
 from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from approaches.core.trace import Span, Tracer
 from approaches.registry import APPROACHES

@@ -15,7 +15,7 @@
 - Per-task overhead: a no-op task's round trip (submit, run on a worker process, result back), one at a
   time, on the same kind of LocalCluster; and the time per task when many are submitted at once.
 - --recovery: h under its two chaos scenarios (one worker process killed, every one killed, once the
-  first image's tiles are in flight, TILE_DELAY_S per tile as run_all.py --chaos uses), each round: tiles
+  first image's tiles are in flight, TILE_DELAY_S per tile as run_all.py chaos uses), each round: tiles
   lost, redone, finished twice, and the recovery time, from the kill to the end of the last lost tile
   run again.
 """
@@ -42,7 +42,7 @@ from approaches.core.trace import Tracer
 from approaches.harness.chaos import DASK_SCENARIOS, DEMO_SETTINGS, DaskFaults
 from approaches.samples import ensure_samples
 
-TILE_DELAY_S = DEMO_SETTINGS.tile_delay_s  # as run_all.py --chaos: a kill finds every worker holding a tile
+TILE_DELAY_S = DEMO_SETTINGS.tile_delay_s  # as run_all.py chaos: a kill finds every worker holding a tile
 
 RUNS: dict[str, Callable[[Job, Tracer], Outcome]] = {
     "g": lambda job, tracer: g_service.run(job, tracer, pods=job.config.workers, threads=1),

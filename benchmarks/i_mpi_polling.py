@@ -5,7 +5,7 @@
 In approach i, rank 0 loads and saves every image while the other ranks wait for it in a broadcast.
 Here rank 0 decodes and encodes one sample photo (img1, 1.9 MP RGBA, PNG level 1: i's load and save)
 ``rounds`` times while the other ranks wait in Ibcast, with 1 rank (nobody waits: the reference), as
-many ranks as cores, and twice as many (as ``--sweep workers`` goes).  The ways to wait:
+many ranks as cores, and twice as many (as ``run_all.py sweep workers`` goes).  The ways to wait:
 - spin: Request.Wait(), MPICH's default, which polls the core until the data comes;
 - yield: the same with MPIR_CVAR_POLLS_BEFORE_YIELD=1 (sched_yield after every poll);
 - throttle: the same with MPIR_CVAR_CH4_PROGRESS_THROTTLE=1 and ..._NO_PROGRESS_COUNT=1 (usleep(1) after

@@ -56,11 +56,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
 
 
 def main(argv: Sequence[str], env: Mapping[str, str] | None = None, settings: Settings | None = None) -> int:
-    """run_all.py's main with --quick first: one timed pass, no warm-up.  The default method (a warm-up and
-    three timed runs of each approach) would make every test that runs the suite four times slower, and what
-    it checks is the same every run; a flag given later (--repeat N) still has its say, and a test of the
-    default method calls cli.main itself."""
-    return cli.main(["--quick", *argv], env, settings)
+    """run_all.py's main with --quick for what times approaches (run, sweep): one timed pass, no warm-up.  The
+    default method (a warm-up and three timed runs of each approach) would make every test that runs the suite
+    four times slower, and what it checks is the same every run; a flag given with it (--repeat N) still has its
+    say, and a test of the default method calls cli.main itself."""
+    command, *rest = cli.subcommand_first(argv)
+    return cli.main([command, *(["--quick"] if command in ("run", "sweep") else []), *rest], env, settings)
 
 
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:

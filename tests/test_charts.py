@@ -1,13 +1,16 @@
 """Charts a person reads in one look: every stage its own colour, told apart under colour-vision deficiencies;
 a thin bar keeps its colour; waits are drawn, and named, as waits."""
 
+import ast
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from approaches.harness import charts
+from visualize import charts
 
 # Machado, Oliveira & Fernandes (2009), severity 1.0, applied to linear RGB.
 DEFICIENCIES = {
@@ -82,3 +85,30 @@ def test_a_title_wider_than_its_chart_is_wrapped_to_the_chart_not_cut_off():
     charts._title(fig, "Chaos — tiles lost, tiles done twice, and the time to recover when pods are killed")
     lines = fig.get_suptitle().splitlines()
     assert len(lines) == 2 and all(len(line) <= 6.4 * charts.TITLE_CHARS_PER_INCH for line in lines)
+
+
+def test_python_m_visualize_redraws_a_results_file_and_says_a_bad_one_in_one_line(tmp_path, capsys):
+    from visualize.__main__ import main as visualize
+
+    doc = {"kind": "run", "config": {"timestamp": "t"}, "results": [
+        {"approach": "a", "title": "Sequential", "wall_s": 1.0, "wall_runs": [1.0], "stage_s": {"blur": 0.5},
+         "images": [], "spans": [{"lane": "main", "stage": "blur", "image": "x", "tile": None, "start": 0.0,
+                                  "end": 0.5}]}]}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    assert visualize([str(tmp_path / "run.json"), "--charts", str(tmp_path / "charts")]) == 0
+    assert {p.name for p in (tmp_path / "charts").iterdir()} == {"comparison.png", "timeline_a.png"}
+    assert visualize([str(tmp_path / "none.json")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"python -m visualize: error: {tmp_path}/none.json: "
+                                                            "no such file"]
+
+
+def test_the_charting_package_imports_nothing_from_the_approaches():
+    # The layout's promise: charts are a pure function of a results document, drawn without the suite
+    imported = set()
+    for path in Path(charts.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    assert "visualize" in imported and "approaches" not in imported

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from approaches.core.config import CHAOS_SCENARIOS
 from approaches.core.settings import Settings
 from approaches.harness import chaos
+from approaches.harness.cli import SCENARIOS as CHAOS_SCENARIOS
 from tests.conftest import main
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")

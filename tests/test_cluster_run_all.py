@@ -45,4 +45,4 @@ def test_a_bad_broker_url_is_one_line_and_status_2(tmp_path, image_dir, capsys, 
 def test_an_unknown_chaos_approach_is_one_line_and_status_2(tmp_path, image_dir, capsys, value):
     assert main(["--chaos", value, "--input", str(image_dir), "--output", str(tmp_path / "out")], env={}) == 2
     err = capsys.readouterr().err
-    assert err.startswith("run_all.py: error: --chaos: unknown") and len(err.strip().splitlines()) == 1
+    assert err.startswith("run_all.py: error: chaos: unknown") and len(err.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from approaches.harness.cli import build_parser
+from approaches.harness.cli import parse
 from approaches.harness.service import _parser as service_parser
 
 DEPLOY = Path(__file__).resolve().parent.parent / "docs" / "deploy"
@@ -59,7 +59,7 @@ def test_every_command_is_one_the_suite_or_dask_accepts(where, argv):
     if program == "blur-suite" and args[:1] == ["service"]:
         service_parser().parse_args(args[1:])  # exits (SystemExit) on a flag it does not know
     elif program == "blur-suite":
-        build_parser().parse_args(args)
+        parse(args)
     else:
         assert program == "dask", where
         usage = dask_help(args[0])

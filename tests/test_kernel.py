@@ -12,15 +12,8 @@ from scipy.ndimage import correlate1d
 from approaches import blur
 from approaches.core import kernel
 from approaches.core.images import load_image
-from approaches.core.kernel import (
-    KERNELS,
-    MAX_KERNEL_SIZE,
-    blur_into,
-    blur_tile,
-    gaussian_weights,
-    validate_kernel_size,
-    warm_up,
-)
+from approaches.core.kernel import KERNELS, blur_into, blur_tile, gaussian_weights, warm_up
+from approaches.core.limits import MAX_KERNEL_SIZE, validate_kernel_size
 from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from tests.conftest import photo
 

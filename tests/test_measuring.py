@@ -11,11 +11,12 @@ from approaches.core.config import RunConfig
 from approaches.core.job import Outcome
 from approaches.core.trace import Span
 from approaches.harness import cli
-from approaches.harness.cli import build_parser, config_from
+from approaches.harness.cli import config_from, parse
 from approaches.harness.measure import measure_all, plan_rounds
-from approaches.harness.results import PACKAGES, SCHEMA_VERSION, git_commit
+from approaches.harness.results import PACKAGES, git_commit
 from approaches.registry import Approach
 from tests.conftest import main
+from visualize.documents import SCHEMA_VERSION
 
 
 def run(tmp_path: Path, image_dir: Path, *flags: str, single_pass: bool = True) -> tuple[int, dict]:
@@ -57,7 +58,7 @@ def test_each_approach_is_warmed_up_untimed_then_timed_in_rotated_rounds(tmp_pat
 
 def test_by_default_a_warm_up_and_three_timed_runs_quick_is_one_pass_and_repeat_sets_the_runs():
     def method(*flags: str) -> tuple[int, int]:
-        config = config_from(build_parser().parse_args(list(flags)), {})
+        config = config_from(parse(flags), {})
         return config.repeat, config.warmups
 
     assert (cli.REPEAT, cli.WARMUPS) == (3, 1)

@@ -205,3 +205,76 @@ def test_a_flag_argparse_refuses_is_one_line_too(capsys, argv):
         run_as_script(argv, prog="run_all.py")
     err = capsys.readouterr().err
     assert ended.value.code == 2 and len(err.strip().splitlines()) == 1 and "error: " in err and "--help" in err
+
+
+# --- subcommands, and the spellings from before them ------------------------------------------------------
+
+
+@pytest.mark.parametrize("old,new", [
+    ([], ["run"]),
+    (["--approaches", "a", "--quick"], ["run", "--approaches", "a", "--quick"]),
+    (["--workers", "2", "--chaos", "e,f", "--scenarios", "junk"], ["chaos", "e,f", "--workers", "2", "--scenarios",
+                                                                    "junk"]),
+    (["--sweep", "workers", "--approaches", "a"], ["sweep", "workers", "--approaches", "a"]),
+    (["--sweep=tile-size"], ["sweep", "tile-size"]),
+    (["--compare", "old.json", "new.json"], ["compare", "old.json", "new.json"]),
+    (["--redraw", "run.json", "--charts", "c"], ["redraw", "run.json", "--charts", "c"]),
+], ids=["nothing", "run", "chaos", "sweep", "sweep=", "compare", "redraw"])
+def test_every_spelling_from_before_subcommands_means_its_subcommand(old, new):
+    from approaches.harness.cli import parse
+
+    def parsed(argv: list[str]) -> dict:
+        return {key: value for key, value in vars(parse(argv)).items() if key != "command_parser"}
+
+    assert parsed(old) == parsed(new) and parsed(new)["command"] == new[0]
+
+
+def test_chaos_without_letters_kills_in_every_approach_that_has_workers_to_kill():
+    from approaches.harness.cli import config_from, parse
+
+    assert config_from(parse(["chaos"]), {}).approaches == ("e", "f", "g", "h")
+    assert config_from(parse(["--chaos", "g,e"]), {}).approaches == ("g", "e")
+
+
+@pytest.mark.parametrize("command", ["run", "chaos", "sweep", "compare", "redraw", "web", "serve", "service"])
+def test_each_subcommand_has_its_own_help(capsys, command):
+    from approaches.harness.cli import run_as_script
+
+    with pytest.raises(SystemExit) as ended:
+        run_as_script([command, "--help"], prog="run_all.py")
+    out = capsys.readouterr().out
+    assert ended.value.code == 0 and out.startswith("usage: ")
+    assert "--approaches" in out if command in ("run", "sweep") else "--approaches" not in out
+
+
+def test_a_flag_a_subcommand_does_not_know_is_one_line_pointing_to_its_help(capsys):
+    from approaches.harness.cli import run_as_script
+
+    with pytest.raises(SystemExit) as ended:
+        run_as_script(["chaos", "e", "--quick"], prog="run_all.py")  # chaos times no rounds
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == ("run_all.py chaos: error: unrecognized arguments: --quick "
+                                       "(see run_all.py chaos --help)\n")
+
+
+def test_help_and_version_import_no_numpy_numba_matplotlib_or_dask():
+    # Before: --help imported every lesson, numba and redis first (0.4-0.8 s); help is for reading, at once
+    script = ("import sys\nfrom approaches.harness.cli import run_as_script\n"
+              "for argv in (['--help'], ['--version'], ['run', '--help'], ['chaos', '--help'], ['sweep', '--help'],"
+              " ['redraw', '--help'], ['compare', '--help'], ['--sweep', 'workers', '--help']):\n"
+              "    try:\n        run_as_script(argv)\n    except SystemExit:\n        pass\n"
+              "heavy = ('numpy', 'numba', 'matplotlib', 'dask', 'distributed', 'redis', 'PIL', 'tqdm')\n"
+              "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stderr == "[]\n"
+
+
+def test_every_approach_names_a_run_function_its_lesson_has():
+    # The registry imports a lesson at its first run; a renamed function must fail here, not at a run
+    import importlib
+
+    from approaches.registry import APPROACHES
+
+    for approach in APPROACHES.values():
+        module, function = approach.run.__qualname__.split(".")
+        assert callable(getattr(importlib.import_module(f"approaches.{module}"), function)), approach.letter

@@ -26,7 +26,7 @@ from approaches.core.tasks import Assembly
 from approaches.core.trace import Tracer
 from approaches.harness.chaos import Tally, _document
 from approaches.harness.measure import Measured, verify
-from approaches.harness.results import log_text, write_document
+from approaches.harness.results import Output, log_text, write_document
 from approaches.registry import APPROACHES
 from tests.conftest import ctrl_c_as_in_a_terminal, main, photo
 from tests.test_b_tile_parallel import run_approach
@@ -228,10 +228,10 @@ def test_names_that_are_not_text_are_reported_without_crashing_or_forging_log_li
 
 
 def test_two_runs_in_the_same_second_keep_two_logs(tmp_path):
-    config = RunConfig(logs_dir=tmp_path / "logs", charts_dir=None, quiet=True)
+    out = Output(logs_dir=tmp_path / "logs", charts_dir=None, quiet=True)
     doc = {"config": {"timestamp": "2026-01-01 00:00:00"}, "results": []}
     for _ in range(2):
-        assert write_document(config, doc, text=log_text(doc)) == []
+        assert write_document(out, doc, text=log_text(doc)) == []
     logs = tmp_path / "logs"
     assert len(list(logs.glob("*.txt"))) == len(list(logs.glob("*.trace.json"))) == 2
     assert len(list(logs.glob("*.json"))) == 4  # each run's results, and its timelines as a Chrome trace
@@ -301,7 +301,7 @@ def test_verification_memory_does_not_grow_with_the_number_of_images(tmp_path):
 def test_the_chaos_document_never_holds_the_brokers_password():
     # Before: the chaos report wrote the broker URL as given, password and all
     config = RunConfig(broker="redis://user:hunter2@db.example:6379/0")
-    doc = _document(config, [Tally("workers", "f", 1, 4, 2, 0, 0, 0, 0)])
+    doc = _document(config, ["f"], ["workers"], [Tally("workers", "f", 1, 4, 2, 0, 0, 0, 0)])
     text = json.dumps(doc)
     assert "hunter2" not in text and "redis://user:***@db.example:6379/0" in text
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from approaches.core.config import SWEEPS, cores_present
+from approaches.core.config import cores_present
+from approaches.harness.cli import SWEEPS
 from approaches.harness.sweep import AXES
 from tests.conftest import main
 
@@ -81,7 +82,7 @@ def test_a_sweep_blurs_with_the_kernel_asked_for(tmp_path, image_dir):
 def test_an_unknown_sweep_is_one_line_and_status_2(tmp_path, capsys):
     assert main(["--sweep", "kernel-size", "--logs", str(tmp_path / "logs")], env={}) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--sweep must be one of tile-size, workers" in err
+    assert err.count("\n") == 1 and "sweep must be one of tile-size, workers, got 'kernel-size'" in err
 
 
 def test_every_sweep_the_flag_accepts_has_an_axis():

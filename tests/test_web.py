@@ -19,12 +19,12 @@ from approaches.core.images import ImageSource, load_image
 from approaches.core.kernel import blur
 from approaches.core.settings import Settings
 from approaches.harness.live import LiveRun, NotNow
-from approaches.harness.results import SCHEMA_VERSION
 from approaches.registry import APPROACHES
 from approaches.web import serve
 from approaches.web.app import create_app
 from approaches.web.jobs import ID, JobStore, Limits, WebJob
 from tests.conftest import photo
+from visualize.documents import SCHEMA_VERSION
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -265,7 +265,8 @@ def test_under_f_and_g_a_killed_worker_s_tiles_come_back(tmp_path, image_dir, le
 def test_the_command_line_starts_the_page_as_serve_or_with_the_serve_flag(tmp_path, capsys):
     from approaches.harness.cli import run_as_script
 
-    for argv in (["serve", "--clean", "--data", str(tmp_path)], ["--serve", "--clean", "--data", str(tmp_path)]):
+    for argv in (["serve", "--clean", "--data", str(tmp_path)], ["--serve", "--clean", "--data", str(tmp_path)],
+                 ["web", "--clean", "--data", str(tmp_path)]):
         with pytest.raises(SystemExit) as ended:
             run_as_script(argv)
         assert ended.value.code == 0 and "removed 0 finished jobs" in capsys.readouterr().out

@@ -1,25 +1,23 @@
 """RunConfig: every setting of one run, checked once, with a one-line reason for each value refused.
 
-The command line and environment variables that fill it are the harness's business (harness/cli.py);
-approaches and pods only read it.
+What fills it (the command line and environment variables, the web page's form) is a front end's business:
+a refused value is a SettingError naming the field, which each front end says in its own words (the command
+line as its flag).  Where results are written, and how much a run says, are the harness's; approaches and
+pods only read this.
 """
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from approaches.core.errors import ConfigError
-from approaches.core.kernel import KERNELS, validate_kernel_size
-from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS
+from approaches.core.errors import SettingError, shown
+from approaches.core.limits import DEFAULT_ENCODER, KERNELS, PNG_ENCODERS, validate_kernel_size
 from approaches.core.settings import Settings
 from approaches.core.urls import DEFAULT_URL, check_scheduler, check_url
 
 MAX_TILE_SIZE = 1 << 16
 MIN_QUEUE_TILE_SIZE = 16  # below this a queue approach spends its time on messages, not pixels
 WORKERS_PER_CORE = 8  # more workers than this many per core only add processes and memory
-SWEEPS = ("tile-size", "workers")  # what --sweep can vary: see harness/sweep.py
-CHAOS_APPROACHES = ("e", "f", "g", "h")  # the approaches whose workers --chaos can kill
-CHAOS_SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # see harness/chaos.py
 
 
 def max_workers() -> int:
@@ -44,19 +42,12 @@ class RunConfig:
     tile_size: int = 256
     workers: int = 1
     png_level: int = 1
-    png_encoder: str = DEFAULT_ENCODER  # one of core.png.PNG_ENCODERS (fpng falls back to Pillow where missing)
+    png_encoder: str = DEFAULT_ENCODER  # one of limits.PNG_ENCODERS (fpng falls back to Pillow where missing)
     repeat: int = 1  # timed runs of each approach (the command line's default is 3: harness/cli.py)
     warmups: int = 0  # untimed runs of each approach before the timed ones
     truncate: bool = False
-    kernel: str = "separable"  # one of kernel.KERNELS: "direct" makes a run compute-bound
-    json_path: Path | None = None
-    logs_dir: Path = Path("logs")
-    charts_dir: Path | None = Path("visualize")
-    quiet: bool = False
-    sweep: str | None = None
+    kernel: str = "separable"  # one of limits.KERNELS: "direct" makes a run compute-bound
     broker: str = DEFAULT_URL
-    chaos: tuple[str, ...] = ()
-    chaos_scenarios: tuple[str, ...] = CHAOS_SCENARIOS
     scheduler: str | None = None  # h: a dask scheduler's tcp:// address (None: a LocalCluster started here)
     mpi_hosts: Path | None = None  # i: an MPI host file, so the ranks run on those machines
     settings: Settings = field(default_factory=Settings)
@@ -65,25 +56,23 @@ class RunConfig:
         try:
             validate_kernel_size(self.kernel_size)
         except ValueError as error:
-            raise ConfigError(f"--kernel-size: {error}") from None
+            raise SettingError("kernel_size", str(error).removeprefix("kernel size ")) from None
         if self.kernel not in KERNELS:
-            raise ConfigError(f"--kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
-        if self.sweep is not None and self.sweep not in SWEEPS:
-            raise ConfigError(f"--sweep must be one of {', '.join(SWEEPS)}, got {self.sweep!r}")
-        _check_range("--tile-size", self.tile_size, 1, MAX_TILE_SIZE)
+            raise SettingError("kernel", f"must be one of {', '.join(KERNELS)}, got {self.kernel!r}")
+        _check_range("tile_size", self.tile_size, 1, MAX_TILE_SIZE)
         cores = cores_present()
-        _check_range("--workers", self.workers, 1, max_workers(),
+        _check_range("workers", self.workers, 1, max_workers(),
                      f" ({WORKERS_PER_CORE} per core on the {cores} cores present)")
-        _check_range("--png-level", self.png_level, 0, 9)
+        _check_range("png_level", self.png_level, 0, 9)
         if self.png_encoder not in PNG_ENCODERS:
-            raise ConfigError(f"--png-encoder must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
-        _check_range("--repeat", self.repeat, 1, 1000)
-        _check_range("warm-up runs", self.warmups, 0, 100)
+            raise SettingError("png_encoder", f"must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
+        _check_range("repeat", self.repeat, 1, 1000)
+        _check_range("warmups", self.warmups, 0, 100)
         check_url(self.broker)
         if self.scheduler is not None:
             check_scheduler(self.scheduler)
         if self.mpi_hosts is not None and not self.mpi_hosts.is_file():
-            raise ConfigError(f"--mpi-hosts: {self.mpi_hosts} is not a file")
+            raise SettingError("mpi_hosts", f"{shown(self.mpi_hosts)} is not a file")
 
     @property
     def radius(self) -> int:
@@ -97,14 +86,14 @@ def check_queue_tile_size(tile_size: int, queues: str) -> None:
     >>> check_queue_tile_size(1, "g")
     Traceback (most recent call last):
     ...
-    approaches.core.errors.ConfigError: --tile-size must be at least 16 for the queue approaches (g): smaller tiles \
+    approaches.core.errors.SettingError: tile size must be at least 16 for the queue approaches (g): smaller tiles \
 spend the run on messages, not pixels; got 1
     """
     if tile_size < MIN_QUEUE_TILE_SIZE:
-        raise ConfigError(f"--tile-size must be at least {MIN_QUEUE_TILE_SIZE} for the queue approaches ({queues}): "
-                          f"smaller tiles spend the run on messages, not pixels; got {tile_size}")
+        raise SettingError("tile_size", f"must be at least {MIN_QUEUE_TILE_SIZE} for the queue approaches ({queues}): "
+                           f"smaller tiles spend the run on messages, not pixels; got {tile_size}")
 
 
-def _check_range(flag: str, value: int, low: int, high: int, why: str = "") -> None:
+def _check_range(setting: str, value: int, low: int, high: int, why: str = "") -> None:
     if not low <= value <= high:
-        raise ConfigError(f"{flag} must be between {low} and {high}{why}, got {value}")
+        raise SettingError(setting, f"must be between {low} and {high}{why}, got {value}")

@@ -1,4 +1,4 @@
-"""The suite's exceptions: each says what went wrong with which file or flag, in one line."""
+"""The suite's exceptions: each says what went wrong with which file or setting, in one line."""
 
 
 def shown(text: object) -> str:
@@ -18,7 +18,22 @@ class BlurSuiteError(Exception):
 
 
 class ConfigError(BlurSuiteError, ValueError):
-    """A flag or environment variable has a value the suite cannot use."""
+    """A flag, environment variable or form field has a value the suite cannot use."""
+
+
+class SettingError(ConfigError):
+    """One setting's value is refused.  ``setting`` names it as RunConfig does (``tile_size``) and ``problem``
+    says why, so each front end names the setting its own way: the command line as its flag, the page as its
+    form field.  The message names it in words.
+
+    >>> str(SettingError("tile_size", "must be between 1 and 65536, got 0"))
+    'tile size must be between 1 and 65536, got 0'
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting.replace('_', ' ')} {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class Crashed(BlurSuiteError):

@@ -81,21 +81,10 @@ import math
 import numpy as np
 from numba import njit
 
+from approaches.core.limits import KERNELS, validate_kernel_size
 from approaches.core.tiling import Tile, cut
 
-MAX_KERNEL_SIZE = 255
-KERNELS = ("separable", "direct")  # how blur_tile computes the Gaussian: see the module docstring
-
 _CONTRACT = {"contract"}
-
-
-def validate_kernel_size(kernel_size: int) -> int:
-    """Return the kernel size if it is odd and in 1..MAX_KERNEL_SIZE, else raise ValueError."""
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int | np.integer):
-        raise ValueError(f"kernel size must be an integer, got {kernel_size!r}")
-    if not 1 <= kernel_size <= MAX_KERNEL_SIZE or kernel_size % 2 == 0:
-        raise ValueError(f"kernel size must be odd and between 1 and {MAX_KERNEL_SIZE}, got {kernel_size}")
-    return int(kernel_size)
 
 
 def validate_method(method: str) -> str:

@@ -28,8 +28,8 @@ from types import ModuleType
 import numpy as np
 from PIL import Image
 
-PNG_ENCODERS = ("pillow", "fpng")
-DEFAULT_ENCODER = "fpng"  # the save stage at 0.16x Pillow level 1's time, files 17% larger (README: PNG encoders)
+from approaches.core.limits import PNG_ENCODERS
+
 FPNG_CHANNELS = frozenset({3, 4})  # RGB and RGBA; fpng refuses the others
 
 logger = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from approaches.core.errors import ConfigError
+from approaches.core.errors import SettingError
 
 SCHEMES = ("memory", "embedded", "redis", "rediss", "unix")
 DEFAULT_URL = "memory://"
 
 
 def check_url(url: str) -> str:
-    """Return url if its scheme is one the suite knows, else raise ConfigError (for --broker / BROKER_URL).
+    """Return url if its scheme is one the suite knows, else raise SettingError (the setting ``broker``).
 
     >>> check_url("redis://localhost:6379/0")
     'redis://localhost:6379/0'
@@ -27,8 +27,8 @@ def check_url(url: str) -> str:
     except ValueError:
         scheme = ""
     if scheme not in SCHEMES:
-        raise ConfigError(f"--broker: {redact(url)!r} is not a broker URL; use memory://, embedded:// or "
-                          "redis://host:port/db")
+        raise SettingError("broker", f"{redact(url)!r} is not a broker URL; use memory://, embedded:// or "
+                           "redis://host:port/db")
     return url
 
 
@@ -52,14 +52,14 @@ def redact(url: str) -> str:
 
 
 def check_scheduler(address: str) -> str:
-    """The address if it names a dask scheduler as tcp://host:port or tls://host:port, else ConfigError.
+    """The address if it names a dask scheduler as tcp://host:port or tls://host:port, else SettingError.
 
     >>> check_scheduler("tcp://10.0.0.5:8786")
     'tcp://10.0.0.5:8786'
     >>> check_scheduler("10.0.0.5")
     Traceback (most recent call last):
     ...
-    approaches.core.errors.ConfigError: --scheduler: '10.0.0.5' is not tcp://host:port or tls://host:port
+    approaches.core.errors.SettingError: scheduler '10.0.0.5' is not tcp://host:port or tls://host:port
     """
     parts = urlsplit(address)
     try:
@@ -67,7 +67,7 @@ def check_scheduler(address: str) -> str:
     except ValueError:
         port = None
     if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ConfigError(f"--scheduler: {address!r} is not tcp://host:port or tls://host:port")
+        raise SettingError("scheduler", f"{address!r} is not tcp://host:port or tls://host:port")
     return address
 
 

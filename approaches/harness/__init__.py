@@ -1,12 +1,13 @@
 """The harness: everything around the lessons, and nothing they import.
 
-    cli.py      flags and environment -> RunConfig; a measured run, a sweep or the chaos demo; signals
+    cli.py      the subcommands (run, web, service, chaos, sweep, compare, redraw), flags and environment -> RunConfig
+    run.py      the checks before run, sweep and chaos (inputs, broker, writable places, the kernel), and a measured run
     measure.py  time the approaches (a warm-up, then rotated timed rounds); check every output against a's pixels
     sweep.py    the approaches at each tile size or worker count
     chaos.py    kill pods of the queue approaches mid-run, and report truthfully what was lost
-    results.py  the one writer: JSON (with its schema and provenance), the original course's text log, the table
+    results.py  the one writer: JSON (with its schema and provenance), the original course's text log, the table;
+                Output, where results go and how much a command says
     traceevents.py  a measured run's timelines as a Chrome trace-event file (Perfetto, chrome://tracing)
-    charts.py   charts drawn from a results document alone
-    offline.py  --compare two results files, --redraw the charts of one
+    offline.py  compare two results files, redraw the charts of one (drawn by the visualize package)
     service.py  approach g's command line: `blur-suite service --mode ...`
 """

@@ -1,6 +1,6 @@
 """Fault scenarios against the queue approaches and h, each with a summary of only what it measured.
 
-``run_all.py --chaos e,f,g`` runs every scenario against each approach named, on the chosen broker
+``run_all.py chaos e,f,g`` runs every scenario against each approach named, on the chosen broker
 (process pods and real SIGKILL on embedded:// or redis://, thread pods dying at their next fault point
 on memory://), and sets the results side by side:
 
@@ -35,7 +35,7 @@ keys that earlier runs had left behind (it had no run id), so it could report a 
 happened, and looked for its input in a folder the coordinator could not see.  Here every number comes
 from this run's keys, and outputs go to <output>/chaos-<letter>/, cleared of this run's images first,
 so "present" can only mean this run saved it.  The table also goes to logs/ as JSON, and to
-visualize/chaos.png.
+logs/charts/chaos.png.
 """
 
 import logging
@@ -66,7 +66,7 @@ from approaches.core.kernel import blur
 from approaches.core.settings import Settings
 from approaches.core.trace import Span, Tracer
 from approaches.core.urls import redact
-from approaches.harness.results import Say, settings_of, write_document
+from approaches.harness.results import Output, Say, settings_of, write_document
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -109,21 +109,22 @@ class Kill:
     tiles: Set[tuple[int, int]] | None = None  # (image id, tile id); None: the approach cannot tell which
 
 
-def chaos(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    """run_all.py --chaos e,f,g: every scenario against each approach named, the table, the chart; exit status.
-
-    Workers are slowed by config.settings.tile_delay_s (DEMO_SETTINGS unless the caller chose settings)."""
-    logging.basicConfig(level=logging.WARNING if config.quiet else logging.INFO, stream=sys.stderr,
+def chaos(config: RunConfig, out: Output, letters: Sequence[str], scenarios: Sequence[str],
+          sources: Sequence[ImageSource]) -> int:
+    """run_all.py chaos e,f,g: every scenario (keys of SCENARIOS) against each approach named, the table, the chart;
+    the exit status.  Workers are slowed by config.settings.tile_delay_s (DEMO_SETTINGS unless the caller chose
+    settings)."""
+    logging.basicConfig(level=logging.WARNING if out.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    scenarios = list(config.chaos_scenarios)
+    scenarios = list(scenarios)
     if "broker" in scenarios and urlsplit(config.broker).scheme != "embedded":
         scenarios.remove("broker")  # the suite can restart only a server it started itself
         print(f"chaos: the broker scenario needs --broker embedded://; skipped on {redact(config.broker)}")
-    tallies = [tally for scenario in scenarios for letter in config.chaos
+    tallies = [tally for scenario in scenarios for letter in letters
                if (tally := run_scenario(config, sources, letter, scenario)) is not None]
     _side_by_side(tallies, print)
-    doc = _document(config, tallies)
-    problems = write_document(config, doc, "_chaos", draw=lambda folder: [_draw(doc, folder)])
+    doc = _document(config, letters, scenarios, tallies)
+    problems = write_document(out, doc, "_chaos", draw=lambda folder: [_draw(doc, folder)])
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems or any(tally.missing or tally.unsaved or tally.differ for tally in tallies) else 0
@@ -546,12 +547,13 @@ def _side_by_side(tallies: Sequence[Tally], say: Say) -> None:
         "or the approach cannot tell which tiles its workers held (e)")
 
 
-def _document(config: RunConfig, tallies: Sequence[Tally]) -> dict:
-    return {"kind": "chaos", "config": settings_of(config), "chaos": [asdict(tally) for tally in tallies]}
+def _document(config: RunConfig, letters: Sequence[str], scenarios: Sequence[str], tallies: Sequence[Tally]) -> dict:
+    plain = {**settings_of(config), "chaos": list(letters), "chaos_scenarios": list(scenarios)}
+    return {"kind": "chaos", "config": plain, "chaos": [asdict(tally) for tally in tallies]}
 
 
 def _draw(doc: dict, folder: Path) -> Path:
-    from approaches.harness.charts import draw_chaos  # matplotlib is slow to import: only when drawing
+    from visualize.charts import draw_chaos  # matplotlib is slow to import: only when drawing
 
     return draw_chaos(doc, folder / "chaos.png")
 

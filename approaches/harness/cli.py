@@ -1,6 +1,17 @@
-"""The command line: flags and environment variables -> a RunConfig -> a measured run, a sweep or the chaos demo.
+"""The command line: a subcommand per kind of work, flags and environment variables -> a RunConfig.
 
-    python run_all.py [flags]      blur-suite [flags]      python -m approaches [flags]
+    run_all.py [run] [flags]               every approach on a folder of images: timed, checked against a, charted
+    run_all.py web [flags]                 the web page (`serve` is its other name)
+    run_all.py service --mode ROLE ...     approach g as a service
+    run_all.py chaos [e,f,g,h] [flags]     the fault demo
+    run_all.py sweep tile-size|workers     the approaches at each tile size or worker count
+    run_all.py compare OLD.json NEW.json   faster or slower, beyond the noise?
+    run_all.py redraw RUN.json             the charts again, from any results file
+
+The same program is `blur-suite` and `python -m approaches`.  The spellings from before subcommands still
+work: flags alone are `run`, and --serve, --chaos LIST, --sweep NAME, --compare OLD NEW and --redraw FILE
+name theirs (`subcommand_first`).  Building the parser loads no lesson, numpy or numba, so --help and
+--version answer at once; the work's modules load when it starts.
 
 Everything a person can get wrong (a flag, a folder, an unreachable broker) is found before any work
 starts and said in one line, with status 2.  A run then always ends: Ctrl-C and SIGTERM stop it in one
@@ -9,46 +20,42 @@ files) is stopped and removed on the way out.
 """
 
 import argparse
-import itertools
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from approaches import __version__
-from approaches.cluster.broker import check_reachable
-from approaches.cluster.dask_cluster import check_scheduler_reachable
 from approaches.core.config import (
-    CHAOS_APPROACHES,
-    CHAOS_SCENARIOS,
     MAX_TILE_SIZE,
     MIN_QUEUE_TILE_SIZE,
-    SWEEPS,
     RunConfig,
     check_queue_tile_size,
     cores_present,
     max_workers,
 )
 from approaches.core.errors import BlurSuiteError, ConfigError, Crashed
-from approaches.core.images import ImageSource, find_images
-from approaches.core.kernel import KERNELS, MAX_KERNEL_SIZE, warm_up
-from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
+from approaches.core.limits import DEFAULT_ENCODER, KERNELS, MAX_KERNEL_SIZE, PNG_ENCODERS
 from approaches.core.settings import Settings
-from approaches.core.trace import Span
-from approaches.harness.measure import document, measure_all, verify
-from approaches.harness.parsing import OneLineParser
-from approaches.harness.results import check_writable, failed_once, log_text, summary_table, write_document
+from approaches.harness.parsing import OneLineParser, in_flags
+from approaches.harness.results import Output
 from approaches.registry import APPROACHES
-from approaches.samples import SAMPLES, ensure_samples
 
 PROG = "run_all.py"
 REPEAT, WARMUPS = 3, 1  # the default method: timed runs and untimed warm-up runs per approach (harness/measure.py)
+CHARTS = Path("logs/charts")
+SWEEPS = ("tile-size", "workers")  # the keys of harness/sweep.AXES
+SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # the keys of chaos.SCENARIOS
+KILLABLE = tuple(letter for letter, approach in APPROACHES.items() if approach.killable)  # what chaos can kill
+COMMANDS = ("run", "web", "serve", "service", "chaos", "sweep", "compare", "redraw")
+HANDED_ON = ("web", "serve", "service")  # each has its own parser: web/serve.py, harness/service.py
+OLD_SPELLINGS = {"--serve": ("web", 0), "--chaos": ("chaos", 1), "--sweep": ("sweep", 1), "--compare": ("compare", 2),
+                 "--redraw": ("redraw", 1)}  # flag -> (its subcommand, how many values it takes)
+FLAGS = {"input_dir": "--input", "output_dir": "--output"}  # RunConfig fields whose flag is not --field-name
 ENV_DEFAULTS = {
     "kernel_size": ("KERNEL_SIZE", int),
     "workers": ("NUM_WORKERS", int),
@@ -72,15 +79,24 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     (tests shorten them; None: a normal run's, or the chaos demo's slow workers); prog: the command's name
     in its messages (run_all.py, blur-suite or python -m approaches)."""
     env = os.environ if env is None else env
-    args = build_parser(prog).parse_args(argv)
+    argv = subcommand_first(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["web"], ["serve"]):
+        from approaches.web import serve
+
+        return serve.main(argv[1:])
+    if argv[:1] == ["service"]:
+        from approaches.harness import service
+
+        return service.main(argv[1:])
+    args = parse(argv, prog)
     with _terminate_on_sigterm():
         try:
-            return _run(args, env, settings)
+            return _command(args, env, settings)
         except Crashed as error:
             print(f"{prog}: error: {error}", file=sys.stderr)
             return 1
         except BlurSuiteError as error:
-            print(f"{prog}: error: {error}", file=sys.stderr)
+            print(f"{prog}: error: {in_flags(error, FLAGS)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"{prog}: interrupted; everything it started is stopped", file=sys.stderr)
@@ -90,101 +106,79 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return 143
 
 
-def _run(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | None) -> int:
-    if args.compare is not None or args.redraw is not None:
-        return _offline(args)  # saved results only: no images, no broker, no kernel
+def run_as_script(argv: Sequence[str] | None = None, prog: str = "blur-suite") -> None:
+    """The console script's entry: main, then exit with its status.  prog: how the command was called, for its
+    help and messages."""
+    argv = subcommand_first(sys.argv[1:] if argv is None else argv)
+    if argv[:1] not in [[command] for command in HANDED_ON]:  # those configure their own logging
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
+    sys.exit(main(argv, prog=prog))
+
+
+def subcommand_first(argv: Sequence[str]) -> list[str]:
+    """argv with its subcommand first, as the parser reads it.  The spellings from before subcommands name theirs
+    with a flag anywhere in argv (--chaos e,f is chaos e,f; --serve is web), and flags alone are run.
+
+    >>> subcommand_first(["--workers", "2", "--chaos", "e,f"]), subcommand_first(["--port", "80", "--serve"])
+    (['chaos', 'e,f', '--workers', '2'], ['web', '--port', '80'])
+    >>> subcommand_first([]), subcommand_first(["--quick"]), subcommand_first(["--help"])
+    (['run'], ['run', '--quick'], ['--help'])
+    """
+    argv = list(argv)
+    if argv[:1] and argv[0] in COMMANDS:
+        return argv
+    for at, arg in enumerate(argv):
+        flag, equals, value = arg.partition("=")
+        if flag in OLD_SPELLINGS:
+            command, takes = OLD_SPELLINGS[flag]
+            end = at + 1 + (0 if equals else takes)
+            return [command, *([value] if equals else argv[at + 1:end]), *argv[:at], *argv[end:]]
+    if argv[:1] in (["-h"], ["--help"], ["--version"]):
+        return argv
+    return ["run", *argv]
+
+
+def parse(argv: Sequence[str], prog: str = PROG) -> argparse.Namespace:
+    """The flags of a run, sweep, chaos demo, compare or redraw, in any spelling the command line takes; a flag
+    the command does not know is one line that points to the command's own --help."""
+    args, unknown = build_parser(prog).parse_known_args(subcommand_first(argv))
+    if unknown:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | None) -> int:
+    if args.command == "compare":  # saved results only: no images, no broker, no kernel
+        from approaches.harness.offline import compare_files
+
+        print(compare_files(args.old, args.new))
+        return 0
+    if args.command == "redraw":
+        from approaches.harness.offline import redraw_file
+
+        drawn = redraw_file(args.document, args.charts)
+        print(f"drawn: {', '.join(str(path) for path in drawn)}")
+        return 0
     config = config_from(args, env, settings)
-    say = (lambda text: None) if config.quiet else (lambda text: print(text, file=sys.stderr))
-    sources = _inputs(config, args.input is None and "INPUT_PATH" not in env, say)
-    if config.chaos or any(APPROACHES[letter].uses_broker for letter in config.approaches):
-        check_reachable(config.broker)  # one line now, not one failure per image and approach
-    if config.scheduler is not None and "h" in (config.chaos or config.approaches):
-        check_scheduler_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
-    folders = [f"chaos-{letter}" for letter in config.chaos] if config.chaos else config.approaches
-    problems = check_writable(config, folders)
-    if problems:
-        raise ConfigError(problems[0])  # one line: the first place that cannot be written
-    _warm_up(config, say)
-    if config.sweep:
+    out = Output(logs_dir=args.logs, charts_dir=None if args.no_charts else args.charts, json_path=args.json,
+                 quiet=args.quiet)
+    default_input = args.input is None and "INPUT_PATH" not in env
+    from approaches.harness.run import prepare, run
+
+    if args.command == "sweep":
+        if args.axis not in SWEEPS:
+            raise ConfigError(f"sweep must be one of {', '.join(SWEEPS)}, got {args.axis!r}")
         from approaches.harness.sweep import sweep
 
-        return sweep(config, sources)
-    if config.chaos:
+        return sweep(config, out, args.axis, prepare(config, out, config.approaches, config.approaches, default_input))
+    if args.command == "chaos":
         from approaches.harness.chaos import DEMO_SETTINGS, chaos
 
-        return chaos(config if settings is not None else replace(config, settings=DEMO_SETTINGS), sources)
-    return _measure_all(config, sources)
-
-
-def _measure_all(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    runs = len(config.approaches) * (config.warmups + config.repeat)
-    with _bar(config, len(sources) * runs, f"{runs} runs") as bar:
-        measured = measure_all([APPROACHES[letter] for letter in config.approaches], config, sources, bar.update,
-                               on_span=_count_tiles(bar))
-    with _bar(config, len(sources), "checking every output against a") as bar:
-        verify(measured, sources, config, bar.update)
-    doc = document(config, measured)
-    if not config.quiet:
-        print(summary_table(doc))
-    problems = failed_once(doc["results"])
-    problems += [f"{m.approach.letter}: differs from a: {reason}" for m in measured for reason in m.mismatches]
-    problems += write_document(config, doc, text=log_text(doc), draw=lambda folder: _draw_all(doc, folder))
-    for line in problems:
-        print(line, file=sys.stderr)
-    return 1 if problems else 0
-
-
-def _count_tiles(bar: tqdm) -> Callable[[Span], None]:
-    """A span listener (the live stream of harness/live.py) that shows the tiles blurred so far beside the bar."""
-    blurred = itertools.count(1)
-
-    def heard(span: Span) -> None:
-        if span.stage == "blur" and span.tile is not None:
-            bar.set_postfix_str(f"{next(blurred)} tiles", refresh=False)
-
-    return heard
-
-
-def _offline(args: argparse.Namespace) -> int:
-    from approaches.harness.offline import compare_files, redraw_file
-
-    if args.compare is not None:
-        print(compare_files(*args.compare))
-    if args.redraw is not None:
-        drawn = redraw_file(args.redraw, None if args.no_charts else args.charts)
-        print(f"drawn: {', '.join(str(path) for path in drawn)}")
-    return 0
-
-
-def _draw_all(doc: dict, folder: Path) -> list[Path]:
-    from approaches.harness.charts import draw_all  # matplotlib is slow to import: only when drawing
-
-    return draw_all(doc, folder)
-
-
-@contextmanager
-def _bar(config: RunConfig, total: int, description: str = "") -> Iterator[tqdm]:
-    with tqdm(total=total, unit="image", desc=description, disable=True if config.quiet else None,
-              leave=False) as bar:
-        yield bar
-
-
-def _inputs(config: RunConfig, using_default_input: bool, say: Callable[[str], None]) -> list[ImageSource]:
-    if using_default_input:
-        missing = [spec for spec in SAMPLES if not (config.input_dir / f"{spec.name}.png").exists()]
-        if missing:
-            say(f"making {len(missing)} sample images in {config.input_dir} (first run only)")
-        with _bar(config, len(missing), "making samples") as bar:
-            ensure_samples(config.input_dir, png_level=config.png_level, progress=bar.update)
-    sources = find_images(config.input_dir)
-    if not sources:
-        raise ConfigError(f"no images in {config.input_dir} (looked for .png, .jpg, .bmp, .gif, .tif, .webp)")
-    return sources
-
-
-def _warm_up(config: RunConfig, say: Callable[[str], None]) -> None:
-    say(f"loading the {config.kernel} kernel (compiled on the first run, read from numba's cache after)")
-    warm_up(config.kernel_size, method=config.kernel)
+        letters, scenarios = config.approaches, _parse_list("--scenarios", args.scenarios, SCENARIOS)
+        sources = prepare(config, out, letters, [f"chaos-{letter}" for letter in letters], default_input)
+        demo = config if settings is not None else replace(config, settings=DEMO_SETTINGS)
+        return chaos(demo, out, letters, scenarios, sources)
+    return run(config, out, prepare(config, out, config.approaches, config.approaches, default_input))
 
 
 @contextmanager
@@ -204,72 +198,143 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# --- flags and environment ------------------------------------------------------------------------------
+# --- the parsers ------------------------------------------------------------------------------------------
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    describe = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
-    cores = cores_present()
+    """The command line's parser: a subparser per command (web and service only listed: they parse their own).
+    Its --help ends with run's flags, since run is what the program does without a command."""
     parser = OneLineParser(
         prog=prog,
-        description="Blur a folder of images with each approach, time them, check they agree, and chart it.\n"
-        f"Also: `{prog} serve --help` (the web page) and `{prog} service --help` (approach g as a service).",
-        epilog=f"approaches:\n{describe}\n\nEnvironment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, "
-        "TILE_SIZE, BROKER_URL, BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.",
+        usage=f"{prog} [COMMAND] [flags]",
+        description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add = parser.add_argument
-    add("--version", action="version", version=f"blur-suite {__version__}")
-    add("--approaches", default="all", metavar="LIST",
-        help=f"comma-separated letters from {','.join(APPROACHES)}, or 'all' (default: all)")
+    parser.add_argument("--version", action="version", version=f"blur-suite {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", prog=prog)
+    approaches = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
+    environment = ("Environment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, TILE_SIZE, BROKER_URL, "
+                   "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.")
+    shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
+    command = commands.add_parser(
+        "run", parents=[_approaches_flag(), *shared, _timing_flags()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="(the default) run the approaches on a folder of images, time them, check them against a, chart it",
+        description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
+        epilog=f"approaches:\n{approaches}\n\n{environment}")
+    commands.add_parser("web", aliases=["serve"], add_help=False,
+                        help="the web page: upload images, watch an approach blur them, kill a worker")
+    commands.add_parser("service", add_help=False,
+                        help="approach g as a service: a coordinator, workers and an assembler, anywhere")
+    command = commands.add_parser(
+        "chaos", parents=list(shared), help="the fault demo: kill pods mid-run, report what was lost and how soon "
+        "it was redone", description=f"Kill pods of each approach named ({','.join(KILLABLE)}; h: dask worker "
+        "processes) while tiles are in flight, restart them, and report per image what was lost and how soon it "
+        "was redone: e loses tiles; f, g and h do not.", epilog=environment)
+    command.add_argument("approaches", nargs="?", default=",".join(KILLABLE), metavar=",".join(KILLABLE),
+                         help="the approaches whose workers to kill (default: all of them)")
+    command.add_argument("--scenarios", metavar="LIST", help=f"which kills, from {','.join(SCENARIOS)} "
+                         "(default: all)")
+    cores = cores_present()
+    command = commands.add_parser(
+        "sweep", parents=[_approaches_flag(), *shared, _timing_flags()],
+        help="run the approaches at each tile size or worker count, and chart it",
+        description=f"Run the approaches at tile sizes 64..1024 ({CHARTS}/sweep_tile_size.png) or at 1..2x cores "
+        f"workers (1..{2 * cores} here; {CHARTS}/sweep_workers.png), and chart it.  a and d blur whole images on "
+        "one lane, so they run once and are drawn as a flat reference line.", epilog=environment)
+    command.add_argument("axis", metavar="{" + ",".join(SWEEPS) + "}", help="what to vary")  # checked as --kernel is
+    command = commands.add_parser(
+        "compare", help="no run: which approaches got faster or slower between two results files, beyond the noise",
+        description="Print each approach's new/old median wall time and its range, and which got faster or "
+        "slower beyond the noise.")
+    command.add_argument("old", type=Path, metavar="OLD.json")
+    command.add_argument("new", type=Path, metavar="NEW.json")
+    command = commands.add_parser(
+        "redraw", help="no run: draw the charts of a results file (a run, a sweep or the chaos demo) again",
+        description="Draw the charts of a results file (a run, a sweep or the chaos demo) again; the same as "
+        "`python -m visualize RUN.json`.")
+    command.add_argument("document", type=Path, metavar="RUN.json")
+    command.add_argument("--charts", type=Path, default=CHARTS, metavar="DIR", help=f"where (default: {CHARTS})")
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)  # for an unknown flag's message: see parse
+    run_help = commands.choices["run"].format_help()
+    parser.epilog = (
+        f"Each command's flags: `{prog} run --help`, `{prog} chaos --help`, `{prog} sweep --help`,\n"
+        f"`{prog} compare --help`, `{prog} redraw --help`, `{prog} service --help`, and\n"
+        f"`{prog} web --help` (the same as `{prog} serve --help`).\n\n"
+        f"Without a COMMAND, {prog} runs `run`: `{prog} --approaches a` is `{prog} run --approaches a`.\n\n"
+        f"run's flags:{run_help[run_help.index(chr(10) + 'options:') + len('options:') + 1:]}")
+    return parser
+
+
+def _approaches_flag() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--approaches", default="all", metavar="LIST",
+                       help=f"comma-separated letters from {','.join(APPROACHES)}, or 'all' (default: all)")
+    return flags
+
+
+def _setting_flags() -> argparse.ArgumentParser:
+    """What every approach is run with: the images, the kernel, tiles, workers, PNGs."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument_group("settings").add_argument
     add("--input", type=Path, metavar="DIR", help="folder of images (default: data/input, samples made if empty)")
     add("--output", type=Path, metavar="DIR", help="outputs go to DIR/<approach>/ (default: data/output)")
     add("--kernel-size", type=int, metavar="K", help=f"odd Gaussian size 1..{MAX_KERNEL_SIZE}, sigma=K/3 (default 21)")
     add("--tile-size", type=int, metavar="PX", help=f"tile edge in pixels, 1..{MAX_TILE_SIZE} (default 256; at least "
         f"{MIN_QUEUE_TILE_SIZE} for the queue approaches)")
     add("--workers", type=int, metavar="N", help=f"workers per approach, 1..{max_workers()} (default: "
-        f"the cores present, {cores})")
+        f"the cores present, {cores_present()})")
     add("--png-level", type=int, default=1, metavar="0-9",
         help="Pillow's PNG compression level (default 1; 6 is 3-4x slower and would dominate every timing); "
         "fpng has no levels")
     add("--png-encoder", choices=PNG_ENCODERS, default=DEFAULT_ENCODER,
         help=f"PNG writer for RGB/RGBA outputs: fpng (fast, files ~17%% larger) or pillow (default "
         f"{DEFAULT_ENCODER}); L and LA images, and platforms where fpng does not import, use Pillow")
-    add("--repeat", type=int, metavar="N", help=f"timed runs of each approach, after {WARMUPS} untimed warm-up, in "
-        f"an order that rotates each round; tables show the median and the spread (default {REPEAT})")
-    add("--quick", action="store_true", help="one timed pass, no warm-up: quicker, noisier, and the table says so")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
     # Checked by RunConfig, not argparse choices, so a bad value is one line and status 2 like other flags.
     add("--kernel", metavar="{" + ",".join(KERNELS) + "}",
         help="the same Gaussian computed separably (default; 2K taps per pixel, the run is I/O-bound) or "
         "directly in 2-D (K*K taps, as the original did: compute dominates and parallel speed-ups show)")
-    add("--json", type=Path, metavar="FILE", help="also write the results document to FILE")
-    add("--logs", type=Path, default=Path("logs"), metavar="DIR", help="where the run log goes (default: logs)")
-    add("--charts", type=Path, default=Path("visualize"), metavar="DIR", help="where charts go (default: visualize)")
-    add("--no-charts", action="store_true", help="do not draw charts")
-    add("--quiet", action="store_true", help="no progress bar and no table, only errors")
-    add("--sweep", metavar="{" + ",".join(SWEEPS) + "}",  # checked by RunConfig, like --kernel
-        help="run the approaches at tile sizes 64..1024 (visualize/sweep_tile_size.png) or at 1..2x cores "
-        f"workers (1..{2 * cores} here; visualize/sweep_workers.png), and chart it; a and d blur whole "
-        "images on one lane, so they run once and are drawn as a flat reference line")
+    return flags
+
+
+def _cluster_flags() -> argparse.ArgumentParser:
+    """Where the distributed approaches run: the broker (d to g), dask's scheduler (h), MPI's hosts (i)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument_group("broker and engines").add_argument
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
         "this process), embedded:// (a Valkey server started here), or redis://host:port/db")
     add("--scheduler", metavar="tcp://HOST:PORT", help="approach h: the dask scheduler to run on (default: a "
         "LocalCluster of worker processes started here); it ships pickled functions: a trusted network only")
     add("--mpi-hosts", type=Path, metavar="FILE", help="approach i: an MPI host file (one host[:ranks] a line), "
         "so the ranks run on those machines; every machine needs the suite and the input and output folders")
-    add("--chaos", metavar="e,f,g,h", help="kill pods (h: dask worker processes) of each approach named while "
-        "tiles are in flight, restart them, and report per image what was lost and how soon it was redone (e loses "
-        "tiles; f, g and h do not)")
-    add("--serve", action="store_true", help="start the web page instead, on http://127.0.0.1:8000/ (its flags: "
-        "--port, --host, --data, --clean; see blur-suite serve --help)")
-    add("--compare", nargs=2, type=Path, metavar=("OLD.json", "NEW.json"), help="no run: print each approach's "
-        "new/old median wall time and its range, and which got faster or slower beyond the noise")
-    add("--redraw", type=Path, metavar="RUN.json", help="no run: draw the charts of a results file (a run, a sweep "
-        "or the chaos demo) again into --charts")
-    add("--scenarios", metavar="LIST", help=f"with --chaos: which kills, from {','.join(CHAOS_SCENARIOS)} "
-        "(default: all)")
-    return parser
+    return flags
+
+
+def _output_flags() -> argparse.ArgumentParser:
+    """Where the results go, and how much is said."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument_group("results").add_argument
+    add("--json", type=Path, metavar="FILE", help="also write the results document to FILE")
+    add("--logs", type=Path, default=Path("logs"), metavar="DIR", help="where the run log goes (default: logs)")
+    add("--charts", type=Path, default=CHARTS, metavar="DIR", help=f"where charts go (default: {CHARTS})")
+    add("--no-charts", action="store_true", help="do not draw charts")
+    add("--quiet", action="store_true", help="no progress bar and no table, only errors")
+    return flags
+
+
+def _timing_flags() -> argparse.ArgumentParser:
+    """How the approaches are timed."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument_group("timing").add_argument
+    add("--repeat", type=int, metavar="N", help=f"timed runs of each approach, after {WARMUPS} untimed warm-up, in "
+        f"an order that rotates each round; tables show the median and the spread (default {REPEAT})")
+    add("--quick", action="store_true", help="one timed pass, no warm-up: quicker, noisier, and the table says so")
+    return flags
+
+
+# --- flags and environment -> RunConfig ---------------------------------------------------------------------
 
 
 def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Settings | None = None) -> RunConfig:
@@ -279,26 +344,27 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
              "input_dir": args.input, "output_dir": args.output, "broker": args.broker, "kernel": args.kernel,
              "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts}
     values.update({name: value for name, value in flags.items() if value is not None})
+    quick, repeat = getattr(args, "quick", False), getattr(args, "repeat", None)  # chaos times no rounds
+    chaos = args.command == "chaos"
     config = RunConfig(
-        approaches=_parse_approaches(args.approaches),
+        approaches=_parse_list("chaos", args.approaches, KILLABLE) if chaos else _parse_approaches(args.approaches),
         png_level=args.png_level,
-        png_encoder=resolve_encoder(args.png_encoder),  # fpng missing: one line, then Pillow
-        repeat=(1 if args.quick else REPEAT) if args.repeat is None else args.repeat,
-        warmups=0 if args.quick else WARMUPS,
+        png_encoder=_resolve_encoder(args.png_encoder),
+        repeat=(1 if quick else REPEAT) if repeat is None else repeat,
+        warmups=0 if quick else WARMUPS,
         truncate=args.truncate,
-        json_path=args.json,
-        logs_dir=args.logs,
-        charts_dir=None if args.no_charts else args.charts,
-        quiet=args.quiet,
-        sweep=args.sweep,
-        chaos=() if args.chaos is None else _parse_list("--chaos", args.chaos, CHAOS_APPROACHES),
-        chaos_scenarios=_parse_list("--scenarios", args.scenarios, CHAOS_SCENARIOS),
         **values,
     )
-    queues = [letter for letter in (config.chaos or config.approaches) if letter in CHAOS_APPROACHES]
-    if queues and config.sweep != "tile-size":
+    queues = [letter for letter in config.approaches if letter in KILLABLE]
+    if queues and not (args.command == "sweep" and args.axis == "tile-size"):
         check_queue_tile_size(config.tile_size, ",".join(queues))
     return config if settings is None else replace(config, settings=settings)
+
+
+def _resolve_encoder(name: str) -> str:
+    from approaches.core.png import resolve_encoder  # numpy and Pillow: not for --help
+
+    return resolve_encoder(name)  # fpng missing: one line, then Pillow
 
 
 def _env_defaults(env: Mapping[str, str]) -> dict:
@@ -337,20 +403,3 @@ def _parse_approaches(text: str) -> tuple[str, ...]:
     if unknown or not chosen:
         raise ConfigError(f"--approaches: unknown {','.join(unknown) or 'empty list'}; choose from {','.join(known)}")
     return tuple(dict.fromkeys(chosen))
-
-
-def run_as_script(argv: Sequence[str] | None = None, prog: str = "blur-suite") -> None:
-    """The console script's entry: `blur-suite service ...` is approach g as a service (harness/service.py),
-    `blur-suite serve ...` (or run_all.py --serve ...) the web page (web/serve.py), anything else run_all.py's
-    flags; exit with the status.  prog: how the command was called, for its help and messages."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["serve"] or "--serve" in argv:  # the web page (approaches/web/serve.py): its own flags
-        from approaches.web import serve
-
-        sys.exit(serve.main([arg for arg in argv if arg not in ("serve", "--serve")]))
-    if argv[:1] == ["service"]:
-        from approaches.harness import service
-
-        sys.exit(service.main(argv[1:]))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    sys.exit(main(argv, prog=prog))

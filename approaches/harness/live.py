@@ -36,12 +36,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from approaches.cluster.deployment import COORDINATOR, Cluster
-from approaches.core.config import CHAOS_APPROACHES, RunConfig
+from approaches.core.config import RunConfig
 from approaches.core.images import ImageSource
 from approaches.core.trace import Span
 from approaches.harness.chaos import DASK_SCENARIOS, DaskFaults, kill_every_worker, kill_one_worker
 from approaches.harness.measure import Measured, measure
-from approaches.registry import Approach
+from approaches.registry import APPROACHES, Approach
 
 Emit = Callable[[dict[str, Any]], None]
 COUNT_S = 0.2  # how often the board is read for counters and stored tiles
@@ -73,7 +73,7 @@ def _pods(letter: str, config: RunConfig) -> dict[str, int]:
 def killable(letter: str) -> bool:
     """Whether LiveRun.kill can kill the approach's workers: the chaos demo's approaches (e, f, g take
     on_launch(cluster) and on_span, which deployment.run passes to launched; h takes its chaos hook)."""
-    return letter in CHAOS_APPROACHES
+    return APPROACHES[letter].killable
 
 
 class NotNow(Exception):
@@ -123,7 +123,8 @@ class LiveRun:
         if scenario not in KILLS:
             raise NotNow(f"unknown kill {scenario!r}; choose from {', '.join(KILLS)}")
         if not self.killable:
-            raise NotNow(f"{self.approach.letter} has no workers to kill (only {', '.join(CHAOS_APPROACHES)})")
+            raise NotNow(f"{self.approach.letter} has no workers to kill (only "
+                         f"{', '.join(letter for letter in APPROACHES if killable(letter))})")
         if (self.cluster is None and not (self.faults is not None and self.faults.struck)) or self._over.is_set():
             raise NotNow("the run is not running: its workers are not started yet, or are done")
         threading.Thread(target=self._kill, args=(scenario,), name=f"kill-{scenario}", daemon=True).start()

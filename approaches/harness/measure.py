@@ -172,7 +172,7 @@ def document(config: RunConfig, measured: Sequence[Measured]) -> dict:
 
 
 def method_of(config: RunConfig, letters: Sequence[str]) -> dict:
-    """How the walls were measured, for the table, the charts and a later --compare: the timed rounds' orders.
+    """How the walls were measured, for the table, the charts and a later compare: the timed rounds' orders.
 
     >>> method_of(RunConfig(repeat=2, warmups=1), ["a", "c"])
     {'repeat': 2, 'warmups': 1, 'statistic': 'median', 'rounds': [['a', 'c'], ['c', 'a']]}

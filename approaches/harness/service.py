@@ -34,12 +34,12 @@ from approaches.cluster.wire import RUN_ID_BYTES, State
 from approaches.core.config import RunConfig, check_queue_tile_size, cores_present, max_workers
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
-from approaches.core.kernel import KERNELS
-from approaches.core.png import DEFAULT_ENCODER, PNG_ENCODERS, resolve_encoder
+from approaches.core.limits import DEFAULT_ENCODER, KERNELS, PNG_ENCODERS
+from approaches.core.png import resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.urls import redact
 from approaches.g_service import StreamQueue, assembler, coordinator, worker
-from approaches.harness.parsing import OneLineParser
+from approaches.harness.parsing import OneLineParser, in_flags
 
 MODES = ("coordinator", "worker", "assembler", "all")
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args)
         return _serve(args, stop)
     except (BlurSuiteError, redis.RedisError) as error:
-        print(f"blur-suite service: error: {error}", file=sys.stderr)
+        print(f"blur-suite service: error: {in_flags(error, {})}", file=sys.stderr)
         return 2
     finally:
         for signum, handler in previous.items():

@@ -1,4 +1,4 @@
-"""``run_all.py --sweep tile-size|workers``: the chosen approaches at each tile size or worker count.
+"""``run_all.py sweep tile-size|workers``: the chosen approaches at each tile size or worker count.
 
 tile-size (64 … 1024): small tiles waste work on halos (with k = 21, a 64-px tile blurs rows of 64 + 20
 pixels, so its horizontal pass does 31 % more work) and each costs a queue hand-off; large tiles leave
@@ -24,8 +24,9 @@ from tqdm import tqdm
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource
 from approaches.harness.measure import Measured, measure_all, method_of, verify
-from approaches.harness.results import method_label, settings_of, spread, write_document
+from approaches.harness.results import Output, settings_of, spread, write_document
 from approaches.registry import APPROACHES
+from visualize.documents import method_label
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Axis:
     panel_label: str
 
 
-AXES = {  # keyed by config.SWEEPS
+AXES = {  # keyed by the names the command line offers (cli.SWEEPS)
     "tile-size": Axis(
         field="tile_size", values=(64, 128, 256, 512, 1024), column="tile {}", label="tile size, px", log2=True,
         title="Tile-size sweep — wall time and blur work per approach", panel="blur_s",
@@ -55,16 +56,17 @@ AXES = {  # keyed by config.SWEEPS
 }
 
 
-def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
-    """Measure every chosen approach at every value of the swept setting; print, write JSON and chart; 1 on failure."""
-    axis = AXES[config.sweep]
+def sweep(config: RunConfig, out: Output, name: str, sources: Sequence[ImageSource]) -> int:
+    """Measure every chosen approach at every value of the setting AXES[name] varies; print, write JSON and chart;
+    1 on failure."""
+    axis = AXES[name]
     plan = [(value, [letter for letter in config.approaches
                      if axis.field in APPROACHES[letter].varies or value == axis.values[0]])
             for value in axis.values]
     plan = [(value, letters) for value, letters in plan if letters]
     runs: dict[str, list[tuple[int, Measured]]] = {letter: [] for letter in config.approaches}
     total = len(sources) * (config.warmups + config.repeat) * sum(len(letters) for _, letters in plan)
-    with tqdm(total=total, unit="image", disable=True if config.quiet else None, leave=False) as bar:
+    with tqdm(total=total, unit="image", disable=True if out.quiet else None, leave=False) as bar:
         for value, letters in plan:
             at = replace(config, **{axis.field: value})  # everything else, --kernel included, as given
             bar.set_description(axis.column.format(value))
@@ -79,9 +81,9 @@ def sweep(config: RunConfig, sources: Sequence[ImageSource]) -> int:
             where = f"{letter} at {axis.column.format(value)}"
             problems += [f"{where}: {f.path}: {f.reason}" for f in m.outcome.failed]
             problems += [f"{where}: differs from a: {reason}" for reason in m.mismatches]
-    if not config.quiet:
+    if not out.quiet:
         print(sweep_table(doc))
-    problems += write_document(config, doc, f"_sweep_{config.sweep.replace('-', '_')}",
+    problems += write_document(out, doc, f"_sweep_{name.replace('-', '_')}",
                                draw=lambda folder: [_draw(doc, folder)])
     for line in problems:
         print(line, file=sys.stderr)
@@ -145,6 +147,6 @@ def sweep_table(doc: dict) -> str:
 
 
 def _draw(doc: dict, folder: Path) -> Path:
-    from approaches.harness.charts import draw_sweep  # matplotlib is slow to import: only when drawing
+    from visualize.charts import draw_sweep  # matplotlib is slow to import: only when drawing
 
     return draw_sweep(doc, folder / f"sweep_{doc['config']['sweep']}.png")

@@ -8,29 +8,9 @@ one thread per lane (``tid``), named by metadata events (``"ph": "M"``) and sort
 approach's times start at its own run's start, so the approaches line up at 0 and compare by eye.
 """
 
-import re
 from typing import Any
 
-LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
-    (4, ("assembl",)),
-    (5, ("saver", "writer")),
-    (0, ("loader", "reader")),
-    (2, ("worker", "rank")),
-    (1, ("main", "coordinator", "dispatcher", "producer")),
-)
-OTHER_LANE_RANK = 3
-
-
-def lane_key(lane: str) -> tuple[int, list[Any]]:
-    """Order lanes as work flows: loaders, main/coordinator, workers by number, assembler, savers.
-
-    >>> sorted(["saver-1", "worker-10", "worker-2", "coordinator", "loader-1"], key=lane_key)
-    ['loader-1', 'coordinator', 'worker-2', 'worker-10', 'saver-1']
-    """
-    lowered = lane.lower()
-    rank = next((rank for rank, names in LANE_RANKS if any(n in lowered for n in names)), OTHER_LANE_RANK)
-    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", lowered)]
-    return rank, natural
+from visualize.documents import lane_key
 
 
 def chrome_trace(doc: dict[str, Any]) -> dict[str, Any]:

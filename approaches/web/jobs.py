@@ -158,14 +158,14 @@ def options_from(form: Mapping[str, str]) -> Options:
     try:
         _config(options, Path("."))  # RunConfig's own checks: odd kernel size, workers for the cores present
     except BlurSuiteError as error:
-        raise Refused(str(error).replace("--kernel-size", "kernel size").replace("--workers", "workers")) from None
+        raise Refused(str(error)) from None  # the setting in words: "kernel size must be odd ..."
     return options
 
 
 def _config(options: Options, folder: Path) -> RunConfig:
     return RunConfig(approaches=(options.approach,), input_dir=folder / "inputs", output_dir=folder / "out",
                      kernel_size=options.kernel_size, tile_size=options.tile_size, workers=options.workers,
-                     broker=options.broker, logs_dir=folder, charts_dir=folder / "charts", quiet=True,
+                     broker=options.broker,
                      # the chaos demo's patience: the page's kill button kills workers, and e then reports
                      # their images incomplete after DEMO_SETTINGS.result_wait_s without a result
                      settings=replace(DEMO_SETTINGS, tile_delay_s=options.tile_delay_ms / 1000))
@@ -352,7 +352,7 @@ class JobStore:
         doc = document(config, [measured])
         _write_text(folder / "results.json", headed(doc))
         files = ["results.json"]
-        from approaches.harness.charts import draw_all  # matplotlib is slow to import: only when drawing
+        from visualize.charts import draw_all  # matplotlib is slow to import: only when drawing
 
         files += [str(path.relative_to(folder)) for path in draw_all(doc, folder / "charts")]
         outputs = [saved.output for saved in measured.outcome.saved]

@@ -1,9 +1,9 @@
 """Charts drawn from a run's results document: one comparison of all approaches, one timeline each.
 
 Only the plain JSON-able document goes in, so charts can be redrawn from a saved results file
-(``run_all.py --redraw RUN.json``) without importing any approach.  Figures are built with ``Figure`` +
-``FigureCanvasAgg`` rather than pyplot, so drawing changes no global state (backend, open-figure list) of the
-calling program.
+(``python -m visualize RUN.json``, ``run_all.py redraw RUN.json``) without importing any approach.  Figures are
+built with ``Figure`` + ``FigureCanvasAgg`` rather than pyplot, so drawing changes no global state (backend,
+open-figure list) of the calling program.
 """
 
 import re
@@ -23,8 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from approaches.harness.results import document_kind, method_label
-from approaches.harness.traceevents import lane_key
+from visualize.documents import document_kind, lane_key, method_label
 
 DPI = 120
 # Okabe-Ito's colours, then Paul Tol's where eight run out: every pair stays distinct under the common
@@ -510,7 +509,7 @@ def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
 
 
 def redraw(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw a saved document's charts again, whatever run made it (run_all.py --redraw)."""
+    """Draw a saved document's charts again, whatever run made it (run_all.py redraw, python -m visualize)."""
     kind = document_kind(doc)
     if kind == "sweep":
         return [draw_sweep(doc, directory / f"sweep_{doc['config']['sweep']}.png")]
