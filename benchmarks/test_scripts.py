@@ -1,6 +1,6 @@
 """--smoke only: every benchmark script run once with its cheapest arguments, so none rots unnoticed.
 
-The scripts print ratios measured interleaved in one process (what the README quotes); pytest-benchmark's
+The scripts print ratios measured interleaved in one process (what the docs quote); pytest-benchmark's
 tables do not replace them, and nothing else runs them.  Here they run on the small --smoke samples where
 they take an --input, and their numbers mean nothing: a script passes if it ends without a traceback, with
 status 0, or 1 where it says a goal was missed (at this size, goals are not the point).  kernel_goals.py,

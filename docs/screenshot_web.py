@@ -1,4 +1,4 @@
-"""Refresh docs/images/web.png, the README's picture of the page: approach e, a worker killed mid-job.
+"""Refresh docs/images/web.png, the docs' picture of the page (docs/web.md): approach e, a worker killed mid-job.
 
     python docs/screenshot_web.py [PATH]      (needs: apt-get install -y chromium chromium-driver)
 

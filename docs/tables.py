@@ -41,8 +41,8 @@ LESSONS = {
     "f": ("f-reliable-queue", "f_reliable_queue.py", "`ReliableQueue`",
           "processing lists and heartbeats: at-least-once"),
     "g": ("g-service", "g_service.py", "`StreamQueue`", "a stream and a consumer group: at-least-once, as a service"),
-    "h": ("h-dask", "h_dask.py", "`run`", "an engine: tiles as tasks, lost ones recomputed"),
-    "i": ("i-mpi", "i_mpi.py", "`Rank`", "MPI ranks: bands, halo rows swapped, no recovery"),
+    "h": ("h-dask", "h_dask.py", "`_blur_all`", "an engine: tiles as tasks, lost ones recomputed"),
+    "i": ("i-mpi", "i_mpi.py", "`Rank.image`", "MPI ranks: bands, halo rows swapped, no recovery"),
 }
 
 

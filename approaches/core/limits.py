@@ -9,7 +9,7 @@ from numbers import Integral
 MAX_KERNEL_SIZE = 255
 KERNELS = ("separable", "direct")  # how kernel.blur_tile computes the Gaussian: see kernel.py's docstring
 PNG_ENCODERS = ("pillow", "fpng")
-DEFAULT_ENCODER = "fpng"  # the save stage at 0.16x Pillow level 1's time, files 17% larger (README: PNG encoders)
+DEFAULT_ENCODER = "fpng"  # much faster than Pillow, files a little larger: docs/performance.md measures both
 
 
 def validate_kernel_size(kernel_size: int) -> int:

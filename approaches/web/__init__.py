@@ -1,4 +1,4 @@
-"""The suite as a web page (`blur-suite serve`): upload images, watch tiles come back, kill a worker mid-job.
+"""The suite as a web page (`blur-suite web`): upload images, watch tiles come back, kill a worker mid-job.
 
 The seeds this suite descends from (003, 004) were upload -> split into parts -> process in parallel ->
 recombine -> download, behind a Flask page.  This is that page over the suite's own machinery: the

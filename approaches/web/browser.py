@@ -1,4 +1,4 @@
-"""A served page and a headless Chromium to look at it: for the end-to-end test and the README's screenshot.
+"""A served page and a headless Chromium to look at it: for the end-to-end test and the docs' screenshot.
 
 Chromium comes from Debian (`apt-get install -y chromium chromium-driver`), driven through selenium.  As
 root, in a container, it needs --no-sandbox; the other flags keep it from reaching the network by itself.

@@ -1,8 +1,8 @@
-"""`blur-suite serve`: the page on http://127.0.0.1:8000/, until Ctrl-C.
+"""`blur-suite web` (also `blur-suite serve`): the page on http://127.0.0.1:8000/, until Ctrl-C.
 
-    blur-suite serve [--port 8000] [--data data/web] [--keep-hours 24]
-    blur-suite serve --host 0.0.0.0      (every network the machine is on: there is no login; a warning says so)
-    blur-suite serve --clean             (remove every finished job's files, then exit)
+    blur-suite web [--port 8000] [--data data/web] [--keep-hours 24]
+    blur-suite web --host 0.0.0.0      (every network the machine is on: there is no login; a warning says so)
+    blur-suite web --clean             (remove every finished job's files, then exit)
 
 The server is werkzeug's threaded WSGI server, started from code (no banner, a clean stop): one thread per
 request, which suits a page on one's own machine and a few browsers.  Old jobs are removed every
@@ -28,7 +28,7 @@ from approaches.harness.parsing import OneLineParser
 from approaches.web.app import create_app
 from approaches.web.jobs import MB, JobStore, Limits
 
-PROG = "blur-suite serve"
+PROG = "blur-suite web"
 CLEAN_EVERY_S = 600.0
 
 
