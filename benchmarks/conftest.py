@@ -21,6 +21,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "size: a check that none has rotted, in seconds (CI)")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """No xdist here (the tests' `-n auto` is 0 processes): benchmarks time one thing at a time, never beside
+    each other, and pytest-benchmark times nothing under xdist."""
+    return 0
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark reads its options
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--smoke", default=False):
