@@ -155,5 +155,7 @@ def test_chaos_h_kills_dask_workers_loses_nothing_and_reports_how_soon_the_lost_
     rows = [line.split() for line in out.splitlines() if line.startswith(("workers ", "one-worker "))]
     assert [row[0] for row in rows] == ["workers", "one-worker"], out
     for row in rows:
-        assert row[1] == "h" and row[3] == "43" and int(row[4]) >= 1 and row[5:9] == ["0", "0", "0", "0"]
+        # lost, images not saved, saved but not a's pixels: none.  Done twice may be more than none: a tile whose
+        # result sat in the killed worker's memory, not yet gathered, is computed again (seen on a busy machine)
+        assert row[1] == "h" and row[3] == "43" and int(row[4]) >= 1 and [row[5], *row[7:9]] == ["0", "0", "0"]
         assert float(row[9]) > 0  # the lost tiles were redone, this long after the kill
