@@ -81,6 +81,7 @@ import math
 import numpy as np
 from numba import njit
 
+from approaches.core.scratch import LINE_FLOATS, ROWS, scratch
 from approaches.core.tiling import Tile, cut
 
 MAX_KERNEL_SIZE = 255
@@ -120,48 +121,50 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8(out, first, row, s, w, i):
-    """Add taps i..i+7 of one row: out[j] (+)= w[i] * row[s[0] + j] + ... + w[i+7] * row[s[7] + j], in order."""
+def _taps8(buf, out, n, first, s, w, i):
+    """Add taps i..i+7: buf[out + j] (+)= w[i] * buf[s[0] + j] + ... + w[i+7] * buf[s[7] + j], in order, j < n."""
     s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(np.uint64(out.size)):
-            out[j] = (w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
+        for j in range(n):
+            buf[out + j] = (w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
+                            + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j])
     else:
-        for j in range(np.uint64(out.size)):
-            out[j] = (out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
+        for j in range(n):
+            buf[out + j] = (buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
+                            + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
+                            + w7 * buf[s7 + j])
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8_round(dst, y, x, out, first, row, s, w, i, rounding):
+def _taps8_round(dst, y, x, buf, out, n, first, s, w, i, rounding):
     """The last eight taps, as `_taps8`, then + rounding and stored as uint8 at dst[y, x + j] (no float row)."""
     s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(np.uint64(out.size)):
-            dst[y, x + j] = np.uint8(w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                                     + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j]
+        for j in range(n):
+            dst[y, x + j] = np.uint8(w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
+                                     + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j]
                                      + rounding)
     else:
-        for j in range(np.uint64(out.size)):
-            dst[y, x + j] = np.uint8(out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j]
-                                     + w3 * row[s3 + j] + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j]
-                                     + w7 * row[s7 + j] + rounding)
+        for j in range(n):
+            dst[y, x + j] = np.uint8(buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
+                                     + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
+                                     + w7 * buf[s7 + j] + rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(rows, at, first, src, ys, x, n, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: rows[t] gets src rows ys[t..t+7].
+def _taps8x4(buf, r, first, src, ys, x, n, w, i):
+    """Add taps i..i+7 to four output rows from eleven uint8 input rows: row t (at buf[r[t]:]) gets src rows ys[t..t+7].
 
-    rows[t, at + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
+    buf[r[t] + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
     input value is loaded and converted once and used by up to four sums; per sum the taps are still
     added in order, exactly as one row at a time would add them.
     """
     y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
+    r0, r1, r2, r3 = r
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     for j in range(n):
@@ -169,17 +172,16 @@ def _taps8x4(rows, at, first, src, ys, x, n, w, i):
         x0, x1, x2, x3 = np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c])
         x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
         x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
-        o = at + j
         if first:
-            rows[0, o] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            rows[1, o] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            rows[2, o] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            rows[3, o] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            buf[r0 + j] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            buf[r1 + j] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            buf[r2 + j] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            buf[r3 + j] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
         else:
-            rows[0, o] = rows[0, o] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            rows[1, o] = rows[1, o] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            rows[2, o] = rows[2, o] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            rows[3, o] = rows[3, o] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            buf[r0 + j] = buf[r0 + j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            buf[r1 + j] = buf[r1 + j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            buf[r2 + j] = buf[r2 + j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            buf[r3 + j] = buf[r3 + j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -189,8 +191,8 @@ def _clamped(src, y):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(rows, at, src, first, x, n, w, k):
-    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
+def _vertical4(buf, r, src, first, x, n, w, k):
+    """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
 
     Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
     further down.
@@ -203,25 +205,60 @@ def _vertical4(rows, at, src, first, x, n, w, k):
               _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
               _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
               _clamped(src, first + min(i + 10, last)))
-        _taps8x4(rows, at, i == 0, src, ys, x, n, w, i)
+        _taps8x4(buf, r, i == 0, src, ys, x, n, w, i)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _horizontal(dst, y, x, acc, row, w, k, step, rounding):
-    """dst[y, x + j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding) for j < acc.size.
+def _horizontal(dst, y, x, buf, row, acc, n, w, k, step, rounding):
+    """dst[y, x + j] = uint8(sum over taps i of w[i] * buf[row + j + i*step] + rounding) for j < n.
 
-    acc is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of past the row.
+    buf[acc:acc + n] is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of
+    past the row.
     """
     last = (k - 1) * step
     for i in range(0, w.size, 8):
-        s = (np.uint64(min(i * step, last)), np.uint64(min((i + 1) * step, last)),
-             np.uint64(min((i + 2) * step, last)), np.uint64(min((i + 3) * step, last)),
-             np.uint64(min((i + 4) * step, last)), np.uint64(min((i + 5) * step, last)),
-             np.uint64(min((i + 6) * step, last)), np.uint64(min((i + 7) * step, last)))
+        s = (row + np.uint64(min(i * step, last)), row + np.uint64(min((i + 1) * step, last)),
+             row + np.uint64(min((i + 2) * step, last)), row + np.uint64(min((i + 3) * step, last)),
+             row + np.uint64(min((i + 4) * step, last)), row + np.uint64(min((i + 5) * step, last)),
+             row + np.uint64(min((i + 6) * step, last)), row + np.uint64(min((i + 7) * step, last)))
         if i + 8 < w.size:
-            _taps8(acc, i == 0, row, s, w, i)
+            _taps8(buf, acc, n, i == 0, s, w, i)
         else:
-            _taps8_round(dst, y, x, acc, i == 0, row, s, w, i, rounding)
+            _taps8_round(dst, y, x, buf, acc, n, i == 0, s, w, i, rounding)
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def _vertical_block(buf, layout, src, first, inside, at, end, span, channels, w, k):
+    """Rows first + radius .. + 3 of the vertical pass into the layout's four rows, edges filled.
+
+    inside: (start, count) of src's columns the rows take (from column `at` of the rows on); the columns
+    beyond src's border, before at and from end on, repeat its border column (the vertical sum of a
+    repeated column is that column's sum).
+    """
+    stride = layout.stride
+    r = (np.uint64(layout.row + at), np.uint64(layout.row + stride + at), np.uint64(layout.row + 2 * stride + at),
+         np.uint64(layout.row + 3 * stride + at))
+    _vertical4(buf, r, src, first, inside[0], inside[1], w, k)
+    for t in range(ROWS):
+        row = layout.row + t * stride
+        for p in range(at):
+            buf[row + p] = buf[row + at + p % channels]
+        for p in range(end, span):
+            buf[row + p] = buf[row + end - channels + (p - end) % channels]
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def _horizontal_row(dst, y, x, buf, layout, t, n, channels, w, k, rounding):
+    """Row t of the layout's four through the horizontal pass into dst[y, x:x + n]."""
+    _horizontal(dst, y, x, buf, np.uint64(layout.row + t * layout.stride), np.uint64(layout.acc), np.uint64(n), w, k,
+                channels, rounding)
+
+
+@njit(nogil=True, cache=True)
+def _scratch(layout):
+    """A float32 buffer for the layout whose first element starts a cache line (the layout counts from it)."""
+    raw = np.empty(layout.size + LINE_FLOATS, np.float32)
+    return raw[(-raw.ctypes.data % (LINE_FLOATS * 4)) // 4:]
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -231,10 +268,9 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
     src itself, clamped at its border (so a padded tile and the image it was cut from give the same
     sums).  w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at
-    a time: the vertical pass over the halo columns inside src into four float rows, the columns beyond
-    src's border filled from its border column (the vertical sum of a repeated column is that column's
-    sum), then each row's horizontal pass straight into dst.  The rows of a last group of fewer than
-    four are computed, not written.
+    a time: the vertical pass into four float rows (`_vertical_block`), then each row's horizontal pass
+    straight into dst (`_horizontal_row`), in scratch laid out by `scratch`.  The rows of a last group of
+    fewer than four are computed, not written.
     """
     radius = k // 2
     pixels = src.shape[1] // channels
@@ -242,20 +278,15 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     span = (width + 2 * radius) * channels
     at = (inside_left - (left - radius)) * channels
     end = at + (inside_right - inside_left) * channels
-    rows = np.empty((4, span), np.float32)
-    acc = np.empty(width * channels, np.float32)
+    layout = scratch(span, at)
+    buf = _scratch(layout)
     inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
-    for y in range(0, height, 4):
-        _vertical4(rows, np.uint64(at), src, top - radius + y, inside[0], inside[1], w, k)
-        for t in range(4):
-            row = rows[t]
-            for p in range(at):
-                row[p] = row[at + p % channels]
-            for p in range(end, span):
-                row[p] = row[end - channels + (p - end) % channels]
-        for t in range(min(4, height - y)):
-            _horizontal(dst, np.uint64(dst_top + y + t), np.uint64(dst_left * channels), acc, rows[t], w, k,
-                        channels, rounding)
+    x = np.uint64(dst_left * channels)
+    for y in range(0, height, ROWS):
+        _vertical_block(buf, layout, src, top - radius + y, inside, at, end, span, channels, w, k)
+        for t in range(min(ROWS, height - y)):
+            _horizontal_row(dst, np.uint64(dst_top + y + t), x, buf, layout, t, width * channels, channels, w, k,
+                            rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
