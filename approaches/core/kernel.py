@@ -4,75 +4,17 @@ Two entry points, one computation: `blur_tile` for a padded copy of a tile (what
 through a broker), `blur_into` for a tile of an image shared with the caller (threads, shared memory),
 which reads the halo in place and writes the canvas in place.  `blur` is `blur_into` with one tile.
 
-The blur is separable: a vertical pass over k input rows, then a horizontal pass over that row, 2k
-multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arithmetic is float32
-with a fixed order of taps, so each output pixel is computed by exactly the same operations whatever
-tile it falls in; that is what makes tiled results bit-identical to the whole image.
+The blur is separable: a vertical pass over k input rows, four output rows at a time, into float rows,
+then a horizontal pass over each of them, 2k multiply-adds per channel-value instead of the k*k of the
+direct 2-D form (``method="direct"``, the compute-bound workload).  Arithmetic is float32 with a fixed
+order of taps and no fast-math flag but FMA contraction (reassociation would let vector bodies and
+scalar remainders add in different orders), so each output value is computed by exactly the same
+operations whatever tile it falls in: tiled results are bit-identical to the whole image.  The float32
+sum is within k * 3e-5 of a level of the exact blur, so rounded it is within one level of a float64 blur
+for every k in 1..255; ``truncate=True`` (the original course's rounding) takes its floor instead.
 
-How exact: each of the 2k float32 roundings of a sum below 256 errs by at most half a unit in its last
-place, 2^-17 of a level, and the float32 weights about as much again, so the float32 sum s is within
-k * 3e-5 of a level of the exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest, s
-is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
-checks them all).  ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
-exact value, except that an exact value that close to an integer may land on either side of it.
-
-Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
-- The inner loops index with unsigned integers (np.uint64): ``row[offset + j]``.  A signed index makes
-  numba emit a check for a negative one (Python's wrap-around), and that check stops vectorisation
-  (measured several times slower); an unsigned index cannot be negative, so there is no check.  The
-  kernel used to dodge the check with a slice view per tap instead, ``row[offset:offset + n]``, but a
-  view costs an atomic reference-count increment and decrement on its array, a function call each:
-  about 0.3 us per pass over a row, 1.8 us per 4-row block.  Unsigned indices made whole images 5%
-  faster and cut that fixed cost to 0.55 us (256-px-wide strips went from 1.31x to 1.19x the time of
-  whole rows), with bit-identical results: the arithmetic did not change.
-- Taps are summed eight at a time into an accumulator row: the loops are limited by loads, and eight
-  taps per pass over the row load and store the accumulator once instead of eight times.
-- k is padded with zero weights to a multiple of eight, so one loop body serves every k: a tap of
-  weight 0 adds exactly nothing (fma(0, x, s) == s for the finite, non-negative values here), and it
-  costs less than the 4-, 2- and 1-tap passes a remainder would otherwise need (k=15: about 15% faster).
-- The vertical pass comes first and reads the uint8 rows of the tile directly: no float copy of the
-  input.  (A ring of float rows, each converted once instead of once per block, was no faster.)
-- It makes four output rows at a time: rows y..y+3 need input rows y..y+k+2, so each row loaded is
-  used by four sums (k+3 loads for 4k multiply-adds instead of 4k).  This was the largest single gain.
-- The last group of horizontal taps adds the rounding and stores uint8, so there is no separate
-  rounding pass over a float row.
-- ``fastmath={"contract"}`` lets LLVM fuse multiply and add into FMA.  It is the only fast-math flag:
-  reassociation would let the vectorised body and the scalar remainder add taps in different orders,
-  and the same pixel would then differ between tiles of different widths.
-
-Where it stands (benchmarks/kernel_vs_opencv.py, on a 2-core machine): 0.57-0.63x OpenCV's
-single-thread GaussianBlur at k = 15 and 21 (best of 41-61 interleaved pairs, over several runs; the goal
-is 0.6), and 0.35-0.37x on two row bands in two threads when the second core is free (goal 0.35).  The
-loops compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 47-57% of the core's float32
-FMA peak as measured with numba's own code (about 128 GFLOP/s), so a float32 kernel doing 2k
-multiply-adds could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
-int-to-float conversions share two ports); the horizontal pass does one unaligned load per multiply-add
-and is bound by loads.  What was tried to go further, and why it is not here:
-- 16-bit fixed point (u8 x u16 weights, the high half of each product, u16 sums: twice the lanes per
-  instruction, half the bytes per load).  numba types integer arithmetic as int64; written with numpy's
-  ufuncs to stay in 32 bits, LLVM still vectorised it in 32-bit lanes and packed each product back to 16
-  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32, and numba has no way to ask for 16-bit
-  lanes.  Its error also grows with k: a u16 sum keeps 8 fractional bits and each truncated product
-  loses up to 1/256 of a level, so k = 255 could be a whole level off.
-- Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
-  loop at all (scalar vfmadd231ss), 3x slower.
-- Each eight-tap sum split into two chains of four, for less latency per output: no change, the loop
-  does not wait on FMA latency.  Sixteen taps per horizontal pass (fewer accumulator round trips): no
-  change.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
-  one load per tap).  Cutting rows into column strips that stay in L1: the per-strip loop set-up cost
-  more than the cache saved.  Shifted, 32-byte aligned copies of each row so that no tap load straddles
-  a cache line: making the copies cost more than the split loads (1.2-1.7x slower).
-- 512-bit vectors: LLVM prefers 256 on this CPU.  Forcing 512 (NUMBA_CPU_FEATURES with -prefer-256-bit)
-  was about 8% faster, as unaligned 64-byte loads straddle a cache line every time; it is a process-wide
-  setting for every numba function, so it is not used.
-
-``method="direct"`` is the same Gaussian computed as the original course did, in 2-D: k*k taps per
-channel-pixel (`_blur_direct`).  It is the compute-bound workload (13-15x the separable kernel's time
-at k = 21), where the parallel approaches show their speed-ups; with the separable kernel a run is
-I/O-bound.  Its weights are the outer product of the 1-D ones, and it too adds taps in a fixed order,
-so it is tile-identical on its own terms.  It is not bit-identical to the separable kernel: a sum of k*k
-products in one order rounds differently from k sums of k, then a sum of those.  The two agree within
-one level, and each approach is checked against a run with the same kernel.
+docs/kernel.md explains the loops (unsigned indices, eight taps per pass, the scratch rows' layout in
+approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measure it.
 """
 
 import functools
@@ -296,8 +238,8 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
     Arguments as `_blur_rows`, except that the halo must lie inside src (blur cuts a padded copy when
     it does not: with k*k taps per pixel the copy costs nothing noticeable).  Each output row is summed
     in a float row, one tap per pass over it: a contiguous loop over the row that vectorises, with the
-    taps in the same order (row by row, left to right) for every pixel whatever tile it is in.  (Four
-    taps per pass was 1.4x faster; one tap is kept because this kernel is the plain "what the original
+    taps in the same order (row by row, left to right) for every pixel whatever tile it is in.  (More
+    taps per pass would be faster; one tap is kept because this kernel is the plain "what the original
     did" one.)  The sum is clamped at 255 before the uint8 store so float error in k*k additions can
     never wrap a white pixel to 0.
     """
@@ -312,7 +254,7 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
             row = np.uint64(top - radius + y + i)
             for t in range(k):
                 weight = w2[i, t]
-                first = np.uint64((left - radius + t) * channels)  # unsigned: see "unsigned" above
+                first = np.uint64((left - radius + t) * channels)  # unsigned: docs/kernel.md says why
                 for j in range(np.uint64(n)):
                     acc[j] = acc[j] + weight * src[row, first + j]
         for j in range(np.uint64(n)):
@@ -371,7 +313,7 @@ def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
     """Blur one tile cut with a halo of kernel_size // 2 on every side (see tiling.cut).
 
     padded: uint8 (h + 2r, w + 2r, C) -> uint8 (h, w, C).  Results are rounded to nearest;
-    ``truncate=True`` rounds the float32 sum down, as the original course did (the module docstring says
+    ``truncate=True`` rounds the float32 sum down, as the original course did (docs/kernel.md says
     how close that is to the exact floor).  ``method`` is one of KERNELS:
     "separable" (2k taps per channel-pixel) or "direct" (k*k, the compute-bound workload).
     This is the form for a tile that travels (to a process, through a broker); threads that share
