@@ -13,7 +13,8 @@ multiple of 4 KiB apart (1004 at k = 21, 1010 at k = 15), their neighbours, and 
 """
 
 import argparse
-import importlib.util
+import importlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,18 +31,26 @@ from approaches.samples import SAMPLES, make_sample
 REPO = Path(__file__).resolve().parent.parent
 
 
+def source_at(rev: str, module: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:approaches/core/{module}.py"], capture_output=True,
+                          text=True)
+    if done.returncode:
+        raise SystemExit(f"cannot read approaches/core/{module}.py at {rev!r}: {done.stderr.strip()}")
+    return done.stdout
+
+
 def kernel_at(rev: str, folder: Path) -> ModuleType:
-    """approaches/core/kernel.py as it was at rev, imported from folder as module `kernel_before`."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:approaches/core/kernel.py"], capture_output=True,
-                            text=True)
-    if source.returncode:
-        raise SystemExit(f"cannot read the kernel at {rev!r}: {source.stderr.strip()}")
-    path = folder / "kernel_before.py"
-    path.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location("kernel_before", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """approaches/core/kernel.py as it was at rev, imported from folder as module `kernel_before`.
+
+    The approaches.core modules it imports are taken from rev too, as `<name>_before` beside it.
+    """
+    source = source_at(rev, "kernel")
+    for name in sorted(set(re.findall(r"^from approaches\.core\.(\w+) import", source, re.M))):
+        (folder / f"{name}_before.py").write_text(source_at(rev, name))
+        source = source.replace(f"from approaches.core.{name} import", f"from {name}_before import")
+    (folder / "kernel_before.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("kernel_before")
 
 
 def main() -> int:

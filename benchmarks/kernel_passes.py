@@ -30,7 +30,7 @@ def vertical_only(src, buf, layout, inside, at, end, span, channels, w, k):
 
 
 @njit(nogil=True)
-def horizontal_only(dst, buf, layout, channels, w, k):
+def horizontal_only(dst, buf, layout, span, channels, w, k):
     for y in range(dst.shape[0]):
         kernel._horizontal_row(dst, np.uint64(y), np.uint64(0), buf, layout, y % ROWS, dst.shape[1], channels, w, k,
                                np.float32(0.5))
@@ -42,13 +42,13 @@ def passes(image: np.ndarray, k: int):
     src, dst = image.reshape(height, -1), np.empty((height, width * channels), np.uint8)
     radius, w = k // 2, kernel._weights(k, "separable")
     span, at = (width + 2 * radius) * channels, radius * channels
-    layout = scratch(span, at)
+    layout = scratch(span, at, channels)
     buf = kernel._scratch(layout)
     inside, end = (np.uint64(0), np.uint64(width * channels)), at + width * channels
     vertical_only(src, buf, layout, inside, at, end, span, channels, w, k)  # the rows the horizontal pass reads
     return {"whole": lambda: blur(image, k),
             "vertical": lambda: vertical_only(src, buf, layout, inside, at, end, span, channels, w, k),
-            "horizontal": lambda: horizontal_only(dst, buf, layout, channels, w, k)}
+            "horizontal": lambda: horizontal_only(dst, buf, layout, span, channels, w, k)}
 
 
 def best_of(cases: dict, rounds: int) -> dict[str, float]:

@@ -98,15 +98,16 @@ def _taps8_round(dst, y, x, buf, out, n, first, s, w, i, rounding):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(buf, r, first, src, ys, x, n, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: row t (at buf[r[t]:]) gets src rows ys[t..t+7].
+def _taps8x4(buf, r, first, last, o, src, ys, x, n, w, i):
+    """Add taps i..i+7 to four output rows from eleven uint8 input rows: row t gets src rows ys[t..t+7].
 
-    buf[r[t] + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
-    input value is loaded and converted once and used by up to four sums; per sum the taps are still
-    added in order, exactly as one row at a time would add them.
+    buf[r[t] + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n, and when
+    `last` the sum also goes to buf[o[t] + j].  Each input value is loaded and converted once and used by
+    up to four sums; per sum the taps are still added in order, exactly as one row at a time would add them.
     """
     y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
     r0, r1, r2, r3 = r
+    o0, o1, o2, o3 = o
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     for j in range(n):
@@ -115,15 +116,24 @@ def _taps8x4(buf, r, first, src, ys, x, n, w, i):
         x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
         x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
         if first:
-            buf[r0 + j] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            buf[r1 + j] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            buf[r2 + j] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            buf[r3 + j] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0 = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            v1 = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            v2 = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            v3 = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
         else:
-            buf[r0 + j] = buf[r0 + j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            buf[r1 + j] = buf[r1 + j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            buf[r2 + j] = buf[r2 + j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            buf[r3 + j] = buf[r3 + j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0 = buf[r0 + j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            v1 = buf[r1 + j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            v2 = buf[r2 + j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            v3 = buf[r3 + j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+        buf[r0 + j] = v0
+        buf[r1 + j] = v1
+        buf[r2 + j] = v2
+        buf[r3 + j] = v3
+        if last:
+            buf[o0 + j] = v0
+            buf[o1 + j] = v1
+            buf[o2 + j] = v2
+            buf[o3 + j] = v3
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -133,8 +143,9 @@ def _clamped(src, y):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(buf, r, src, first, x, n, w, k):
-    """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
+def _vertical4(buf, r, o, copy, src, first, x, n, w, k):
+    """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n; if copy,
+    buf[o[t] + j] as well.
 
     Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
     further down.
@@ -147,22 +158,33 @@ def _vertical4(buf, r, src, first, x, n, w, k):
               _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
               _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
               _clamped(src, first + min(i + 10, last)))
-        _taps8x4(buf, r, i == 0, src, ys, x, n, w, i)
+        _taps8x4(buf, r, i == 0, copy and i + 8 >= w.size, o, src, ys, x, n, w, i)
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _tap(row, shifted, i, k, step):
+    """Where tap i's values start: row + i*step, or for odd i with a shifted copy (shifted >= 0, the row one
+    pixel on), shifted + (i-1)*step, so that every tap starts a multiple of 2*step floats on.
+
+    Zero-weight padding taps (i >= k) read the last tap's values instead of past the row.
+    """
+    i = min(i, k - 1)
+    if shifted >= 0 and i % 2:
+        return np.uint64(shifted + (i - 1) * step)
+    return np.uint64(row + i * step)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _horizontal(dst, y, x, buf, row, acc, n, w, k, step, rounding):
+def _horizontal(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding):
     """dst[y, x + j] = uint8(sum over taps i of w[i] * buf[row + j + i*step] + rounding) for j < n.
 
-    buf[acc:acc + n] is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of
-    past the row.
+    Odd taps read the shifted copy of the row when there is one (`_tap`).  buf[acc:acc + n] is scratch.
     """
-    last = (k - 1) * step
     for i in range(0, w.size, 8):
-        s = (row + np.uint64(min(i * step, last)), row + np.uint64(min((i + 1) * step, last)),
-             row + np.uint64(min((i + 2) * step, last)), row + np.uint64(min((i + 3) * step, last)),
-             row + np.uint64(min((i + 4) * step, last)), row + np.uint64(min((i + 5) * step, last)),
-             row + np.uint64(min((i + 6) * step, last)), row + np.uint64(min((i + 7) * step, last)))
+        s = (_tap(row, shifted, i, k, step), _tap(row, shifted, i + 1, k, step), _tap(row, shifted, i + 2, k, step),
+             _tap(row, shifted, i + 3, k, step), _tap(row, shifted, i + 4, k, step),
+             _tap(row, shifted, i + 5, k, step), _tap(row, shifted, i + 6, k, step),
+             _tap(row, shifted, i + 7, k, step))
         if i + 8 < w.size:
             _taps8(buf, acc, n, i == 0, s, w, i)
         else:
@@ -175,24 +197,33 @@ def _vertical_block(buf, layout, src, first, inside, at, end, span, channels, w,
 
     inside: (start, count) of src's columns the rows take (from column `at` of the rows on); the columns
     beyond src's border, before at and from end on, repeat its border column (the vertical sum of a
-    repeated column is that column's sum).
+    repeated column is that column's sum).  With a layout that has them, each row's shifted copy too.
     """
     stride = layout.stride
     r = (np.uint64(layout.row + at), np.uint64(layout.row + stride + at), np.uint64(layout.row + 2 * stride + at),
          np.uint64(layout.row + 3 * stride + at))
-    _vertical4(buf, r, src, first, inside[0], inside[1], w, k)
+    c = layout.copy + at - channels  # o: unused without copies, but o apart from r keeps the loop vectorised
+    o = (np.uint64(c), np.uint64(c + stride), np.uint64(c + 2 * stride), np.uint64(c + 3 * stride))
+    _vertical4(buf, r, o, layout.shifted, src, first, inside[0], inside[1], w, k)
     for t in range(ROWS):
         row = layout.row + t * stride
         for p in range(at):
             buf[row + p] = buf[row + at + p % channels]
         for p in range(end, span):
             buf[row + p] = buf[row + end - channels + (p - end) % channels]
+        if layout.shifted:
+            copy = layout.copy + t * stride - channels
+            for p in range(channels, at):
+                buf[copy + p] = buf[row + p]
+            for p in range(max(end, channels), span):
+                buf[copy + p] = buf[row + p]
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _horizontal_row(dst, y, x, buf, layout, t, n, channels, w, k, rounding):
     """Row t of the layout's four through the horizontal pass into dst[y, x:x + n]."""
-    _horizontal(dst, y, x, buf, np.uint64(layout.row + t * layout.stride), np.uint64(layout.acc), np.uint64(n), w, k,
+    shifted = layout.copy + t * layout.stride if layout.shifted else -1
+    _horizontal(dst, y, x, buf, layout.row + t * layout.stride, shifted, np.uint64(layout.acc), np.uint64(n), w, k,
                 channels, rounding)
 
 
@@ -220,7 +251,7 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     span = (width + 2 * radius) * channels
     at = (inside_left - (left - radius)) * channels
     end = at + (inside_right - inside_left) * channels
-    layout = scratch(span, at)
+    layout = scratch(span, at, channels)
     buf = _scratch(layout)
     inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
     x = np.uint64(dst_left * channels)
