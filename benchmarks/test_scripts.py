@@ -26,8 +26,12 @@ CHEAPEST = {
     "i_mpi_vs_tiles.py": ["--repeat", "1"],
     "kernel_goals.py": [SAVED_RUN],
     "h_vs_g.py": ["--rounds", "5", "--input", SMALL],
+    "kernel_before_after.py": ["--rev", "HEAD", "--widths", "40", "--height", "16", "--rounds", "1", "--kernel-sizes",
+                               "3"],
+    "kernel_passes.py": ["--rounds", "1", "--kernel-sizes", "3"],
     "kernel_startup.py": ["--rounds", "1"],
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
+    "kernel_widths.py": ["--widths", "960", "962", "--height", "16", "--rounds", "1", "--kernel-sizes", "3"],
     "png_encoders.py": ["--rounds", "1"],
     "run_memory.py": ["--small", "1", "--large", "2"],
 }

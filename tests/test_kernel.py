@@ -14,6 +14,7 @@ from approaches.core import kernel
 from approaches.core.images import load_image
 from approaches.core.kernel import KERNELS, blur_into, blur_tile, gaussian_weights, warm_up
 from approaches.core.limits import MAX_KERNEL_SIZE, validate_kernel_size
+from approaches.core.scratch import HALF_LINE_FLOATS, LINE_FLOATS, PAGE_FLOATS, SECTIONS, scratch
 from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from tests.conftest import photo
 
@@ -179,6 +180,29 @@ def test_tiles_blurred_in_place_by_many_threads_at_once_give_the_whole_image():
 def test_blur_into_refuses_a_wrong_canvas_or_a_tile_outside_the_image(canvas_shape, tile, match):
     with pytest.raises(ValueError, match=match):
         blur_into(photo(12, 10, 3), tile, np.zeros(canvas_shape, np.uint8), 3)
+
+
+def test_scratch_rows_start_on_lines_and_lie_apart_modulo_4_kib_at_every_width():
+    # Rows packed back to back lay a multiple of 4 KiB apart at unlucky widths (RGBA k=21 at 1004 px:
+    # a 16 KiB stride), where loads of one row waited on stores to another: 15-20% slower.
+    spacing = PAGE_FLOATS // SECTIONS // LINE_FLOATS * LINE_FLOATS
+    for channels in (1, 3, 4):
+        for span in range(channels, 5000, 3 * channels):
+            for at in (0, span % 50 // channels * channels, 10 * channels):
+                layout = scratch(span, at, channels)
+                assert layout.shifted == (channels == 4) and layout.stride % LINE_FLOATS == 0
+                if layout.shifted:  # even taps from the row, odd ones from the copy: all on half lines
+                    assert layout.row % HALF_LINE_FLOATS == 0 and layout.copy % LINE_FLOATS == 0
+                else:  # the vertical pass's stores start on a line
+                    assert (layout.row + at) % LINE_FLOATS == 0
+                rows = [layout.row + t * layout.stride for t in range(4)]
+                copies = [layout.copy + t * layout.stride for t in range(4)]
+                assert all(row + span <= copy - channels for row, copy in zip(rows, copies, strict=True))
+                assert copies[0] - channels >= rows[3] + span and layout.acc >= copies[3] + span
+                starts = sorted(offset % PAGE_FLOATS for offset in [*rows, *copies, layout.acc])
+                gaps = [b - a for a, b in zip(starts, [*starts[1:], starts[0] + PAGE_FLOATS], strict=True)]
+                assert min(gaps) >= spacing - LINE_FLOATS, (span, at, starts)
+    assert kernel._scratch(scratch(1000, 0, 4)).ctypes.data % (4 * LINE_FLOATS) == 0
 
 
 # --- the direct 2-D kernel (--kernel direct) -------------------------------------------------------

@@ -4,75 +4,17 @@ Two entry points, one computation: `blur_tile` for a padded copy of a tile (what
 through a broker), `blur_into` for a tile of an image shared with the caller (threads, shared memory),
 which reads the halo in place and writes the canvas in place.  `blur` is `blur_into` with one tile.
 
-The blur is separable: a vertical pass over k input rows, then a horizontal pass over that row, 2k
-multiply-adds per channel-pixel instead of the k*k of the direct 2-D form.  Arithmetic is float32
-with a fixed order of taps, so each output pixel is computed by exactly the same operations whatever
-tile it falls in; that is what makes tiled results bit-identical to the whole image.
+The blur is separable: a vertical pass over k input rows, four output rows at a time, into float rows,
+then a horizontal pass over each of them, 2k multiply-adds per channel-value instead of the k*k of the
+direct 2-D form (``method="direct"``, the compute-bound workload).  Arithmetic is float32 with a fixed
+order of taps and no fast-math flag but FMA contraction (reassociation would let vector bodies and
+scalar remainders add in different orders), so each output value is computed by exactly the same
+operations whatever tile it falls in: tiled results are bit-identical to the whole image.  The float32
+sum is within k * 3e-5 of a level of the exact blur, so rounded it is within one level of a float64 blur
+for every k in 1..255; ``truncate=True`` (the original course's rounding) takes its floor instead.
 
-How exact: each of the 2k float32 roundings of a sum below 256 errs by at most half a unit in its last
-place, 2^-17 of a level, and the float32 weights about as much again, so the float32 sum s is within
-k * 3e-5 of a level of the exact blur (0.0006 at k = 21, under 0.01 at k = 255).  Rounded to nearest, s
-is therefore within one level of a float64 blur for every kernel size 1..255 (tests/test_kernel.py
-checks them all).  ``truncate=True`` (the original course's rounding) takes floor(s): the floor of the
-exact value, except that an exact value that close to an integer may land on either side of it.
-
-Why the loops look the way they do (each point was measured on 0.3-1.9 MP RGBA images, k = 15 and 21):
-- The inner loops index with unsigned integers (np.uint64): ``row[offset + j]``.  A signed index makes
-  numba emit a check for a negative one (Python's wrap-around), and that check stops vectorisation
-  (measured several times slower); an unsigned index cannot be negative, so there is no check.  The
-  kernel used to dodge the check with a slice view per tap instead, ``row[offset:offset + n]``, but a
-  view costs an atomic reference-count increment and decrement on its array, a function call each:
-  about 0.3 us per pass over a row, 1.8 us per 4-row block.  Unsigned indices made whole images 5%
-  faster and cut that fixed cost to 0.55 us (256-px-wide strips went from 1.31x to 1.19x the time of
-  whole rows), with bit-identical results: the arithmetic did not change.
-- Taps are summed eight at a time into an accumulator row: the loops are limited by loads, and eight
-  taps per pass over the row load and store the accumulator once instead of eight times.
-- k is padded with zero weights to a multiple of eight, so one loop body serves every k: a tap of
-  weight 0 adds exactly nothing (fma(0, x, s) == s for the finite, non-negative values here), and it
-  costs less than the 4-, 2- and 1-tap passes a remainder would otherwise need (k=15: about 15% faster).
-- The vertical pass comes first and reads the uint8 rows of the tile directly: no float copy of the
-  input.  (A ring of float rows, each converted once instead of once per block, was no faster.)
-- It makes four output rows at a time: rows y..y+3 need input rows y..y+k+2, so each row loaded is
-  used by four sums (k+3 loads for 4k multiply-adds instead of 4k).  This was the largest single gain.
-- The last group of horizontal taps adds the rounding and stores uint8, so there is no separate
-  rounding pass over a float row.
-- ``fastmath={"contract"}`` lets LLVM fuse multiply and add into FMA.  It is the only fast-math flag:
-  reassociation would let the vectorised body and the scalar remainder add taps in different orders,
-  and the same pixel would then differ between tiles of different widths.
-
-Where it stands (benchmarks/kernel_vs_opencv.py, on a 2-core machine): 0.57-0.63x OpenCV's
-single-thread GaussianBlur at k = 15 and 21 (best of 41-61 interleaved pairs, over several runs; the goal
-is 0.6), and 0.35-0.37x on two row bands in two threads when the second core is free (goal 0.35).  The
-loops compile to 8-lane (256-bit) FMAs, and the useful multiply-adds run at 47-57% of the core's float32
-FMA peak as measured with numba's own code (about 128 GFLOP/s), so a float32 kernel doing 2k
-multiply-adds could not go below about 0.3-0.35x OpenCV.  The vertical pass is near its limit (its FMAs and the
-int-to-float conversions share two ports); the horizontal pass does one unaligned load per multiply-add
-and is bound by loads.  What was tried to go further, and why it is not here:
-- 16-bit fixed point (u8 x u16 weights, the high half of each product, u16 sums: twice the lanes per
-  instruction, half the bytes per load).  numba types integer arithmetic as int64; written with numpy's
-  ufuncs to stay in 32 bits, LLVM still vectorised it in 32-bit lanes and packed each product back to 16
-  (vpmulhuw between vpmovzx and vpmovdw): 2x slower than float32, and numba has no way to ask for 16-bit
-  lanes.  Its error also grows with k: a u16 sum keeps 8 fractional bits and each truncated product
-  loses up to 1/256 of a level, so k = 255 could be a whole level off.
-- Eight output rows per vertical pass (k+7 loads for 8k multiply-adds): LLVM no longer vectorised the
-  loop at all (scalar vfmadd231ss), 3x slower.
-- Each eight-tap sum split into two chains of four, for less latency per output: no change, the loop
-  does not wait on FMA latency.  Sixteen taps per horizontal pass (fewer accumulator round trips): no
-  change.  Folding symmetric taps, w_i * (x_i + x_(k-1-i)): within noise (still
-  one load per tap).  Cutting rows into column strips that stay in L1: the per-strip loop set-up cost
-  more than the cache saved.  Shifted, 32-byte aligned copies of each row so that no tap load straddles
-  a cache line: making the copies cost more than the split loads (1.2-1.7x slower).
-- 512-bit vectors: LLVM prefers 256 on this CPU.  Forcing 512 (NUMBA_CPU_FEATURES with -prefer-256-bit)
-  was about 8% faster, as unaligned 64-byte loads straddle a cache line every time; it is a process-wide
-  setting for every numba function, so it is not used.
-
-``method="direct"`` is the same Gaussian computed as the original course did, in 2-D: k*k taps per
-channel-pixel (`_blur_direct`).  It is the compute-bound workload (13-15x the separable kernel's time
-at k = 21), where the parallel approaches show their speed-ups; with the separable kernel a run is
-I/O-bound.  Its weights are the outer product of the 1-D ones, and it too adds taps in a fixed order,
-so it is tile-identical on its own terms.  It is not bit-identical to the separable kernel: a sum of k*k
-products in one order rounds differently from k sums of k, then a sum of those.  The two agree within
-one level, and each approach is checked against a run with the same kernel.
+docs/kernel.md explains the loops (unsigned indices, eight taps per pass, the scratch rows' layout in
+approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measure it.
 """
 
 import functools
@@ -82,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from approaches.core.limits import KERNELS, validate_kernel_size
+from approaches.core.scratch import LINE_FLOATS, ROWS, scratch
 from approaches.core.tiling import Tile, cut
 
 _CONTRACT = {"contract"}
@@ -109,48 +52,51 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8(out, first, row, s, w, i):
-    """Add taps i..i+7 of one row: out[j] (+)= w[i] * row[s[0] + j] + ... + w[i+7] * row[s[7] + j], in order."""
+def _taps8(buf, out, n, first, s, w, i):
+    """Add taps i..i+7: buf[out + j] (+)= w[i] * buf[s[0] + j] + ... + w[i+7] * buf[s[7] + j], in order, j < n."""
     s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(np.uint64(out.size)):
-            out[j] = (w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
+        for j in range(n):
+            buf[out + j] = (w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
+                            + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j])
     else:
-        for j in range(np.uint64(out.size)):
-            out[j] = (out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                      + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j])
+        for j in range(n):
+            buf[out + j] = (buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
+                            + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
+                            + w7 * buf[s7 + j])
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8_round(dst, y, x, out, first, row, s, w, i, rounding):
+def _taps8_round(dst, y, x, buf, out, n, first, s, w, i, rounding):
     """The last eight taps, as `_taps8`, then + rounding and stored as uint8 at dst[y, x + j] (no float row)."""
     s0, s1, s2, s3, s4, s5, s6, s7 = s
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     if first:
-        for j in range(np.uint64(out.size)):
-            dst[y, x + j] = np.uint8(w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j] + w3 * row[s3 + j]
-                                     + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j] + w7 * row[s7 + j]
+        for j in range(n):
+            dst[y, x + j] = np.uint8(w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
+                                     + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j]
                                      + rounding)
     else:
-        for j in range(np.uint64(out.size)):
-            dst[y, x + j] = np.uint8(out[j] + w0 * row[s0 + j] + w1 * row[s1 + j] + w2 * row[s2 + j]
-                                     + w3 * row[s3 + j] + w4 * row[s4 + j] + w5 * row[s5 + j] + w6 * row[s6 + j]
-                                     + w7 * row[s7 + j] + rounding)
+        for j in range(n):
+            dst[y, x + j] = np.uint8(buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
+                                     + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
+                                     + w7 * buf[s7 + j] + rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(rows, at, first, src, ys, x, n, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: rows[t] gets src rows ys[t..t+7].
+def _taps8x4(buf, r, first, last, o, src, ys, x, n, w, i):
+    """Add taps i..i+7 to four output rows from eleven uint8 input rows: row t gets src rows ys[t..t+7].
 
-    rows[t, at + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n.  Each
-    input value is loaded and converted once and used by up to four sums; per sum the taps are still
-    added in order, exactly as one row at a time would add them.
+    buf[r[t] + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n, and when
+    `last` the sum also goes to buf[o[t] + j].  Each input value is loaded and converted once and used by
+    up to four sums; per sum the taps are still added in order, exactly as one row at a time would add them.
     """
     y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
+    r0, r1, r2, r3 = r
+    o0, o1, o2, o3 = o
     w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
     w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     for j in range(n):
@@ -158,17 +104,25 @@ def _taps8x4(rows, at, first, src, ys, x, n, w, i):
         x0, x1, x2, x3 = np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c])
         x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
         x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
-        o = at + j
         if first:
-            rows[0, o] = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            rows[1, o] = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            rows[2, o] = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            rows[3, o] = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0 = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            v1 = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            v2 = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            v3 = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
         else:
-            rows[0, o] = rows[0, o] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            rows[1, o] = rows[1, o] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            rows[2, o] = rows[2, o] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            rows[3, o] = rows[3, o] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0 = buf[r0 + j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            v1 = buf[r1 + j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
+            v2 = buf[r2 + j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
+            v3 = buf[r3 + j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+        buf[r0 + j] = v0
+        buf[r1 + j] = v1
+        buf[r2 + j] = v2
+        buf[r3 + j] = v3
+        if last:
+            buf[o0 + j] = v0
+            buf[o1 + j] = v1
+            buf[o2 + j] = v2
+            buf[o3 + j] = v3
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -178,8 +132,9 @@ def _clamped(src, y):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(rows, at, src, first, x, n, w, k):
-    """rows[t, at + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n.
+def _vertical4(buf, r, o, copy, src, first, x, n, w, k):
+    """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n; if copy,
+    buf[o[t] + j] as well.
 
     Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
     further down.
@@ -192,25 +147,80 @@ def _vertical4(rows, at, src, first, x, n, w, k):
               _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
               _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
               _clamped(src, first + min(i + 10, last)))
-        _taps8x4(rows, at, i == 0, src, ys, x, n, w, i)
+        _taps8x4(buf, r, i == 0, copy and i + 8 >= w.size, o, src, ys, x, n, w, i)
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _tap(row, shifted, i, k, step):
+    """Where tap i's values start: row + i*step, or for odd i with a shifted copy (shifted >= 0, the row one
+    pixel on), shifted + (i-1)*step, so that every tap starts a multiple of 2*step floats on.
+
+    Zero-weight padding taps (i >= k) read the last tap's values instead of past the row.
+    """
+    i = min(i, k - 1)
+    if shifted >= 0 and i % 2:
+        return np.uint64(shifted + (i - 1) * step)
+    return np.uint64(row + i * step)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _horizontal(dst, y, x, acc, row, w, k, step, rounding):
-    """dst[y, x + j] = uint8(sum over taps i of w[i] * row[j + i*step] + rounding) for j < acc.size.
+def _horizontal(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding):
+    """dst[y, x + j] = uint8(sum over taps i of w[i] * buf[row + j + i*step] + rounding) for j < n.
 
-    acc is scratch.  Zero-weight padding taps (i >= k) read the last tap's columns instead of past the row.
+    Odd taps read the shifted copy of the row when there is one (`_tap`).  buf[acc:acc + n] is scratch.
     """
-    last = (k - 1) * step
     for i in range(0, w.size, 8):
-        s = (np.uint64(min(i * step, last)), np.uint64(min((i + 1) * step, last)),
-             np.uint64(min((i + 2) * step, last)), np.uint64(min((i + 3) * step, last)),
-             np.uint64(min((i + 4) * step, last)), np.uint64(min((i + 5) * step, last)),
-             np.uint64(min((i + 6) * step, last)), np.uint64(min((i + 7) * step, last)))
+        s = (_tap(row, shifted, i, k, step), _tap(row, shifted, i + 1, k, step), _tap(row, shifted, i + 2, k, step),
+             _tap(row, shifted, i + 3, k, step), _tap(row, shifted, i + 4, k, step),
+             _tap(row, shifted, i + 5, k, step), _tap(row, shifted, i + 6, k, step),
+             _tap(row, shifted, i + 7, k, step))
         if i + 8 < w.size:
-            _taps8(acc, i == 0, row, s, w, i)
+            _taps8(buf, acc, n, i == 0, s, w, i)
         else:
-            _taps8_round(dst, y, x, acc, i == 0, row, s, w, i, rounding)
+            _taps8_round(dst, y, x, buf, acc, n, i == 0, s, w, i, rounding)
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def _vertical_block(buf, layout, src, first, inside, at, end, span, channels, w, k):
+    """Rows first + radius .. + 3 of the vertical pass into the layout's four rows, edges filled.
+
+    inside: (start, count) of src's columns the rows take (from column `at` of the rows on); the columns
+    beyond src's border, before at and from end on, repeat its border column (the vertical sum of a
+    repeated column is that column's sum).  With a layout that has them, each row's shifted copy too.
+    """
+    stride = layout.stride
+    r = (np.uint64(layout.row + at), np.uint64(layout.row + stride + at), np.uint64(layout.row + 2 * stride + at),
+         np.uint64(layout.row + 3 * stride + at))
+    c = layout.copy + at - channels  # o: unused without copies, but o apart from r keeps the loop vectorised
+    o = (np.uint64(c), np.uint64(c + stride), np.uint64(c + 2 * stride), np.uint64(c + 3 * stride))
+    _vertical4(buf, r, o, layout.shifted, src, first, inside[0], inside[1], w, k)
+    for t in range(ROWS):
+        row = layout.row + t * stride
+        for p in range(at):
+            buf[row + p] = buf[row + at + p % channels]
+        for p in range(end, span):
+            buf[row + p] = buf[row + end - channels + (p - end) % channels]
+        if layout.shifted:
+            copy = layout.copy + t * stride - channels
+            for p in range(channels, at):
+                buf[copy + p] = buf[row + p]
+            for p in range(max(end, channels), span):
+                buf[copy + p] = buf[row + p]
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
+def _horizontal_row(dst, y, x, buf, layout, t, n, channels, w, k, rounding):
+    """Row t of the layout's four through the horizontal pass into dst[y, x:x + n]."""
+    shifted = layout.copy + t * layout.stride if layout.shifted else -1
+    _horizontal(dst, y, x, buf, layout.row + t * layout.stride, shifted, np.uint64(layout.acc), np.uint64(n), w, k,
+                channels, rounding)
+
+
+@njit(nogil=True, cache=True)
+def _scratch(layout):
+    """A float32 buffer for the layout whose first element starts a cache line (the layout counts from it)."""
+    raw = np.empty(layout.size + LINE_FLOATS, np.float32)
+    return raw[(-raw.ctypes.data % (LINE_FLOATS * 4)) // 4:]
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -220,10 +230,9 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
     src itself, clamped at its border (so a padded tile and the image it was cut from give the same
     sums).  w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at
-    a time: the vertical pass over the halo columns inside src into four float rows, the columns beyond
-    src's border filled from its border column (the vertical sum of a repeated column is that column's
-    sum), then each row's horizontal pass straight into dst.  The rows of a last group of fewer than
-    four are computed, not written.
+    a time: the vertical pass into four float rows (`_vertical_block`), then each row's horizontal pass
+    straight into dst (`_horizontal_row`), in scratch laid out by `scratch`.  The rows of a last group of
+    fewer than four are computed, not written.
     """
     radius = k // 2
     pixels = src.shape[1] // channels
@@ -231,20 +240,15 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     span = (width + 2 * radius) * channels
     at = (inside_left - (left - radius)) * channels
     end = at + (inside_right - inside_left) * channels
-    rows = np.empty((4, span), np.float32)
-    acc = np.empty(width * channels, np.float32)
+    layout = scratch(span, at, channels)
+    buf = _scratch(layout)
     inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
-    for y in range(0, height, 4):
-        _vertical4(rows, np.uint64(at), src, top - radius + y, inside[0], inside[1], w, k)
-        for t in range(4):
-            row = rows[t]
-            for p in range(at):
-                row[p] = row[at + p % channels]
-            for p in range(end, span):
-                row[p] = row[end - channels + (p - end) % channels]
-        for t in range(min(4, height - y)):
-            _horizontal(dst, np.uint64(dst_top + y + t), np.uint64(dst_left * channels), acc, rows[t], w, k,
-                        channels, rounding)
+    x = np.uint64(dst_left * channels)
+    for y in range(0, height, ROWS):
+        _vertical_block(buf, layout, src, top - radius + y, inside, at, end, span, channels, w, k)
+        for t in range(min(ROWS, height - y)):
+            _horizontal_row(dst, np.uint64(dst_top + y + t), x, buf, layout, t, width * channels, channels, w, k,
+                            rounding)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -254,8 +258,8 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
     Arguments as `_blur_rows`, except that the halo must lie inside src (blur cuts a padded copy when
     it does not: with k*k taps per pixel the copy costs nothing noticeable).  Each output row is summed
     in a float row, one tap per pass over it: a contiguous loop over the row that vectorises, with the
-    taps in the same order (row by row, left to right) for every pixel whatever tile it is in.  (Four
-    taps per pass was 1.4x faster; one tap is kept because this kernel is the plain "what the original
+    taps in the same order (row by row, left to right) for every pixel whatever tile it is in.  (More
+    taps per pass would be faster; one tap is kept because this kernel is the plain "what the original
     did" one.)  The sum is clamped at 255 before the uint8 store so float error in k*k additions can
     never wrap a white pixel to 0.
     """
@@ -270,7 +274,7 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
             row = np.uint64(top - radius + y + i)
             for t in range(k):
                 weight = w2[i, t]
-                first = np.uint64((left - radius + t) * channels)  # unsigned: see "unsigned" above
+                first = np.uint64((left - radius + t) * channels)  # unsigned: docs/kernel.md says why
                 for j in range(np.uint64(n)):
                     acc[j] = acc[j] + weight * src[row, first + j]
         for j in range(np.uint64(n)):
@@ -329,7 +333,7 @@ def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
     """Blur one tile cut with a halo of kernel_size // 2 on every side (see tiling.cut).
 
     padded: uint8 (h + 2r, w + 2r, C) -> uint8 (h, w, C).  Results are rounded to nearest;
-    ``truncate=True`` rounds the float32 sum down, as the original course did (the module docstring says
+    ``truncate=True`` rounds the float32 sum down, as the original course did (docs/kernel.md says
     how close that is to the exact floor).  ``method`` is one of KERNELS:
     "separable" (2k taps per channel-pixel) or "direct" (k*k, the compute-bound workload).
     This is the form for a tile that travels (to a process, through a broker); threads that share
