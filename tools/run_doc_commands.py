@@ -12,7 +12,8 @@ comment (a reader of the rendered page does not see it):
     <!-- doc-run: serve: TEXT -->    runs until it prints TEXT (a server, a worker), then Ctrl-C must stop it
                                      with status 0
     <!-- doc-run: exit=N -->         its point is a failure: it must exit with status N (and no traceback);
-                                     exit=0|1: its status is a verdict (a benchmark's goals), either will do
+                                     exit=0|1: each line's status is a verdict (a benchmark's goals, met or
+                                     missed), either will do; the lines run one by one
 
 Only loopback is used: the commands name no other host, and those that would are skipped.
 """
@@ -88,12 +89,22 @@ def run(block: Block, scratch: Path) -> str | None:
     """Run block in scratch; None if it kept its rule, else why not."""
     if block.rule.startswith("serve: "):
         return _serve(block, scratch, block.rule.removeprefix("serve: "))
+    if not block.rule.startswith("exit="):
+        return _run(block.command, ["0"], scratch)
+    expected = block.rule.removeprefix("exit=").split("|")
+    for line in block.command.splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and (why := _run(line, expected, scratch)) is not None:
+            return f"{line.split('#')[0].strip()}: {why}"
+    return None
+
+
+def _run(command: str, expected: list[str], scratch: Path) -> str | None:
+    """Run command (bash -e) in scratch; None if it exited with an expected status and printed no traceback."""
     try:
-        done = subprocess.run(["bash", "-e", "-c", block.command], cwd=scratch, stdin=subprocess.DEVNULL,
+        done = subprocess.run(["bash", "-e", "-c", command], cwd=scratch, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"still running after {BLOCK_TIMEOUT_S:g} s"
-    expected = block.rule.removeprefix("exit=").split("|") if block.rule.startswith("exit=") else ["0"]
     output = done.stdout + done.stderr
     if str(done.returncode) not in expected:
         return f"exit status {done.returncode}, expected {' or '.join(expected)}\n{_tail(output)}"
