@@ -2,6 +2,7 @@
 
     python tools/run_doc_commands.py            run every ```bash block of README.md and docs/**/*.md
     python tools/run_doc_commands.py --list     list the blocks and the rule each runs under, run nothing
+    python tools/run_doc_commands.py --only docs/benchmarks.md     only the blocks of pages (or PAGE:LINE) named
 
 Each block runs with bash (-e: a failing line fails the block) in a scratch copy of the repository, so a command
 that writes results, logs or outputs writes them there, never over what is committed.  A block passes when it
@@ -148,12 +149,15 @@ def _tail(output: str, lines: int = 15) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run every command README.md and docs/ show, as typed.")
     parser.add_argument("--list", action="store_true", help="list the blocks and their rules; run nothing")
+    parser.add_argument("--only", nargs="+", metavar="PAGE[:LINE]", help="only the blocks of these pages or lines")
     args = parser.parse_args()
     try:
         found = documented()
     except RuleError as error:
         print(f"run_doc_commands: {error}", file=sys.stderr)
         return 2
+    if args.only:
+        found = [block for block in found if block.where in args.only or block.where.split(":")[0] in args.only]
     if args.list:
         for block in found:
             print(f"{block.where:28} {block.rule:10.10}  {block.command.splitlines()[0]}")
