@@ -9,7 +9,6 @@ task stream turned into the suite's spans.
 import logging
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -17,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from approaches.cluster.guardian import guarded_folder
 from approaches.core.errors import ConfigError
 from approaches.core.job import Job
 from approaches.core.kernel import warm_up
@@ -91,11 +91,13 @@ def _restore_logs(level: int, kind: type[BaseException] | None, *_: object) -> N
 @contextmanager
 def scratch_space() -> Iterator[None]:
     """A temporary folder for what the cluster's processes write, removed with it: dask's own default,
-    TMPDIR/dask-scratch-space, is never removed (and LocalCluster's local_directory moves only the workers')."""
+    TMPDIR/dask-scratch-space, is never removed (and LocalCluster's local_directory moves only the workers').
+    Interrupted, a LocalCluster is closed by dask's exit hooks, after this block, and its processes may still
+    write there meanwhile: then the folder's guardian removes it once this process has ended."""
     import dask
 
-    with tempfile.TemporaryDirectory(prefix="blur-dask-") as scratch, dask.config.set(
-            {"temporary-directory": scratch}):
+    with guarded_folder("blur-dask-", linger_if_interrupted=True) as guardian, \
+            dask.config.set({"temporary-directory": str(guardian.folder)}):
         yield
 
 

@@ -29,16 +29,25 @@ ORPHAN_CHECK_S = 0.5  # how often the guardian also checks that its parent still
 
 
 @contextmanager
-def guarded_folder(prefix: str) -> Iterator["Guardian"]:
+def guarded_folder(prefix: str, *, linger_if_interrupted: bool = False) -> Iterator["Guardian"]:
     """A new folder named prefix* in the temporary folder, under a guardian; removed, with the guardian, at the
-    end of the block (or by the guardian, should this process die)."""
+    end of the block (or by the guardian, should this process die).  linger_if_interrupted: after Ctrl-C or
+    SIGTERM, leave the removal to the guardian, once this process has ended (exit hooks may still write there)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     guardian = Guardian(folder)
     try:
         yield guardian
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        guardian.close()
+    except BaseException as error:
+        if linger_if_interrupted and not isinstance(error, Exception):
+            raise  # the guardian's pipe closes as this process ends: it removes the folder then
+        _remove(guardian)
+        raise
+    _remove(guardian)
+
+
+def _remove(guardian: "Guardian") -> None:
+    shutil.rmtree(guardian.folder, ignore_errors=True)
+    guardian.close()
 
 
 class Guardian:
