@@ -128,9 +128,11 @@ def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[
             with life.tracer.span(life.name, "send", name, tile.id):
                 jobs.put(body)
             life.checkpoint("queued")
-    board.mark_coordinated(len(images))
-    for _ in range(workers):
-        jobs.put(STOP)
+    with board.client.pipeline(transaction=True) as pipe:  # both at once: who counts tiles in flight from
+        board.mark_coordinated(len(images), pipe)  # outside (queued - waiting - done) takes the pills as waiting
+        for _ in range(workers):
+            jobs.put(STOP, pipe)
+        pipe.execute()
 
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:

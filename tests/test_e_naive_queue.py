@@ -2,6 +2,7 @@
 
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,25 @@ def make_assembler(board: Board, results: NaiveQueue, output: Path, result_wait_
     return InMemoryAssembler(board, results, output, "e", 1, Settings(poll_s=0.01, result_wait_s=result_wait_s),
                              Tracer(), "assembler", now=0.0)
 
+
+
+def test_tiles_in_flight_counted_from_outside_never_sees_the_stop_pills_missing(memory_url, board, image_dir,
+                                                                                 monkeypatch):
+    # Before: the run was marked coordinated, then the pills were pushed; in between, counting from outside
+    # (queued - waiting, the pills taken off the waiting) saw 2 tiles in flight with no worker started, and the
+    # chaos demo killed workers that held nothing
+    seen = []
+    observer = types.SimpleNamespace(board=Board(connect(memory_url), board.run), workers=[None, None])
+    put = NaiveQueue.put
+
+    def looking(queue, body, pipe=None):
+        if body == STOP:
+            seen.append(e_naive_queue.tiles_in_flight(observer))
+        put(queue, body, pipe)
+
+    monkeypatch.setattr(NaiveQueue, "put", looking)
+    images = [[str(source.path), source.name] for source in find_images(image_dir)]
+    e_naive_queue.coordinator(life("coordinator"), url=memory_url, run=board.run, settings=Settings().plain(),
+                              images=images, kernel_size=3, tile_size=16, workers=2)
+    assert len(seen) == 2 and set(seen) <= {None, 0}  # nobody took a tile: none is in flight, ever
+    assert e_naive_queue.tiles_in_flight(observer) == 0

@@ -123,8 +123,9 @@ class Board:
         """Tiles assembled so far, over every image."""
         return sum(self._count(value, "progress") for value in self._ids("progress").values())
 
-    def mark_coordinated(self, images: int) -> None:
-        self.client.set(self.key("coordinated"), images, ex=RUN_TTL_S)
+    def mark_coordinated(self, images: int, pipe: "redis.client.Pipeline | None" = None) -> None:
+        """Record that every image is queued (with pipe: as part of the caller's transaction)."""
+        (pipe or self.client).set(self.key("coordinated"), images, ex=RUN_TTL_S)
 
     def coordinated(self) -> int | None:
         """How many images the coordinator dealt with, once it has queued them all; None until then (or if
