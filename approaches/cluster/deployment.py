@@ -43,6 +43,7 @@ class Roles:
     pills: bool
     in_flight: Callable[["Cluster"], int | None]
     gives_up_after: Callable[[Settings], float]  # the assembler's patience without progress, from the settings
+    ended: Callable[["Cluster"], None] | None = None  # called once the run's pods are stopped (j: remove its queues)
 
 
 @dataclass
@@ -185,6 +186,8 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
             yield cluster
     finally:
         cluster.board.delete()
+        if roles.ended is not None:
+            roles.ended(cluster)
 
 
 def run(job: Job, tracer: Tracer, roles: Roles, **launch: Any) -> Outcome:
