@@ -70,11 +70,11 @@ REASON, EXHAUSTED = "x-blur-reason", "x-blur-exhausted"  # the headers of a dead
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, tracer: Tracer, **options: Any) -> Outcome:
+def run(job: Job, tracer: Tracer, *, shared_node: bool = False, **options: Any) -> Outcome:
     """Run j on a private RabbitMQ node (or --amqp URL) and the job's Redis; a broker that cannot be had fails
-    every image with why."""
+    every image with why.  shared_node: the process's one private node, kept between runs (the web page)."""
     try:
-        with open_amqp(job.config.amqp) as amqp:
+        with open_amqp(job.config.amqp, shared=shared_node) as amqp:
             return deployment.run(job, tracer, roles(amqp), **options)
     except AmqpError as error:
         return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])
@@ -348,8 +348,8 @@ def assembler(life: Life, *, amqp: str, **options: Any) -> None:
 
 
 def tiles_in_flight(cluster: Cluster) -> int:
-    """The tiles the workers say they hold (RabbitMQ tells only its management API)."""
-    return RabbitQueue("", cluster.board, "chaos").in_flight()
+    """The tiles the workers say they hold (RabbitMQ tells only its management API); read from Redis."""
+    return cluster.roles.jobs_queue(cluster.board, "chaos", cluster.job.config.settings).in_flight()
 
 
 def roles(amqp: AmqpBroker) -> Roles:
@@ -364,4 +364,5 @@ def roles(amqp: AmqpBroker) -> Roles:
 
     return Roles(partial(coordinator, amqp=amqp.url), partial(worker, amqp=amqp.url),
                  partial(assembler, amqp=amqp.url), pills=False, in_flight=tiles_in_flight,
-                 gives_up_after=lambda settings: settings.progress_wait_s, ended=ended)
+                 gives_up_after=lambda settings: settings.progress_wait_s, ended=ended,
+                 jobs_queue=partial(jobs_queue, amqp.url))

@@ -24,6 +24,7 @@ from approaches.core.trace import Tracer
 from tests.conftest import main
 from tests.test_e_naive_queue import assert_identical_to_a, make_job
 from tests.test_f_reliable_queue import FAIL_ONE_TILE_ALWAYS, TILES, assert_nothing_lost, crash_once
+from tests.test_web import assert_killed_worker_s_tiles_come_back
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -155,6 +156,10 @@ def test_junk_published_to_the_queue_is_dead_lettered_with_its_reason_and_nothin
         name: (State.SAVED, tiles) for name, tiles in TILES.items()}
     ((source, _, reason),) = summary["dead_letters"]
     assert source == "jobs" and reason
+
+
+def test_on_the_page_tiles_come_live_and_a_killed_worker_s_tiles_come_back(tmp_path, image_dir, rabbit):
+    assert_killed_worker_s_tiles_come_back(tmp_path, image_dir, "j", rabbit.url)
 
 
 def test_an_unreachable_amqp_url_is_one_line_without_its_password(tmp_path, image_dir, capsys):

@@ -14,15 +14,17 @@ the VM, and the guardian (cluster/guardian.py) can kill it should the run die wi
 outlives the run.  A node already running on 5672 is never touched.
 """
 
+import atexit
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,6 +50,10 @@ CONSUMER_TIMEOUT_S, CHANNEL_TICK_S = 15, 1
 log = logging.getLogger(__name__)
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # it logs each failed connection attempt as an error, with a
 #                                                       traceback; the suite says in one line what it lost and why
+
+
+_shared: list["AmqpBroker"] = []  # the process's shared node, once started (open_amqp(shared=True))
+_shared_lock = threading.Lock()
 
 
 class AmqpError(BrokerError):
@@ -76,14 +82,29 @@ def unavailable(url: str | None) -> str | None:
 
 
 @contextmanager
-def open_amqp(url: str | None) -> Iterator[AmqpBroker]:
-    """The broker at url (checked to answer), or a private node started for the block (url None)."""
+def open_amqp(url: str | None, shared: bool = False) -> Iterator[AmqpBroker]:
+    """The broker at url (checked to answer), or a private node started for the block (url None); shared: the
+    one private node of this process, started on its first use and kept until the process ends (the web page's
+    server: a node boots in seconds, too slow for each job)."""
     if url is not None:
         check_reachable(url)
         yield AmqpBroker(url, redact(url))
-        return
-    with private_node() as broker:
-        yield broker
+    elif shared:
+        yield _shared_node()
+    else:
+        with private_node() as broker:
+            yield broker
+
+
+def _shared_node() -> AmqpBroker:
+    """This process's shared node, started if need be; stopped at exit (or, if the process is killed, by its
+    guardian)."""
+    with _shared_lock:
+        if not _shared:
+            stack = ExitStack()
+            _shared.append(stack.enter_context(private_node()))
+            atexit.register(stack.close)
+        return _shared[0]
 
 
 def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
