@@ -26,6 +26,7 @@ CHEAPEST = {
     "i_mpi_vs_tiles.py": ["--repeat", "1"],
     "kernel_goals.py": [SAVED_RUN],
     "h_vs_g.py": ["--rounds", "5", "--input", SMALL],
+    "j_vs_f_g.py": ["--rounds", "3", "--tiles", "20", "--input", SMALL],
     "kernel_startup.py": ["--rounds", "1"],
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "png_encoders.py": ["--rounds", "1"],
