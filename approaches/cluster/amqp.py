@@ -119,7 +119,7 @@ def check_reachable(url: str, timeout: float = REACH_TIMEOUT_S) -> None:
 
     why = unanswered(ask, timeout)
     if why is not None:
-        raise AmqpError(f"cannot reach RabbitMQ at {redact(url)}: {redact(why) or type(why).__name__}")
+        raise AmqpError(f"cannot reach RabbitMQ at {redact(url)}: {redact(why) or 'no AMQP broker answered'}")
 
 
 @contextmanager
