@@ -70,11 +70,12 @@ REASON, EXHAUSTED = "x-blur-reason", "x-blur-exhausted"  # the headers of a dead
 log = logging.getLogger(__name__)
 
 
-def run(job: Job, tracer: Tracer, *, shared_node: bool = False, **options: Any) -> Outcome:
-    """Run j on a private RabbitMQ node (or --amqp URL) and the job's Redis; a broker that cannot be had fails
-    every image with why.  shared_node: the process's one private node, kept between runs (the web page)."""
+def run(job: Job, tracer: Tracer, **options: Any) -> Outcome:
+    """Run j on --amqp's broker, or this process's private RabbitMQ node (started on its first j run: a node
+    boots in seconds, which a run's timing would otherwise count every time), with the job's Redis for results;
+    a broker that cannot be had fails every image with why."""
     try:
-        with open_amqp(job.config.amqp, shared=shared_node) as amqp:
+        with open_amqp(job.config.amqp, shared=True) as amqp:
             return deployment.run(job, tracer, roles(amqp), **options)
     except AmqpError as error:
         return Outcome(failed=[Failure(str(source.path), str(error)) for source in job.images])

@@ -84,8 +84,8 @@ def unavailable(url: str | None) -> str | None:
 @contextmanager
 def open_amqp(url: str | None, shared: bool = False) -> Iterator[AmqpBroker]:
     """The broker at url (checked to answer), or a private node started for the block (url None); shared: the
-    one private node of this process, started on its first use and kept until the process ends (the web page's
-    server: a node boots in seconds, too slow for each job)."""
+    one private node of this process instead, started on its first use and kept until the process ends (a node
+    boots in seconds: too slow for each run of j, or each job of the web page)."""
     if url is not None:
         check_reachable(url)
         yield AmqpBroker(url, redact(url))

@@ -115,9 +115,7 @@ class LiveRun:
             threading.Thread(target=self._watch_dask, args=(self.faults,), name="dask-watch", daemon=True).start()
             return {"chaos": self.faults}
         if self.killable:
-            shared = {"shared_node": True} if self.approach.letter == "j" else {}  # one RabbitMQ node per server
-            return {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config),
-                    **shared}
+            return {"on_span": self._pod_span, "on_launch": self._launched, **_pods(self.approach.letter, self.config)}
         return {}
 
     def kill(self, scenario: str) -> None:
