@@ -45,7 +45,7 @@ STOP_TIMEOUT_S = 30.0  # a graceful stop writes the quorum queues' logs
 REACH_TIMEOUT_S = 5.0
 # A consumer holding a delivery unacked this long has its channel closed and the delivery requeued
 # (RabbitMQ's default is 30 minutes); the channel looks every tick.  Private nodes only: a hung worker's tile.
-CONSUMER_TIMEOUT_S, CHANNEL_TICK_S = 15, 1
+CONSUMER_TIMEOUT_S, CHANNEL_TICK_S = 30, 1
 
 log = logging.getLogger(__name__)
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # it logs each failed connection attempt as an error, with a

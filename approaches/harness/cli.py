@@ -231,7 +231,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "chaos", parents=list(shared), help="the fault demo: kill pods mid-run, report what was lost and how soon "
         "it was redone", description=f"Kill pods of each approach named ({','.join(KILLABLE)}; h: dask worker "
         "processes) while tiles are in flight, restart them, and report per image what was lost and how soon it "
-        "was redone: e loses tiles; f, g and h do not.", epilog=environment)
+        "was redone: e loses tiles; f, g, h and j do not.", epilog=environment)
     command.add_argument("approaches", nargs="?", default=",".join(KILLABLE), metavar=",".join(KILLABLE),
                          help="the approaches whose workers to kill (default: all of them)")
     command.add_argument("--scenarios", metavar="LIST", help=f"which kills, from {','.join(SCENARIOS)} "
