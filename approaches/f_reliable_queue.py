@@ -30,9 +30,9 @@ from approaches.cluster.broker import connect
 from approaches.cluster.deployment import Cluster, Roles
 from approaches.cluster.planning import queue_images
 from approaches.cluster.pods import Life
-from approaches.cluster.queues import RUN_TTL_S, Delivery, Pipe, block_timeout, dead_letter_into, in_pipe
+from approaches.cluster.queues import RUN_TTL_S, Delivery, Pipe, WorkQueue, block_timeout, dead_letter_into, in_pipe
 from approaches.cluster.wire import TileJob, TileResult
-from approaches.cluster.worker import work
+from approaches.cluster.worker import Deliver, work
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur_tile, warm_up
 from approaches.core.settings import Settings
@@ -180,14 +180,19 @@ def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, ke
     jobs = jobs_queue(board, life.name, timing)
     warm_up(method=kernel)  # load the compiled kernel: part of starting up, not of a tile
     life.ready()
+    work(life, life.name, board, jobs, timing, store_then_ack(life, board, jobs),
+         partial(blur_tile, truncate=truncate, method=kernel))
 
-    def store_then_ack(job: TileJob, block: np.ndarray, delivery: Delivery) -> None:
-        board.store_result(job.image, job.tile.id, TileResult(run, job.image, job.tile, job.kernel_size,
+
+def store_then_ack(life: Life, board: Board, jobs: WorkQueue) -> Deliver:
+    """f's delivery (and j's): keep the result in Redis, then ack its job."""
+    def deliver(job: TileJob, block: np.ndarray, delivery: Delivery) -> None:
+        board.store_result(job.image, job.tile.id, TileResult(board.run, job.image, job.tile, job.kernel_size,
                                                               block).encode())
         life.checkpoint("stored")  # a crash here: the job is done again, stored twice, counted as a duplicate
         jobs.ack(delivery)
 
-    work(life, life.name, board, jobs, timing, store_then_ack, partial(blur_tile, truncate=truncate, method=kernel))
+    return deliver
 
 
 def assembler(life: Life, **options: Any) -> None:

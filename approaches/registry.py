@@ -71,5 +71,8 @@ APPROACHES: dict[str, Approach] = {
         Approach("i", "MPI halo exchange",
                  "SPMD ranks: bands scattered, edge rows swapped with neighbours, gathered; no broker, no recovery",
                  _lesson("i_mpi", "run"), varies=frozenset({"workers"})),
+        Approach("j", "RabbitMQ",
+                 "f's pods with a broker built for it: acks, prefetch, a quorum queue, confirms, dead letters",
+                 _lesson("j_rabbitmq", "run"), uses_broker=True, killable=True),
     )
 }

@@ -29,6 +29,7 @@ CHEAPEST = {
     "kernel_before_after.py": ["--rev", "HEAD", "--widths", "40", "--height", "16", "--rounds", "1", "--kernel-sizes",
                                "3"],
     "kernel_passes.py": ["--rounds", "1", "--kernel-sizes", "3"],
+    "j_vs_f_g.py": ["--rounds", "3", "--tiles", "20", "--input", SMALL],
     "kernel_startup.py": ["--rounds", "1"],
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "kernel_widths.py": ["--widths", "960", "962", "--height", "16", "--rounds", "1", "--kernel-sizes", "3"],

@@ -43,6 +43,8 @@ LESSONS = {
     "g": ("g-service", "g_service.py", "`StreamQueue`", "a stream and a consumer group: at-least-once, as a service"),
     "h": ("h-dask", "h_dask.py", "`_blur_all`", "an engine: tiles as tasks, lost ones recomputed"),
     "i": ("i-mpi", "i_mpi.py", "`Rank.image`", "MPI ranks: bands, halo rows swapped, no recovery"),
+    "j": ("j-rabbitmq", "j_rabbitmq.py", "`RabbitQueue`",
+          "f's pods on RabbitMQ: acks, prefetch, confirms, a quorum queue, dead letters"),
 }
 
 
@@ -110,8 +112,9 @@ def reading_order(docs: list[dict], only: str | None) -> str:
     separable, direct = ({r["approach"]: r["speedup_vs_a"] for r in doc["results"]} for doc in docs)
     rows = []
     for letter, (page, module, first, lesson) in LESSONS.items():
+        measured = f"{times(separable[letter])} · {times(direct[letter])}" if letter in separable else "not measured"
         rows.append([f"[{letter}](docs/lessons/{page}.md)", f"[{module}](approaches/{module})", first, lesson,
-                     f"{times(separable[letter])} · {times(direct[letter])}"])
+                     measured])
     return table(["letter", "file", "read first", "the lesson", "vs a: separable · direct"], rows)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from approaches.cluster.amqp import AmqpBroker, open_amqp, unavailable
 from approaches.core.settings import Settings
 from approaches.harness import cli
 
@@ -109,3 +110,17 @@ def ctrl_c_raises() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="session")
+def rabbit() -> Iterator[AmqpBroker]:
+    """The RabbitMQ of approach j's tests: AMQP_URL's broker, or one private node for the whole session (it takes
+    seconds to boot).  Where neither can be had, j's tests are skipped with the install command, except under
+    CI=true, where that fails them: CI installs rabbitmq-server, and a skip there would hide that j went untested."""
+    url = os.environ.get("AMQP_URL")
+    if (why := unavailable(url)) is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, and {why}")
+        pytest.skip(why)
+    with open_amqp(url) as broker:
+        yield broker

@@ -2,6 +2,7 @@
 parsed by the suite's own command line (or, for dask's, checked against `dask ... --help`)."""
 
 import functools
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ def commands() -> list[tuple[str, list[str]]]:
     found = []
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     for name, service in compose["services"].items():
-        if not service["image"].startswith("valkey/"):
+        if not service["image"].startswith(("valkey/", "rabbitmq:")):
             entry = service.get("entrypoint", ["blur-suite"])
             found.append((f"compose {name}", [*entry, *service.get("command", [])]))
     for manifest in sorted((DEPLOY / "k8s").glob("*.yaml")):
@@ -65,3 +66,32 @@ def test_every_command_is_one_the_suite_or_dask_accepts(where, argv):
         usage = dask_help(args[0])
         for flag in (arg for arg in args[1:] if arg.startswith("--")):
             assert flag in usage, (where, flag)
+
+
+UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+INSTALLED = "/opt/blur-suite/.venv/bin/blur-suite"  # where the units expect the suite's command
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[unit.name for unit in UNITS])
+def test_every_systemd_unit_verifies_and_runs_a_command_the_suite_accepts(tmp_path, unit):
+    text = unit.read_text()
+    (command,) = (line.removeprefix("ExecStart=") for line in text.splitlines() if line.startswith("ExecStart="))
+    program, *args = command.replace("${BROKER_URL}", "redis://db:6379/0").replace("${BLUR_RUN}", "0123456789abcdef") \
+        .replace("%H-%i", "host-1").split()
+    assert program == INSTALLED and args[0] in ("web", "service")
+    if args[0] == "service":
+        service_parser().parse_args(args[1:])
+    else:
+        from approaches.web.serve import build_parser
+
+        build_parser().parse_args(args[1:])
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here (it comes with systemd): the units are verified where it is")
+    # systemd-analyze checks that the executable exists: point the unit at this suite's own command
+    here = shutil.which("blur-suite") or str(Path(sys.executable).with_name("blur-suite"))
+    copy = tmp_path / unit.name.replace("@.", "@1.")  # a template is verified as one of its instances
+    copy.write_text(text.replace(INSTALLED, here))
+    done = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
+    problems = [line for line in done.stderr.splitlines() if unit.name.split("@")[0] in line or "Failed" in line]
+    assert done.returncode == 0 and not problems, done.stderr

@@ -232,7 +232,7 @@ def test_every_spelling_from_before_subcommands_means_its_subcommand(old, new):
 def test_chaos_without_letters_kills_in_every_approach_that_has_workers_to_kill():
     from approaches.harness.cli import config_from, parse
 
-    assert config_from(parse(["chaos"]), {}).approaches == ("e", "f", "g", "h")
+    assert config_from(parse(["chaos"]), {}).approaches == ("e", "f", "g", "h", "j")
     assert config_from(parse(["--chaos", "g,e"]), {}).approaches == ("g", "e")
 
 

@@ -219,12 +219,13 @@ def test_killing_a_worker_is_refused_for_an_approach_without_pods(client, store)
 # --- the live run underneath ---------------------------------------------------------------------------
 
 
-def killed_run(letter: str, tmp_path: Path, image_dir: Path) -> tuple[list[dict], LiveRun]:
-    """Run letter on memory:// with slow workers, kill one once tiles are in flight; the events and the run."""
+def killed_run(letter: str, tmp_path: Path, image_dir: Path, amqp: str | None = None) -> tuple[list[dict], LiveRun]:
+    """Run letter on memory:// with slow workers, kill one once tiles are in flight; the events and the run.
+    amqp: j's RabbitMQ."""
     settings = Settings(tile_delay_s=0.02, result_wait_s=1.0, progress_wait_s=1.0, poll_s=0.01, visibility_s=0.3,
                         stop_grace_s=1.0)
     config = RunConfig(approaches=(letter,), output_dir=tmp_path / "out", workers=2, tile_size=16, kernel_size=5,
-                       broker="memory://", settings=settings)
+                       broker="memory://", amqp=amqp, settings=settings)
     sources = [ImageSource(image_dir / "one.png", "one")]
     events: list[dict] = []
 
@@ -255,7 +256,14 @@ def test_under_e_a_killed_worker_s_tiles_stay_holes_and_the_stream_says_which(tm
 
 @pytest.mark.parametrize("letter", ["f", "g"])
 def test_under_f_and_g_a_killed_worker_s_tiles_come_back(tmp_path, image_dir, letter):
-    events, live = killed_run(letter, tmp_path, image_dir)
+    assert_killed_worker_s_tiles_come_back(tmp_path, image_dir, letter)
+
+
+def assert_killed_worker_s_tiles_come_back(tmp_path: Path, image_dir: Path, letter: str, amqp: str | None = None):
+    events, live = killed_run(letter, tmp_path, image_dir, amqp)
+    back = {e["tile"] for e in events if e["type"] == "stored" or (e["type"] == "span" and e["stage"] == "send"
+            and e["lane"].startswith("worker"))}  # live: spans of thread pods, the board's stored tiles
+    assert back == set(range(live.cluster.reports["one"].expected))
     assert live.cluster.reports["one"].missing == 0 and not [e for e in events if e["type"] == "holes"]
     assert any(event["type"] == "say" and "killing worker-1" in event["text"] for event in events)
     expected = blur(load_image(image_dir / "one.png").pixels, 5)

@@ -48,18 +48,25 @@ log = logging.getLogger(__name__)
 
 def assembler(life: Life, *, jobs: Callable[[Board], WorkQueue], url: str, run: str, settings: dict,
               output_dir: str, letter: str, png_level: int, png_encoder: str = "pillow",
-              stop: threading.Event | None = None) -> None:
-    """f's and g's assembler pod: step until every image has a report, then finish the run (workers stop).
+              stop: threading.Event | None = None, each_step: Callable[[], None] | None = None) -> None:
+    """f's, g's and j's assembler pod: step until every image has a report, then finish the run (workers stop).
 
     jobs(board) is the approach's job queue, to count what is left in it at the end.  stop (a service asked
     to shut down) ends it between steps, without finishing the run: nothing it knows is lost, and an
-    assembler started later carries on."""
+    assembler started later carries on.  each_step: called before each step (j moves RabbitMQ's dead letters
+    onto the board, where a step reads them)."""
     board = Board(connect(url), run)
     assembly = StoredResultsAssembler(board, Path(output_dir), letter, png_level, png_encoder,
                                       Settings(**settings).progress_wait_s, life.tracer, life.name,
                                       now=time.monotonic())
     life.ready()
-    while assembly.step(time.monotonic()):
+
+    def step() -> bool:
+        if each_step is not None:
+            each_step()
+        return assembly.step(time.monotonic())
+
+    while step():
         if stop is not None and stop.is_set():
             return
         life.checkpoint("step")

@@ -13,7 +13,9 @@ behind for long.
     results:<i>  hash   tile id -> blurred tile (f, g: a result is stored before, or with, its job's ack)
     stored:<i>   set    tile ids whose result came in, kept after the image is saved (f; g's checkpoint)
     duplicates   hash   image id -> results stored again for a tile already in (f, g)
-    done         string set by the assembler once every image has a report: workers stop (f, g)
+    done         string set by the assembler once every image has a report: workers stop (f, g, j)
+    queued       set    image ids whose tiles RabbitMQ has confirmed, all of them (j's coordinator)
+    holding      hash   worker -> the first bytes of the tile it holds (j: RabbitMQ tells no client that)
     summary      string what a finished run keeps: each image's report, the run's counts (f, g)
     <queue>:dead stream dead letters: reason, size and first bytes of each message set aside
     records:dead stream the same, for records above that could not be read

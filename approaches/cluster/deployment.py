@@ -19,6 +19,7 @@ from typing import Any
 from approaches.cluster.board import Board, new_run_id
 from approaches.cluster.broker import Broker, BrokerError, connect, open_broker
 from approaches.cluster.pods import FaultHook, Pod, SpanListener, running
+from approaches.cluster.queues import WorkQueue
 from approaches.cluster.wire import ImageReport, State, WireError
 from approaches.core.errors import Crashed
 from approaches.core.images import output_path
@@ -43,6 +44,8 @@ class Roles:
     pills: bool
     in_flight: Callable[["Cluster"], int | None]
     gives_up_after: Callable[[Settings], float]  # the assembler's patience without progress, from the settings
+    ended: Callable[["Cluster"], None] | None = None  # called once the run's pods are stopped (j: remove its queues)
+    jobs_queue: Callable[[Board, str, Settings], WorkQueue] | None = None  # j: its job queue, on RabbitMQ
 
 
 @dataclass
@@ -185,6 +188,8 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
             yield cluster
     finally:
         cluster.board.delete()
+        if roles.ended is not None:
+            roles.ended(cluster)
 
 
 def run(job: Job, tracer: Tracer, roles: Roles, **launch: Any) -> Outcome:

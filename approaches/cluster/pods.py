@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -163,6 +164,14 @@ class Pod:
             if self._unit is not threading.current_thread():
                 self._unit.join()
         self.report = None
+
+    def hang(self) -> None:
+        """Stop a process pod where it is (SIGSTOP): alive, its connections open, silent, until killed.  A thread
+        cannot be stopped from outside."""
+        if not self.process:
+            raise ValueError(f"{self.name} is a thread: only a process pod can be made to hang")
+        if self._unit is not None and self._unit.pid is not None:
+            os.kill(self._unit.pid, signal.SIGSTOP)
 
     def restart(self) -> None:
         """Kill the pod if it still runs, then start it afresh."""

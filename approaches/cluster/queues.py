@@ -1,4 +1,4 @@
-"""The work queue of the cluster approaches: one protocol, three Redis structures behind it.
+"""The work queue of the cluster approaches: one protocol, three Redis structures (and RabbitMQ) behind it.
 
     put(body[, pipe])       add a message; with pipe, inside the caller's transaction
     next(timeout)           the next message as a Delivery, or None after at most `timeout` seconds
@@ -17,6 +17,7 @@ line) and a test that proves exactly that sentence (tests/test_cluster_queues.py
     NaiveQueue     a list, BRPOP                                   at-most-once   (e_naive_queue.py)
     ReliableQueue  a list, BRPOPLPUSH onto a per-consumer list     at-least-once  (f_reliable_queue.py)
     StreamQueue    a stream read by a consumer group, XAUTOCLAIM   at-least-once  (g_service.py)
+    RabbitQueue    a RabbitMQ quorum queue, manual acks (not Redis) at-least-once  (j_rabbitmq.py)
 
 Callers never see a Redis command, so the approaches read alike (cluster/worker.py is the one worker
 loop of all three, given the lesson's queue).  next() always returns within its timeout (at most

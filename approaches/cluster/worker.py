@@ -1,4 +1,4 @@
-"""The one worker loop of e, f and g: what a worker does is the same; what the queue promises differs.
+"""The one worker loop of e, f, g and j: what a worker does is the same; what the queue promises differs.
 
     reclaim what this worker's earlier life held
     until a STOP pill (e: only once the coordinator has queued every tile), the run's end (f, g) or a stop
@@ -9,7 +9,7 @@
         already done (g's checkpoint): ack
         blur it; failed: requeue after a backoff (the queue's delivery limit ends a poison tile)
         deliver(job, block, delivery)       e: push the result, ack (a no-op: the tile left Redis already)
-                                            f: store the result, then ack: a crash between the two, a duplicate
+                                            f, j: store the result, then ack: a crash between the two, a duplicate
                                             g: store the result and ack in one transaction
 
 The fault points (``life.checkpoint``) are where a crash loses something in e and nothing in f or g.

@@ -13,7 +13,7 @@ from pathlib import Path
 from approaches.core.errors import SettingError, shown
 from approaches.core.limits import DEFAULT_ENCODER, KERNELS, PNG_ENCODERS, validate_kernel_size
 from approaches.core.settings import Settings
-from approaches.core.urls import DEFAULT_URL, check_scheduler, check_url
+from approaches.core.urls import DEFAULT_URL, check_amqp_url, check_scheduler, check_url
 
 MAX_TILE_SIZE = 1 << 16
 MIN_QUEUE_TILE_SIZE = 16  # below this a queue approach spends its time on messages, not pixels
@@ -50,6 +50,7 @@ class RunConfig:
     broker: str = DEFAULT_URL
     scheduler: str | None = None  # h: a dask scheduler's tcp:// address (None: a LocalCluster started here)
     mpi_hosts: Path | None = None  # i: an MPI host file, so the ranks run on those machines
+    amqp: str | None = None  # j: a running RabbitMQ's amqp:// URL (None: a private node started here)
     settings: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,8 @@ class RunConfig:
         check_url(self.broker)
         if self.scheduler is not None:
             check_scheduler(self.scheduler)
+        if self.amqp is not None:
+            check_amqp_url(self.amqp)
         if self.mpi_hosts is not None and not self.mpi_hosts.is_file():
             raise SettingError("mpi_hosts", f"{shown(self.mpi_hosts)} is not a file")
 

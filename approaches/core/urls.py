@@ -51,6 +51,25 @@ def redact(url: str) -> str:
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
 
 
+def check_amqp_url(url: str) -> str:
+    """url if it is amqp:// or amqps:// (approach j's RabbitMQ), else SettingError, its password left out.
+
+    >>> check_amqp_url("amqp://user:secret@rabbit:5672/%2F")
+    'amqp://user:secret@rabbit:5672/%2F'
+    >>> check_amqp_url("redis://user:secret@rabbit")
+    Traceback (most recent call last):
+    ...
+    approaches.core.errors.SettingError: amqp 'redis://user:***@rabbit' is not amqp://user:password@host:port/vhost
+    """
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("amqp", "amqps"):
+        raise SettingError("amqp", f"{redact(url)!r} is not amqp://user:password@host:port/vhost")
+    return url
+
+
 def check_scheduler(address: str) -> str:
     """The address if it names a dask scheduler as tcp://host:port or tls://host:port, else SettingError.
 

@@ -8,10 +8,14 @@ on memory://), and sets the results side by side:
     one-worker   once tiles are in flight, worker-1 is killed and stays dead: the others must finish
     assembler    once tiles are in flight, the assembler is killed, then restarted
     coordinator  once the first image is queued, the coordinator is killed, then restarted
-    broker       once tiles are in flight, the Redis server itself is restarted (embedded:// only: it
-                 runs with an append-only file, so what it held comes back)
+    broker       once tiles are in flight, the broker itself is restarted: the Redis server (embedded://
+                 only: it runs with an append-only file, so what it held comes back), or for j its private
+                 RabbitMQ node (its quorum queue is on disk)
     junk         once tiles are in flight, malformed records of every kind are pushed into the run's queues
                  and records; each must be dead-lettered with its reason, and nothing lost
+    hung         once tiles are in flight, worker-1 is stopped (SIGSTOP) and stays so: alive, holding its
+                 tile, silent.  Who notices, and when: f once its heartbeat key expires, g once the entry has
+                 been idle visibility_s, j once its AMQP heartbeats stop; e never (process pods only)
 
 Each run:
 1. the approach runs under a fresh run id (so fresh keys) with slow workers (DEMO_SETTINGS.tile_delay_s per tile);
@@ -43,7 +47,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,12 +57,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import redis
 
-from approaches import e_naive_queue, f_reliable_queue, g_service, h_dask
+from approaches import e_naive_queue, f_reliable_queue, g_service, h_dask, j_rabbitmq
+from approaches.cluster.amqp import open_amqp
 from approaches.cluster.board import Board
-from approaches.cluster.broker import open_broker
+from approaches.cluster.broker import Broker, open_broker
 from approaches.cluster.deployment import Cluster, Roles, launched
 from approaches.cluster.queues import WorkQueue
-from approaches.cluster.wire import ImageReport, State, TileJob, TileResult, WireError
+from approaches.cluster.wire import ImageReport, Kind, State, TileJob, TileResult, peek
 from approaches.core.config import RunConfig
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
@@ -116,18 +122,43 @@ def chaos(config: RunConfig, out: Output, letters: Sequence[str], scenarios: Seq
     settings)."""
     logging.basicConfig(level=logging.WARNING if out.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    scenarios = list(scenarios)
-    if "broker" in scenarios and urlsplit(config.broker).scheme != "embedded":
-        scenarios.remove("broker")  # the suite can restart only a server it started itself
+    scenarios, scheme = list(scenarios), urlsplit(config.broker).scheme
+    if "broker" in scenarios and scheme != "embedded" and set(letters) - {"h", "j"}:
         print(f"chaos: the broker scenario needs --broker embedded://; skipped on {redact(config.broker)}")
-    tallies = [tally for scenario in scenarios for letter in letters
-               if (tally := run_scenario(config, sources, letter, scenario)) is not None]
+    if "broker" in scenarios and config.amqp is not None and "j" in letters:
+        print("chaos: the broker scenario restarts only a RabbitMQ node started here; skipped for j on --amqp")
+    if "hung" in scenarios and scheme == "memory":
+        scenarios.remove("hung")  # a thread cannot be stopped from outside, and stays answering if its pod is
+        print("chaos: the hung scenario stops a worker process (SIGSTOP): it needs --broker embedded:// or "
+              "redis://; skipped on memory://")
+    tallies = [tally for scenario in scenarios for letter in letters if _applies(config, letter, scenario)
+               and (tally := run_scenario(config, sources, letter, scenario)) is not None]
     _side_by_side(tallies, print)
     doc = _document(config, letters, scenarios, tallies)
     problems = write_document(out, doc, "_chaos", draw=lambda folder: [_draw(doc, folder)])
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems or any(tally.missing or tally.unsaved or tally.differ for tally in tallies) else 0
+
+
+def _applies(config: RunConfig, letter: str, scenario: str) -> bool:
+    """Whether the suite can do scenario to letter's deployment: it restarts only a broker it started itself."""
+    if scenario == "broker" and letter == "j":
+        return config.amqp is None
+    return scenario != "broker" or letter == "h" or urlsplit(config.broker).scheme == "embedded"
+
+
+@contextmanager
+def _deployed(config: RunConfig, letter: str) -> Iterator[tuple[Broker, Roles]]:
+    """The broker and the roles of a queue approach; j's are its RabbitMQ node's (the broker scenario restarts
+    that node, not the Redis server that keeps j's results)."""
+    with open_broker(config.broker) as broker:
+        if letter != "j":
+            yield broker, ROLES_BY_LETTER[letter]
+            return
+        with open_amqp(config.amqp) as amqp:
+            yield (replace(broker, shown=f"{broker.shown} and {amqp.shown}", restart=amqp.restart),
+                   j_rabbitmq.roles(amqp))
 
 
 def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str, scenario: str, *,
@@ -140,15 +171,14 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         output_path(config.output_dir, job.letter, source.name).unlink(missing_ok=True)
     if letter == "h":
         return _run_h(job, scenario, say)
-    with open_broker(config.broker) as broker, launched(broker, job, ROLES_BY_LETTER[letter]) as cluster:
+    with _deployed(config, letter) as (broker, roles), launched(broker, job, roles) as cluster:
         say(f"\nchaos {letter} {scenario}: run {cluster.board.run} on {broker.shown}: {len(cluster.workers)} "
             f"worker pods ({'processes' if broker.pods_are_processes else 'threads'}), "
             f"{settings.tile_delay_s:g} s per tile")
         how = "SIGKILL" if broker.pods_are_processes else "each dies at its next fault point"
         kill = SCENARIOS[scenario](cluster, how, say)
         recovery_s = _recovery(cluster, kill)
-        say(f"waiting for the assembler to finish or give up "
-            f"({ROLES_BY_LETTER[letter].gives_up_after(settings):g} s without progress)")
+        say(f"waiting for the assembler to finish or give up ({roles.gives_up_after(settings):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
         letters = (cluster.board.summary() or {}).get("dead_letters", [])
@@ -241,7 +271,7 @@ def kill_the_coordinator(cluster: Cluster, how: str, say: Say) -> Kill:
 
 def restart_the_broker(cluster: Cluster, how: str, say: Say) -> Kill:
     kill = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
-    say(f"{kill.held} tiles in flight: restarting the broker (SIGTERM; it writes its append-only file and reads it "
+    say(f"{kill.held} tiles in flight: restarting the broker (SIGTERM; it writes what it holds to disk and reads it "
         "back); every pod's connection drops, and its client retries")
     started = time.monotonic()
     cluster.broker.restart()
@@ -249,21 +279,38 @@ def restart_the_broker(cluster: Cluster, how: str, say: Say) -> Kill:
     return kill
 
 
+def hang_one_worker(cluster: Cluster, how: str, say: Say) -> Kill:
+    """worker-1 stopped where it is (SIGSTOP), for good: alive to the kernel, its connections open, holding its
+    tile, silent.  It is killed when the run ends, like any pod still running then."""
+    kill = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers))
+    pod = cluster.workers[0]
+    say(f"{kill.held} tiles in flight: stopping {pod.name} (SIGSTOP): alive, holding its tile, silent")
+    pod.hang()
+    return kill
+
+
 def push_junk(cluster: Cluster, how: str, say: Say) -> Kill:
     """Once tiles are in flight, write every kind of malformed record into the run's queues and records, as a
     buggy or hostile client would: every one must be set aside with its reason, and nothing lost."""
     held = _wait_for_tiles_in_flight(cluster, at_least=len(cluster.workers)).held
-    kinds = junk(cluster.board, len(cluster.job.images))
+    outside = _jobs_queue(cluster) if cluster.roles.jobs_queue is not None else None
+    kinds = junk(cluster.board, len(cluster.job.images), outside)
+    if outside is not None:
+        outside.close()
     say(f"{held} tiles in flight: pushing {len(kinds)} malformed records into the run's queues and records "
         f"({', '.join(kinds)})")
     return Kill(held)  # nothing killed: nothing to recover from
 
 
-def junk(board: Board, images: int) -> list[str]:
+def junk(board: Board, images: int, outside: WorkQueue | None = None) -> list[str]:
     """Write one malformed record of each kind into run `board.run`: into each of its lists (at the end that is
-    taken next) and streams (the job queue, e's result list, the dead-letter streams), and beside its records;
-    the kinds written."""
+    taken next) and streams (the job queue, e's result list, the dead-letter streams), beside its records, and
+    into its job queue outside Redis if it has one (`outside`: j's, on RabbitMQ); the kinds written."""
     client, written = board.client, []
+    if outside is not None:
+        for what, message in forged_messages(board, images).items():
+            outside.put(message)
+            written.append(what)
     for name, expected in (("jobs", TileJob), ("results", TileResult), ("jobs:dead", TileJob),
                            ("records:dead", TileJob)):
         key, kind = board.key(name), client.type(board.key(name))
@@ -339,17 +386,14 @@ def _in_flight_now(cluster: Cluster) -> Kill:
     tiles = None
     if (queue := _jobs_queue(cluster)) is not None and (bodies := queue.in_flight_bodies()) is not None:
         tiles = set()
-        for body in bodies:
-            try:
-                job = TileJob.decode(body, cluster.board.run, cluster.board.plan)
-            except (WireError, KeyError, ValueError):
-                continue  # not a tile of this run (junk): nothing to wait for
-            tiles.add((job.image, job.tile.id))
+        for body in bodies:  # its header names the tile (j's workers note no more); junk names none
+            if (header := peek(body, cluster.board.run)) is not None and header[0] is Kind.JOB:
+                tiles.add(header[1:])
     return Kill(cluster.tiles_in_flight() or 0, time.monotonic(), tiles)
 
 
 def _jobs_queue(cluster: Cluster) -> WorkQueue | None:
-    make = JOB_QUEUES.get(cluster.job.letter.removeprefix("chaos-"))
+    make = cluster.roles.jobs_queue or JOB_QUEUES.get(cluster.job.letter.removeprefix("chaos-"))
     return None if make is None else make(cluster.board, "chaos", cluster.job.config.settings)
 
 
@@ -558,9 +602,10 @@ def _draw(doc: dict, folder: Path) -> Path:
     return draw_chaos(doc, folder / "chaos.png")
 
 
-ROLES_BY_LETTER: dict[str, Roles] = {"e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
+ROLES_BY_LETTER: dict[str, Roles] = {  # j's are made for its RabbitMQ node: _deployed
+    "e": e_naive_queue.ROLES, "f": f_reliable_queue.ROLES, "g": g_service.ROLES}
 JOB_QUEUES: dict[str, Callable[[Board, str, Settings], WorkQueue]] = {  # e: none that can tell what workers hold
-    "f": f_reliable_queue.jobs_queue, "g": g_service.jobs_queue}
+    "f": f_reliable_queue.jobs_queue, "g": g_service.jobs_queue}  # j's is in its roles: Roles.jobs_queue
 GUARANTEES = {
     "e": "e is at-most-once: a tile popped by a worker that is killed is gone from Redis, and nothing sends it again.",
     "f": "f is at-least-once: a killed worker's tiles wait on its processing list until it, restarted, or a "
@@ -569,6 +614,8 @@ GUARANTEES = {
          "claims them back or another worker takes them over (XAUTOCLAIM).",
     "h": "h is at-least-once: the scheduler reruns, from the task graph, every tile a dead worker was running or "
          "had queued.",
+    "j": "j is at-least-once: RabbitMQ requeues a worker's unacked tile as soon as its connection closes (a kill), "
+         "or its AMQP heartbeats stop (a hang).",
 }
 SCENARIOS: dict[str, Callable[[Cluster, str, Say], Kill]] = {
     "workers": kill_every_worker,
@@ -577,4 +624,5 @@ SCENARIOS: dict[str, Callable[[Cluster, str, Say], Kill]] = {
     "coordinator": kill_the_coordinator,
     "broker": restart_the_broker,
     "junk": push_junk,
+    "hung": hang_one_worker,
 }

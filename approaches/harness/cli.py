@@ -49,7 +49,7 @@ PROG = "run_all.py"
 REPEAT, WARMUPS = 3, 1  # the default method: timed runs and untimed warm-up runs per approach (harness/measure.py)
 CHARTS = Path("logs/charts")
 SWEEPS = ("tile-size", "workers")  # the keys of harness/sweep.AXES
-SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk")  # the keys of chaos.SCENARIOS
+SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk", "hung")  # chaos.SCENARIOS
 KILLABLE = tuple(letter for letter, approach in APPROACHES.items() if approach.killable)  # what chaos can kill
 COMMANDS = ("run", "web", "serve", "service", "chaos", "sweep", "compare", "redraw")
 HANDED_ON = ("web", "serve", "service")  # each has its own parser: web/serve.py, harness/service.py
@@ -66,6 +66,7 @@ ENV_DEFAULTS = {
     "kernel": ("BLUR_KERNEL", str),
     "scheduler": ("DASK_SCHEDULER_ADDRESS", str),  # dask's own variable, which a bare Client() reads too
     "mpi_hosts": ("MPI_HOSTS", Path),
+    "amqp": ("AMQP_URL", str),
 }
 
 
@@ -159,7 +160,7 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
         drawn = redraw_file(args.document, args.charts)
         print(f"drawn: {', '.join(str(path) for path in drawn)}")
         return 0
-    config = config_from(args, env, settings)
+    config = _without_unavailable(config_from(args, env, settings))
     out = Output(logs_dir=args.logs, charts_dir=None if args.no_charts else args.charts, json_path=args.json,
                  quiet=args.quiet)
     default_input = args.input is None and "INPUT_PATH" not in env
@@ -214,7 +215,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", prog=prog)
     approaches = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
     environment = ("Environment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, TILE_SIZE, BROKER_URL, "
-                   "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS set defaults; flags override them.")
+                   "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS, AMQP_URL set defaults; flags override them.")
     shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
     command = commands.add_parser(
         "run", parents=[_approaches_flag(), *shared, _timing_flags()],
@@ -230,7 +231,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "chaos", parents=list(shared), help="the fault demo: kill pods mid-run, report what was lost and how soon "
         "it was redone", description=f"Kill pods of each approach named ({','.join(KILLABLE)}; h: dask worker "
         "processes) while tiles are in flight, restart them, and report per image what was lost and how soon it "
-        "was redone: e loses tiles; f, g and h do not.", epilog=environment)
+        "was redone: e loses tiles; f, g, h and j do not.", epilog=environment)
     command.add_argument("approaches", nargs="?", default=",".join(KILLABLE), metavar=",".join(KILLABLE),
                          help="the approaches whose workers to kill (default: all of them)")
     command.add_argument("--scenarios", metavar="LIST", help=f"which kills, from {','.join(SCENARIOS)} "
@@ -300,7 +301,8 @@ def _setting_flags() -> argparse.ArgumentParser:
 
 
 def _cluster_flags() -> argparse.ArgumentParser:
-    """Where the distributed approaches run: the broker (d to g), dask's scheduler (h), MPI's hosts (i)."""
+    """Where the distributed approaches run: the broker (d to g, j's results), dask's scheduler (h), MPI's hosts
+    (i), RabbitMQ (j)."""
     flags = argparse.ArgumentParser(add_help=False)
     add = flags.add_argument_group("broker and engines").add_argument
     add("--broker", metavar="URL", help="the broker of the queue approaches: memory:// (default, fakeredis in "
@@ -309,6 +311,8 @@ def _cluster_flags() -> argparse.ArgumentParser:
         "LocalCluster of worker processes started here); it ships pickled functions: a trusted network only")
     add("--mpi-hosts", type=Path, metavar="FILE", help="approach i: an MPI host file (one host[:ranks] a line), "
         "so the ranks run on those machines; every machine needs the suite and the input and output folders")
+    add("--amqp", metavar="URL", help="approach j: a running RabbitMQ, amqp://user:password@host:port/vhost "
+        "(default: a private node started here, where RabbitMQ is installed); its password is never shown")
     return flags
 
 
@@ -342,7 +346,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
     values = {"workers": cores_present(), **_env_defaults(env)}
     flags = {"kernel_size": args.kernel_size, "tile_size": args.tile_size, "workers": args.workers,
              "input_dir": args.input, "output_dir": args.output, "broker": args.broker, "kernel": args.kernel,
-             "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts}
+             "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts, "amqp": args.amqp}
     values.update({name: value for name, value in flags.items() if value is not None})
     quick, repeat = getattr(args, "quick", False), getattr(args, "repeat", None)  # chaos times no rounds
     chaos = args.command == "chaos"
@@ -359,6 +363,21 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
     if queues and not (args.command == "sweep" and args.axis == "tile-size"):
         check_queue_tile_size(config.tile_size, ",".join(queues))
     return config if settings is None else replace(config, settings=settings)
+
+
+def _without_unavailable(config: RunConfig) -> RunConfig:
+    """config without j where it cannot run (no RabbitMQ installed, no --amqp), said in one line; a ConfigError
+    if that leaves nothing to run.  (j has no in-memory twin, as memory:// is to Redis.)"""
+    if "j" not in config.approaches:
+        return config
+    from approaches.cluster.amqp import unavailable
+
+    if (why := unavailable(config.amqp)) is None:
+        return config
+    if config.approaches == ("j",):
+        raise ConfigError(why)
+    print(f"skipping {why}", file=sys.stderr)
+    return replace(config, approaches=tuple(letter for letter in config.approaches if letter != "j"))
 
 
 def _resolve_encoder(name: str) -> str:

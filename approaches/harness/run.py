@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from approaches.cluster.amqp import check_reachable as check_amqp_reachable
 from approaches.cluster.broker import check_reachable
 from approaches.cluster.dask_cluster import check_scheduler_reachable
 from approaches.core.config import RunConfig
@@ -34,6 +35,8 @@ def prepare(config: RunConfig, out: Output, letters: Sequence[str], folders: Seq
     sources = _inputs(config, out, default_input, say)
     if any(APPROACHES[letter].uses_broker for letter in letters):
         check_reachable(config.broker)  # one line now, not one failure per image and approach
+    if config.amqp is not None and "j" in letters:
+        check_amqp_reachable(config.amqp)  # likewise: j would fail every image with it
     if config.scheduler is not None and "h" in letters:
         check_scheduler_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
     problems = check_writable(config, out, folders)
