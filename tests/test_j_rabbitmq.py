@@ -26,7 +26,7 @@ from tests.test_e_naive_queue import assert_identical_to_a, make_job
 from tests.test_f_reliable_queue import FAIL_ONE_TILE_ALWAYS, TILES, assert_nothing_lost, crash_once
 from tests.test_web import assert_killed_worker_s_tiles_come_back
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.xdist_group("rabbitmq")]  # one xdist worker: one node booted
 
 
 def j_job(image_dir: Path, output: Path, rabbit, **options) -> Job:

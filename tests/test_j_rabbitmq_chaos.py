@@ -25,7 +25,7 @@ from approaches.core.settings import Settings
 from tests.conftest import main
 from tests.test_cluster_chaos import ROW
 
-pytestmark = [pytest.mark.rabbitmq_chaos, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.rabbitmq_chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("rabbitmq")]
 ROW_J = re.compile(ROW.pattern.replace("[efg]", "j"), re.M)  # a row of the side-by-side table, for j
 
 
