@@ -61,7 +61,10 @@ class Guardian:
 
     def watch(self, process: subprocess.Popen) -> None:
         """Kill process (by PID, if it is still the program started) should this run die."""
-        line = f"{process.pid} {psutil.Process(process.pid).name()}\n"
+        try:
+            line = f"{process.pid} {psutil.Process(process.pid).name()}\n"
+        except psutil.NoSuchProcess:
+            return  # it has ended already (mpiexec refusing its arguments, say): nothing to watch
         with open(self.folder / "pids", "a") as pids:
             pids.write(line)
         self._send(f"+{line}")
