@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```bash\n(.*?)^```", re.M | re.S)
 RULE = re.compile(r"<!-- doc-run: (skip: .+|serve: .+|exit=\d+(?:\|\d+)*) -->")
-BLOCK_TIMEOUT_S = 900.0
+BLOCK_TIMEOUT_S = 1800.0
 SERVE_TIMEOUT_S = 120.0
 IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis",
                                  ".benchmarks", "*.egg-info", "data", "logs")
