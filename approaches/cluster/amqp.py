@@ -145,7 +145,7 @@ def private_node() -> Iterator[AmqpBroker]:
 
         def stop() -> None:
             if node is not None:
-                _stop(guardian, node)
+                guardian.stop(node, STOP_TIMEOUT_S)
 
         try:
             start()
@@ -153,7 +153,7 @@ def private_node() -> Iterator[AmqpBroker]:
                              f"a private RabbitMQ node (127.0.0.1:{amqp_port})", restart=lambda: (stop(), start()))
         finally:  # also on Ctrl-C, SIGTERM (harness/cli.py raises it as an exception) or an error
             stop()
-            _stop(guardian, epmd)
+            guardian.stop(epmd, STOP_TIMEOUT_S)
 
 
 def _node_env(folder: Path, amqp_port: int, dist_port: int, epmd_port: int) -> dict[str, str]:
@@ -227,15 +227,3 @@ def _wait_until_up(node: subprocess.Popen, url: str, folder: Path) -> None:
     why = "it exited" if node.returncode != -signal.SIGKILL else f"no answer in {START_TIMEOUT_S:g} s"
     tail = (folder / "node.log").read_text(errors="replace").strip().splitlines()[-1:]
     raise AmqpError(f"cannot start a private RabbitMQ node: {why}" + (f" ({tail[0][:200]})" if tail else ""))
-
-
-def _stop(guardian: Guardian, process: subprocess.Popen) -> None:
-    """SIGTERM (the VM stops the node gracefully), SIGKILL if it takes too long; then it is no longer watched."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    guardian.forget(process)

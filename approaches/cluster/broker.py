@@ -151,13 +151,7 @@ def _embedded() -> Iterator[Broker]:
 
         def stop() -> None:
             """Gracefully: the server writes its append-only file on SIGTERM, and a restart reads it back."""
-            server.terminate()
-            try:
-                server.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            guardian.forget(server)
+            guardian.stop(server, STOP_TIMEOUT_S)
 
         try:
             start()

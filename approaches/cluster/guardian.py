@@ -69,6 +69,17 @@ class Guardian:
             pids.write(line)
         self._send(f"+{line}")
 
+    def stop(self, process: subprocess.Popen, timeout_s: float) -> None:
+        """Stop process gracefully (SIGTERM; SIGKILL if it takes over timeout_s), then forget it."""
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.forget(process)
+
     def forget(self, process: subprocess.Popen) -> None:
         """process has ended and was waited for: its PID may be reused, so never kill it."""
         self._send(f"-{process.pid}\n")
