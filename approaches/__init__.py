@@ -1,10 +1,10 @@
 """blur-suite: one Gaussian blur job done many ways, side by side.
 
-The lessons are the modules a_… to i_… (j to come), each with its mechanism in it, to be read top to
+The lessons are the modules a_… to j_…, each with its mechanism in it, to be read top to
 bottom; core/ holds what every one of them uses (kernel, tiling, images, spans, settings), cluster/ the
 machinery the distributed ones run on (the broker and pods of d–g, the queue protocol, the assemblers,
-h's dask cluster, i's mpiexec launcher), and harness/ the command line, the measurements, the chaos demo
-and the reports.  Imports flow one way: harness -> lessons -> cluster -> core.
+h's dask cluster, i's mpiexec launcher, j's RabbitMQ node), and harness/ the command line, the
+measurements, the chaos demo and the reports.  Imports flow one way: harness -> lessons -> cluster -> core.
 """
 
 __version__ = "0.2.0"

@@ -1,4 +1,4 @@
-"""What the distributed approaches d–i run on: the simulated (or real) cluster, and the engines' start-up.
+"""What the distributed approaches d–j run on: the simulated (or real) cluster, and the engines' start-up.
 
     broker.py        connect(url): memory:// (fakeredis), embedded:// (a Valkey started here), redis://
     board.py         one run's shared records in Redis under blur:<run>:, read defensively; a run's end
@@ -12,6 +12,9 @@
     deployment.py    a queue approach's coordinator, workers and assembler as pods, and the run's end
     dask_cluster.py  h's dask client and LocalCluster, started quietly; dask's task stream as spans
     mpi_launch.py    i's mpiexec launch of N ranks and rank 0's report read back
+    amqp.py          j's RabbitMQ: a private node started here, or any amqp:// URL
+    guardian.py      what a run starts outside itself (a server, mpiexec, a node) stopped, and its folder
+                     removed, even when the run is killed
 
 It imports only core/ (never a lesson: a lesson passes in what is its own, such as its queue); the chaos
 demo that kills its pods is the harness's (harness/chaos.py).
