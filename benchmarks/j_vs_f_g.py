@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,12 +145,7 @@ def whole_runs(config: RunConfig, sources: tuple, rounds: int) -> None:
             wall = timed(letter, config, sources, check=round_ == 1)
             if round_:
                 walls[letter].append(wall)
-    for letter, values in walls.items():
-        print(f"  {letter}  wall (start-up included): {spread(values)}")
-    for other in ("f", "g"):
-        ratio = [j / o for j, o in zip(walls["j"], walls[other], strict=True)]
-        print(f"  j / {other} wall: median x{statistics.median(ratio):.2f} (per round x{min(ratio):.2f} .. "
-              f"x{max(ratio):.2f})")
+    side_by_side(walls, "wall (start-up included)", "wall")
 
 
 def per_queue(makers: dict[str, Callable[[], WorkQueue]], bodies: list[bytes], rounds: int) -> None:
@@ -163,11 +159,16 @@ def per_queue(makers: dict[str, Callable[[], WorkQueue]], bodies: list[bytes], r
             if isinstance(queue, j_rabbitmq.RabbitQueue):
                 queue.remove()
                 queue.close()
-    for letter, values in rates.items():
-        print(f"  {letter}  tiles/s through the queue: {spread(values, unit='tiles/s', digits=0)}")
+    side_by_side(rates, "tiles/s through the queue", "tiles/s", unit="tiles/s", digits=0)
+
+
+def side_by_side(measured: dict[str, list[float]], what: str, short: str, **shown: Any) -> None:
+    """Each letter's spread, then j's per-round ratio to f and to g (measured in the same rounds)."""
+    for letter, values in measured.items():
+        print(f"  {letter}  {what}: {spread(values, **shown)}")
     for other in ("f", "g"):
-        ratio = [j / o for j, o in zip(rates["j"], rates[other], strict=True)]
-        print(f"  j / {other} tiles/s: median x{statistics.median(ratio):.2f} (per round x{min(ratio):.2f} .. "
+        ratio = [j / o for j, o in zip(measured["j"], measured[other], strict=True)]
+        print(f"  j / {other} {short}: median x{statistics.median(ratio):.2f} (per round x{min(ratio):.2f} .. "
               f"x{max(ratio):.2f})")
 
 
