@@ -103,10 +103,10 @@ def _run(command: str, expected: list[str], scratch: Path) -> str | None:
     """Run command (bash -e) in scratch; None if it exited with an expected status and printed no traceback."""
     try:
         done = subprocess.run(["bash", "-e", "-c", command], cwd=scratch, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=BLOCK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return f"still running after {BLOCK_TIMEOUT_S:g} s"
-    output = done.stdout + done.stderr
+    output = done.stdout  # stderr in it, in the order written: a failure's tail shows what failed
     if str(done.returncode) not in expected:
         return f"exit status {done.returncode}, expected {' or '.join(expected)}\n{_tail(output)}"
     if "Traceback (most recent call last)" in output:
@@ -142,7 +142,7 @@ def _serve(block: Block, scratch: Path, ready: str) -> str | None:
     return None
 
 
-def _tail(output: str, lines: int = 15) -> str:
+def _tail(output: str, lines: int = 40) -> str:
     return "\n".join("    " + line for line in output.strip().splitlines()[-lines:])
 
 
