@@ -7,6 +7,7 @@
     chaos.py    kill pods of the queue approaches mid-run, and report truthfully what was lost
     results.py  the one writer: JSON (with its schema and provenance), the original course's text log, the table;
                 Output, where results go and how much a command says
+    footprint.py  a command's peak memory, its whole process tree added up (benchmarks, sweeps)
     traceevents.py  a measured run's timelines as a Chrome trace-event file (Perfetto, chrome://tracing)
     offline.py  compare two results files, redraw the charts of one (drawn by the visualize package)
     service.py  approach g's command line: `blur-suite service --mode ...`

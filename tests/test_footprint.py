@@ -1,0 +1,57 @@
+"""harness/footprint.py: a command's whole process tree, its memory added up, its peak never under one process's."""
+
+import subprocess
+import sys
+
+import pytest
+
+from approaches.harness.footprint import measure_command, memory, tree
+
+MB = 1 << 20
+# A process whose child leaves the session (as the guardian does) and says its PID; both wait for stdin's end.
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import os, sys; os.setsid(); print(os.getpid(), flush=True); "
+                          "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+print(child.stdout.readline().strip(), flush=True)
+sys.stdin.read()
+child.stdin.close()
+child.wait()
+"""
+
+
+def test_the_tree_holds_the_command_and_a_child_that_left_its_session():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert tree(parent.pid) == sorted([parent.pid, child])
+    finally:
+        parent.stdin.close()
+        parent.wait(timeout=30)
+
+
+def test_a_process_memory_counts_what_it_touched():
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; b = bytearray(200 << 20); print(flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        assert memory(holder.pid) > 200 * MB
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert memory(holder.pid) == 0  # gone
+
+
+def test_the_peak_is_at_least_the_largest_process_own_peak_even_between_samples():
+    # The 300 MB live a moment only, freed long before the process ends: ru_maxrss still has them.
+    footprint = measure_command([sys.executable, "-c", "b = bytearray(300 << 20); del b; print('done')"],
+                                interval_s=10)
+    assert footprint.returncode == 0 and footprint.output.strip() == "done"
+    assert footprint.max_rss_bytes > 300 * MB and footprint.peak_bytes >= footprint.max_rss_bytes
+    assert footprint.samples >= 1 and footprint.wall_s > 0
+
+
+def test_a_command_over_its_time_is_killed():
+    with pytest.raises(subprocess.TimeoutExpired):
+        measure_command([sys.executable, "-c", "import signal; signal.pause()"], timeout_s=0.5, interval_s=0.05)
