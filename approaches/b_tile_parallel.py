@@ -78,7 +78,7 @@ def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, a
     config = job.config
     try:
         with tracer.span(COORDINATOR, "load", source.name):
-            image = load_image(source.path)
+            image = load_image(source.path, config.max_pixels)
             if arena:
                 pixels, canvas, shared = arena.hold(image.pixels)
             else:

@@ -113,7 +113,7 @@ class _Pipeline:
         config, tracer = self.job.config, self.tracer
         try:
             with tracer.span(lane, "load", source.name):
-                image = load_image(source.path)
+                image = load_image(source.path, config.max_pixels)
         except ImageError as error:
             self._done(Failure(str(source.path), error.reason))
             return

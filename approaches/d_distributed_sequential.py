@@ -29,7 +29,7 @@ def run(job: Job, tracer: Tracer) -> Outcome:
         "images": [[str(source.path), source.name] for source in job.images], "output_dir": str(config.output_dir),
         "letter": job.letter, "kernel_size": config.kernel_size, "png_level": config.png_level,
         "png_encoder": config.png_encoder,
-        "truncate": config.truncate, "kernel": config.kernel}, process=True)
+        "truncate": config.truncate, "kernel": config.kernel, "max_pixels": config.max_pixels}, process=True)
     with running([pod]):
         pod.wait()
     for _ in job.images:
@@ -46,10 +46,10 @@ def run(job: Job, tracer: Tracer) -> Outcome:
 
 
 def sequential_pod(life: Life, *, images: list[list[str]], output_dir: str, letter: str, kernel_size: int,
-                   png_level: int, png_encoder: str, truncate: bool, kernel: str = "separable") -> dict:
+                   png_level: int, png_encoder: str, truncate: bool, kernel: str, max_pixels: int) -> dict:
     """Inside the pod: load the kernel, then a's loop over every image; return what happened, as plain data."""
     config = RunConfig(output_dir=Path(output_dir), kernel_size=kernel_size, png_level=png_level,
-                       png_encoder=png_encoder, truncate=truncate, kernel=kernel)
+                       png_encoder=png_encoder, truncate=truncate, kernel=kernel, max_pixels=max_pixels)
     warm_up(kernel_size, method=kernel)  # loading the compiled kernel is part of starting up
     life.ready()
     sources = tuple(ImageSource(Path(path), name) for path, name in images)

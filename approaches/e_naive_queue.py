@@ -112,13 +112,13 @@ class NaiveQueue:
 
 
 def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[list[str]], kernel_size: int,
-                tile_size: int, workers: int) -> None:
+                tile_size: int, max_pixels: int, workers: int) -> None:
     """Load each image, publish its plan, LPUSH its tiles; then say so, and send one STOP per worker."""
     board = Board(connect(url), run)
     jobs = NaiveQueue(board.client, board.key("jobs"))
     life.ready()
     for image, (path, name) in enumerate(images):
-        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size)) is None:
+        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size, max_pixels)) is None:
             continue
         loaded, plan = planned
         board.publish_plan(image, plan)  # before its first tile, so every tile finds its plan

@@ -166,10 +166,11 @@ def jobs_queue(board: Board, consumer: str, settings: Settings) -> ReliableQueue
 
 
 def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[list[str]], kernel_size: int,
-                tile_size: int) -> None:
+                tile_size: int, max_pixels: int) -> None:
     """Queue each image whole: its plan and all its tiles in one transaction (cluster/planning.py)."""
     board = Board(connect(url), run)
-    queue_images(life, board, jobs_queue(board, life.name, Settings(**settings)), images, kernel_size, tile_size)
+    queue_images(life, board, jobs_queue(board, life.name, Settings(**settings)), images, kernel_size, tile_size,
+                 max_pixels)
 
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str) -> None:

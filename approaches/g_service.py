@@ -228,10 +228,10 @@ def jobs_queue(board: Board, consumer: str, settings: Settings) -> StreamQueue:
 
 
 def coordinator(life: Life, *, url: str, run: str, settings: dict, images: list[list[str]], kernel_size: int,
-                tile_size: int, stop: threading.Event | None = None) -> None:
+                tile_size: int, max_pixels: int, stop: threading.Event | None = None) -> None:
     board = Board(connect(url), run)
     queue_images(life, board, jobs_queue(board, life.name, Settings(**settings)), images, kernel_size, tile_size,
-                 stop)
+                 max_pixels, stop)
 
 
 def worker(life: Life, *, url: str, run: str, settings: dict, truncate: bool, kernel: str, threads: int = 1,

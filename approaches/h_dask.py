@@ -153,7 +153,7 @@ def _coordinate(job: Job, tracer: Tracer, client: "Client", names: dict[str, tup
         for index, source in enumerate(job.images):
             try:
                 with tracer.span(COORDINATOR, "load", source.name):
-                    image = load_image(source.path)
+                    image = load_image(source.path, config.max_pixels)
             except ImageError as error:
                 handed.put(Failure(str(source.path), error.reason))
                 continue

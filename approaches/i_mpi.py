@@ -258,7 +258,7 @@ class Rank:
         path, _ = self.settings["images"][index]
         with self.timeline.span("load", index):
             try:
-                loaded = load_image(Path(path))
+                loaded = load_image(Path(path), self.settings["max_pixels"])
             except ImageError as error:
                 self.failed.append([index, error.reason])
                 return None

@@ -299,7 +299,7 @@ def jobs_queue(amqp: str, board: Board, consumer: str, settings: Settings) -> Ra
 
 
 def coordinator(life: Life, *, amqp: str, url: str, run: str, settings: dict, images: list[list[str]],
-                kernel_size: int, tile_size: int) -> None:
+                kernel_size: int, tile_size: int, max_pixels: int) -> None:
     """Each image's plan into Redis, then its tiles to RabbitMQ, each confirmed; then the image is marked
     queued.  Started again, it queues again every image not marked: some tiles twice, none lost."""
     board = Board(connect(url), run)
@@ -312,7 +312,7 @@ def coordinator(life: Life, *, amqp: str, url: str, run: str, settings: dict, im
         dealt_with = {int(image) for image in board.client.smembers(queued)} | set(board.reports())
         for image, (path, name) in enumerate(images):
             if image in dealt_with or (planned := load_and_plan(life, board, image, path, name, kernel_size,
-                                                                tile_size)) is None:
+                                                                tile_size, max_pixels)) is None:
                 continue
             loaded, plan = planned
             with life.tracer.span(life.name, "cut", name):

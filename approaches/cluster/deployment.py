@@ -172,7 +172,7 @@ def launched(broker: Broker, job: Job, roles: Roles, *, hook: FaultHook | None =
         Board(connect(broker.url), run_id),
         coordinator=pod(COORDINATOR, roles.coordinator, {
             **plain, "images": [[str(source.path), source.name] for source in job.images],
-            "kernel_size": config.kernel_size, "tile_size": config.tile_size,
+            "kernel_size": config.kernel_size, "tile_size": config.tile_size, "max_pixels": config.max_pixels,
             **({"workers": config.workers} if roles.pills else {})}),
         workers=[pod(f"worker-{i}", roles.worker, {**plain, "truncate": config.truncate, "kernel": config.kernel,
                                                    **(worker_settings or {})})

@@ -64,7 +64,7 @@ def run_ranks(job: Job, tracer: Tracer, program: str, *, hosts: Path | None = No
             "images": [[str(source.path), source.name] for source in job.images],
             "output_dir": str(config.output_dir), "letter": job.letter, "kernel_size": config.kernel_size,
             "png_level": config.png_level, "png_encoder": config.png_encoder, "truncate": config.truncate,
-            "kernel": config.kernel,
+            "kernel": config.kernel, "max_pixels": config.max_pixels,
             "report": str(folder / REPORT), "fail_rank": fail_rank, "launched": time.perf_counter()}
         (folder / SETTINGS).write_text(json.dumps(settings))
         code = _launch(command, folder / LOG, guardian)

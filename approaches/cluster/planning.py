@@ -40,11 +40,11 @@ def fingerprint(images: list[list[str]]) -> list[list[str]]:
 
 
 def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, kernel_size: int,
-                  tile_size: int) -> tuple[LoadedImage, ImagePlan] | None:
+                  tile_size: int, max_pixels: int) -> tuple[LoadedImage, ImagePlan] | None:
     """A coordinator's first step for each image: load it, or report it failed (None) and move on."""
     try:
         with life.tracer.span(life.name, "load", name):
-            loaded = load_image(Path(path))
+            loaded = load_image(Path(path), max_pixels)
     except ImageError as error:
         board.report(image, ImageReport(State.FAILED, reason=error.reason))
         return None
@@ -52,7 +52,7 @@ def load_and_plan(life: Life, board: Board, image: int, path: str, name: str, ke
 
 
 def queue_images(life: Life, board: Board, jobs: WorkQueue, images: list[list[str]], kernel_size: int,
-                 tile_size: int, stop: threading.Event | None = None) -> None:
+                 tile_size: int, max_pixels: int, stop: threading.Event | None = None) -> None:
     """Queue every image not queued yet, each whole: its plan and all its tiles in one transaction.
 
     stop (a service asked to shut down) ends it between images; the run is then not marked coordinated,
@@ -68,7 +68,7 @@ def queue_images(life: Life, board: Board, jobs: WorkQueue, images: list[list[st
             return
         if image in dealt_with:
             continue
-        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size)) is None:
+        if (planned := load_and_plan(life, board, image, path, name, kernel_size, tile_size, max_pixels)) is None:
             continue
         loaded, plan = planned
         with life.tracer.span(life.name, "cut", name):

@@ -32,13 +32,13 @@ from approaches.core.config import MAX_TILE_SIZE
 from approaches.core.errors import ImageError
 from approaches.core.images import output_path
 from approaches.core.kernel import validate_kernel_size
+from approaches.core.limits import MAX_PIXELS  # per image: the most any run may allow (--max-pixels)
 from approaches.core.tiling import Tile, plan_tiles
 
 MAGIC = b"BLUR"
 VERSION = 1
 HEADER = struct.Struct("<4sBB8sIIIIIIHBHI")
 RUN_ID_BYTES = 8
-MAX_PIXELS = 1 << 28  # per image: above Pillow's own limit (2 x 89 MP), below what fits comfortably in memory
 MAX_TILES = 1 << 20  # per image: a plan is refused before a list of that many tiles is built
 CHANNELS_OF_MODE = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}  # what images.py blurs as it is, by channel count
 

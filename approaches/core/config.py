@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from approaches.core.errors import SettingError, shown
-from approaches.core.limits import DEFAULT_ENCODER, KERNELS, PNG_ENCODERS, validate_kernel_size
+from approaches.core.limits import (
+    DEFAULT_ENCODER,
+    DEFAULT_MAX_PIXELS,
+    KERNELS,
+    MAX_PIXELS,
+    PNG_ENCODERS,
+    validate_kernel_size,
+)
 from approaches.core.settings import Settings
 from approaches.core.urls import DEFAULT_URL, check_amqp_url, check_scheduler, check_url
 
@@ -46,6 +53,7 @@ class RunConfig:
     repeat: int = 1  # timed runs of each approach (the command line's default is 3: harness/cli.py)
     warmups: int = 0  # untimed runs of each approach before the timed ones
     truncate: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS  # per image: a larger one is refused before it is decoded (images.py)
     kernel: str = "separable"  # one of limits.KERNELS: "direct" makes a run compute-bound
     broker: str = DEFAULT_URL
     scheduler: str | None = None  # h: a dask scheduler's tcp:// address (None: a LocalCluster started here)
@@ -69,6 +77,7 @@ class RunConfig:
             raise SettingError("png_encoder", f"must be one of {', '.join(PNG_ENCODERS)}, got {self.png_encoder!r}")
         _check_range("repeat", self.repeat, 1, 1000)
         _check_range("warmups", self.warmups, 0, 100)
+        _check_range("max_pixels", self.max_pixels, 1, MAX_PIXELS)
         check_url(self.broker)
         if self.scheduler is not None:
             check_scheduler(self.scheduler)

@@ -5,6 +5,13 @@ in the same mode.  Others are converted on load: 1 -> L, P -> RGBA (or RGB witho
 PA -> RGBA, La -> LA, RGBa -> RGBA, RGBX, CMYK and YCbCr -> RGB.  16- and 32-bit images (I;16, I, F)
 are refused rather than silently cut to 8 bits.  Every problem with one file becomes an ImageError
 naming that file, so the caller can report it in one line and go on with the others.
+
+An image larger than the run's limit (max_pixels, by default Pillow's own 89 MP) is refused from its header,
+before anything is decoded.  Pillow's own check, a process-wide setting, is moved up to limits.MAX_PIXELS,
+the most any run may allow, so that each load applies its run's limit itself.  Memory, for an image of
+B bytes (H x W x C): Pillow decodes into its own storage (4 bytes a pixel for RGB, so 4/3 B), and the pixels
+are copied out a band of rows at a time into the one array returned: 2.3 B at the peak, for a moment, then
+B.  (np.asarray would go through tobytes(), which holds its chunks and their join, 2 B, beside Pillow's.)
 """
 
 import contextlib
@@ -18,15 +25,18 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from approaches.core.errors import ConfigError, ImageError, shown
+from approaches.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS
 from approaches.core.png import encode_png
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 BLURRED_AS_IS = frozenset({"L", "LA", "RGB", "RGBA"})
 CONVERSIONS = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
 
-# Pillow only warns between 1x and 2x its pixel limit; a bomb is refused like any bad file, without
-# a stray warning line (load_image checks the limit itself too, where warning filters were reset).
+# load_image applies each run's own limit; Pillow's, everywhere in this process, is the highest a run may set.
+# Pillow only warns between 1x and 2x its limit: a bomb is refused like any bad file, without a stray warning line.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.simplefilter("error", Image.DecompressionBombWarning)
+BAND_BYTES = 16 << 20  # pixels are copied out of Pillow this many bytes at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +102,19 @@ def _plain_name(stem: str) -> str:
                    for char in stem) or "_"
 
 
-def load_image(path: Path) -> LoadedImage:
-    """Decode path into pixels, converting or refusing modes as the module docstring says."""
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode path into pixels, converting or refusing modes as the module docstring says; an image of more
+    than max_pixels pixels is refused before it is decoded."""
     kind = _not_a_file(path)
     if kind:
         raise ImageError(path, f"is {kind}, not an image file; skipped")
     try:
         with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                raise ImageError(path, f"too large: {image.width}x{image.height} is over the limit of "
+                                       f"{max_pixels:,} pixels (--max-pixels)")
             image = _blurrable(image, path)
-            pixels = np.asarray(image)
+            return LoadedImage(_copied_out(image), image.mode)
     except FileNotFoundError as error:
         raise ImageError(path, "file not found") from error
     except PermissionError as error:
@@ -109,10 +123,19 @@ def load_image(path: Path) -> LoadedImage:
         reason = "empty file" if _is_empty(path) else "not an image Pillow can read"
         raise ImageError(path, f"{reason}") from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(path, f"too large, over Pillow's limit of {Image.MAX_IMAGE_PIXELS} pixels") from error
+        raise ImageError(path, f"too large, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(path, f"truncated or corrupt image ({error})") from error
-    return LoadedImage(pixels.reshape(pixels.shape[0], pixels.shape[1], -1), image.mode)
+
+
+def _copied_out(image: Image.Image, band_bytes: int = BAND_BYTES) -> np.ndarray:
+    """image's pixels as one new (H, W, C) array, copied band_bytes at a time (see the module docstring)."""
+    pixels = np.empty((image.height, image.width, len(image.getbands())), np.uint8)
+    rows = max(1, band_bytes // max(1, pixels[0].nbytes))
+    for top in range(0, image.height, rows):
+        band = pixels[top:top + rows]
+        band[...] = np.asarray(image.crop((0, top, image.width, top + len(band)))).reshape(band.shape)
+    return pixels
 
 
 def _not_a_file(path: Path) -> str | None:
@@ -129,8 +152,6 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def _blurrable(image: Image.Image, path: Path) -> Image.Image:
-    if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
-        raise Image.DecompressionBombError("over the limit")  # reported below, like Pillow's own
     if any(";16" in str(tile.args) for tile in image.tile):  # 16 bits per sample, decoded as 8 unless refused
         raise ImageError(path, "16 bits per channel is not supported (only 8-bit images; convert it first)")
     if image.mode in BLURRED_AS_IS:

@@ -1,4 +1,4 @@
-"""What a setting may be: kernel sizes and methods, PNG encoders.  Plain values, no numpy or numba.
+"""What a setting may be: kernel sizes and methods, PNG encoders, image sizes.  Plain values, no numpy or numba.
 
 kernel.py and png.py hold what these names mean; the names and bounds live here so that a command line can
 list them in its --help, and a configuration check them, without loading the kernel's compiler.
@@ -10,6 +10,8 @@ MAX_KERNEL_SIZE = 255
 KERNELS = ("separable", "direct")  # how kernel.blur_tile computes the Gaussian: see kernel.py's docstring
 PNG_ENCODERS = ("pillow", "fpng")
 DEFAULT_ENCODER = "fpng"  # much faster than Pillow, files a little larger: docs/performance.md measures both
+DEFAULT_MAX_PIXELS = 89_478_485  # per image: Pillow's own limit (Image.MAX_IMAGE_PIXELS), its guard against bombs
+MAX_PIXELS = 1 << 28  # the most --max-pixels allows: 268 MP, 805 MB of RGB, blurred in ~2.4 GB (docs/performance.md)
 
 
 def validate_kernel_size(kernel_size: int) -> int:

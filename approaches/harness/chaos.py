@@ -573,9 +573,9 @@ def _summary(job: Job, letter: str, scenario: str, held: int, reports: dict[str,
 def _identical_to_a(source: ImageSource, output: Path, config: RunConfig) -> bool:
     """Whether output has exactly the pixels a makes of source (a whole image blurred on one thread)."""
     try:
-        expected = blur(load_image(source.path).pixels, config.kernel_size, truncate=config.truncate,
-                        method=config.kernel)
-        return np.array_equal(load_image(output).pixels, expected)
+        expected = blur(load_image(source.path, config.max_pixels).pixels, config.kernel_size,
+                        truncate=config.truncate, method=config.kernel)
+        return np.array_equal(load_image(output, config.max_pixels).pixels, expected)
     except ImageError:
         return False
 

@@ -39,7 +39,14 @@ from approaches.core.config import (
     max_workers,
 )
 from approaches.core.errors import BlurSuiteError, ConfigError, Crashed
-from approaches.core.limits import DEFAULT_ENCODER, KERNELS, MAX_KERNEL_SIZE, PNG_ENCODERS
+from approaches.core.limits import (
+    DEFAULT_ENCODER,
+    DEFAULT_MAX_PIXELS,
+    KERNELS,
+    MAX_KERNEL_SIZE,
+    MAX_PIXELS,
+    PNG_ENCODERS,
+)
 from approaches.core.settings import Settings
 from approaches.harness.parsing import OneLineParser, in_flags
 from approaches.harness.results import Output
@@ -67,6 +74,7 @@ ENV_DEFAULTS = {
     "scheduler": ("DASK_SCHEDULER_ADDRESS", str),  # dask's own variable, which a bare Client() reads too
     "mpi_hosts": ("MPI_HOSTS", Path),
     "amqp": ("AMQP_URL", str),
+    "max_pixels": ("BLUR_MAX_PIXELS", int),
 }
 
 
@@ -161,6 +169,10 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
         print(f"drawn: {', '.join(str(path) for path in drawn)}")
         return 0
     config = _without_unavailable(config_from(args, env, settings))
+    if config.max_pixels > DEFAULT_MAX_PIXELS:
+        print(f"warning: --max-pixels {config.max_pixels:,} is over Pillow's own limit of {DEFAULT_MAX_PIXELS:,}: "
+              "an image that large is decoded, bomb or not, into about 2.3 bytes of memory per byte of pixels",
+              file=sys.stderr)
     out = Output(logs_dir=args.logs, charts_dir=None if args.no_charts else args.charts, json_path=args.json,
                  quiet=args.quiet)
     default_input = args.input is None and "INPUT_PATH" not in env
@@ -215,7 +227,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", prog=prog)
     approaches = "\n".join(f"  {a.letter}  {a.title}: {a.lesson}" for a in APPROACHES.values())
     environment = ("Environment: KERNEL_SIZE, NUM_WORKERS, INPUT_PATH, OUTPUT_PATH, TILE_SIZE, BROKER_URL, "
-                   "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS, AMQP_URL set defaults; flags override them.")
+                   "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS, AMQP_URL, BLUR_MAX_PIXELS set defaults; flags "
+                   "override them.")
     shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
     command = commands.add_parser(
         "run", parents=[_approaches_flag(), *shared, _timing_flags()],
@@ -293,6 +306,8 @@ def _setting_flags() -> argparse.ArgumentParser:
         help=f"PNG writer for RGB/RGBA outputs: fpng (fast, files ~17%% larger) or pillow (default "
         f"{DEFAULT_ENCODER}); L and LA images, and platforms where fpng does not import, use Pillow")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
+    add("--max-pixels", type=int, metavar="N", help=f"refuse an image of more than N pixels, 1..{MAX_PIXELS} "
+        f"(default {DEFAULT_MAX_PIXELS}, Pillow's own limit against decompression bombs; above it, one warning)")
     # Checked by RunConfig, not argparse choices, so a bad value is one line and status 2 like other flags.
     add("--kernel", metavar="{" + ",".join(KERNELS) + "}",
         help="the same Gaussian computed separably (default; 2K taps per pixel, the run is I/O-bound) or "
@@ -346,7 +361,8 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str], settings: Sett
     values = {"workers": cores_present(), **_env_defaults(env)}
     flags = {"kernel_size": args.kernel_size, "tile_size": args.tile_size, "workers": args.workers,
              "input_dir": args.input, "output_dir": args.output, "broker": args.broker, "kernel": args.kernel,
-             "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts, "amqp": args.amqp}
+             "scheduler": args.scheduler, "mpi_hosts": args.mpi_hosts, "amqp": args.amqp,
+             "max_pixels": args.max_pixels}
     values.update({name: value for name, value in flags.items() if value is not None})
     quick, repeat = getattr(args, "quick", False), getattr(args, "repeat", None)  # chaos times no rounds
     chaos = args.command == "chaos"

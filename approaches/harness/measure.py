@@ -135,11 +135,11 @@ def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config:
 
     def check(source: ImageSource) -> list[list[str]]:
         try:
-            reference = blur(load_image(source.path).pixels, config.kernel_size, truncate=config.truncate,
-                             method=config.kernel)
+            reference = blur(load_image(source.path, config.max_pixels).pixels, config.kernel_size,
+                             truncate=config.truncate, method=config.kernel)
         except ImageError:
             reference = None
-        found = [_compare(source.name, reference, outputs.get(source.name)) for outputs in saved]
+        found = [_compare(source.name, reference, outputs.get(source.name), config.max_pixels) for outputs in saved]
         progress()
         return found
 
@@ -153,11 +153,11 @@ def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config:
         m.identical_to_a = not m.mismatches
 
 
-def _compare(name: str, reference: np.ndarray | None, saved) -> list[str]:
+def _compare(name: str, reference: np.ndarray | None, saved, max_pixels: int) -> list[str]:
     if saved is None:
         return [] if reference is None else [f"{name}: not saved"]
     try:
-        same = reference is not None and np.array_equal(load_image(saved.output).pixels, reference)
+        same = reference is not None and np.array_equal(load_image(saved.output, max_pixels).pixels, reference)
     except ImageError as error:
         return [f"{name}: output unreadable ({error.reason})"]
     return [] if same else [f"{name}: pixels differ ({saved.output})"]

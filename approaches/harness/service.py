@@ -34,7 +34,7 @@ from approaches.cluster.wire import RUN_ID_BYTES, State
 from approaches.core.config import RunConfig, check_queue_tile_size, cores_present, max_workers
 from approaches.core.errors import BlurSuiteError, ConfigError
 from approaches.core.images import find_images
-from approaches.core.limits import DEFAULT_ENCODER, KERNELS, PNG_ENCODERS
+from approaches.core.limits import DEFAULT_ENCODER, DEFAULT_MAX_PIXELS, KERNELS, MAX_PIXELS, PNG_ENCODERS
 from approaches.core.png import resolve_encoder
 from approaches.core.settings import Settings
 from approaches.core.urls import redact
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--png-encoder", choices=PNG_ENCODERS, default=DEFAULT_ENCODER,
         help=f"PNG writer for RGB/RGBA outputs (default {DEFAULT_ENCODER}; L/LA images always use Pillow)")
     add("--truncate", action="store_true", help="round blurred values down, as the original course did")
+    add("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N", help=f"refuse an image of more than N "
+        f"pixels, 1..{MAX_PIXELS} (coordinator; default {DEFAULT_MAX_PIXELS}, Pillow's own limit)")
     add("--kernel", choices=KERNELS, default="separable", help="the Gaussian computed separably (default) or "
         "directly in 2-D (K*K taps per pixel)")
     add("--give-up", type=float, default=Settings.progress_wait_s, metavar="S",
@@ -102,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> None:
     RunConfig(kernel_size=args.kernel_size, tile_size=args.tile_size, png_level=args.png_level,
-              broker=args.broker)  # the same checks, and messages, as run_all.py
+              broker=args.broker, max_pixels=args.max_pixels)  # the same checks, and messages, as run_all.py
     check_queue_tile_size(args.tile_size, "g")
     if not 1 <= args.threads <= max_workers():
         raise ConfigError(f"--threads must be between 1 and {max_workers()}, got {args.threads}")
@@ -143,7 +145,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
         roles = {
             "coordinator": lambda: coordinator(life("coordinator"), url=url, run=run_id, settings=settings,
                                                images=images, kernel_size=args.kernel_size, tile_size=args.tile_size,
-                                               stop=stop),
+                                               max_pixels=args.max_pixels, stop=stop),
             "worker": lambda: worker(life(f"worker-{args.name}"), url=url, run=run_id, settings=settings,
                                      truncate=args.truncate, kernel=args.kernel, threads=args.threads, stop=stop),
             "assembler": lambda: assembler(life("assembler"), url=url, run=run_id, settings=settings,

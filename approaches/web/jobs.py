@@ -311,7 +311,7 @@ class JobStore:
                           "bomb, or simply too big for this page)", 413)
         path = upload.replace(upload.with_suffix(suffix))
         try:
-            load_image(path)  # the whole image decodes (not truncated, not 16-bit, ...)
+            load_image(path, self.limits.pixels)  # the whole image decodes (not truncated, not 16-bit, ...)
         except ImageError as error:
             raise Refused(f"{shown}: {error.reason}") from None
         with Image.open(path) as image:
