@@ -18,7 +18,7 @@ Images are still taken one after another, so while one is loaded or saved every 
 timeline shows the gaps, and approach c removes them.
 """
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
@@ -72,6 +72,17 @@ def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, a
               arena: "SharedPixels | None") -> Saved | Failure:
     """Coordinator: load, queue tiles into the pool while the assembler collects them; its result is the image's.
 
+    The coordinator lets go of the image once its tiles are queued, so that while the assembler saves the
+    canvas, the image is not held beside it.
+    """
+    queued = _queue_image(source, job, tracer, pool, assembler, arena)
+    return queued if isinstance(queued, Failure) else queued.result()
+
+
+def _queue_image(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, assembler: ThreadPoolExecutor,
+                 arena: "SharedPixels | None") -> "Future[Saved | Failure] | Failure":
+    """Load the image and queue its tiles; the assembler's future, or why the image could not be loaded.
+
     What a task carries depends on where the worker runs: a padded copy of the tile (a process of its
     own), the name of the shared-memory segment (b.shm), or the image and canvas themselves (a thread).
     """
@@ -101,7 +112,7 @@ def _blur_one(source: ImageSource, job: Job, tracer: Tracer, pool: WorkerPool, a
                 pool.submit(task)
     except WorkerLost:
         pass  # the assembler, waiting for this image's tiles, learns it too and reports the image failed
-    return assembled.result()
+    return assembled
 
 
 def _assemble(assembly: Assembly, pool: WorkerPool, tracer: Tracer, job: Job) -> Saved | Failure:

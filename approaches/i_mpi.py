@@ -4,7 +4,7 @@ How high-performance computing runs a stencil such as a blur across machines: no
 one program on N ranks started together by mpiexec (``python -m approaches.i_mpi settings.json``, launched
 by cluster/mpi_launch.py), each knowing its number.  Per image, in lock-step:
 
-    rank 0     load ─ Bcast header ─ Scatterv ─ Sendrecv ─ blur ─ barrier ─ Gatherv ─ save
+    rank 0     load ─ Bcast header ─ Scatterv ─ Sendrecv ─ blur ─ barrier ─ Gatherv ─ save   (gathered into the image)
     rank 1..   wait ─────┘          (its band) (halo rows) (band) (slowest) (to rank 0)  wait for the next image
 
 A band needs radius = k // 2 rows of each neighbour's band to blur its edge rows; the plan (`bands`, `held`,
@@ -187,14 +187,17 @@ class Rank:
         height, width, channels = (int(n) for n in header[1:])
         plan, radius = bands(height, self.size), self.settings["kernel_size"] // 2
         band, rows = plan[self.rank], held(plan, self.rank, radius)
-        local = np.empty((len(rows), width, channels), np.uint8)
+        # Rank 0 keeps one copy of the image: its band is blurred from the image itself, and the blurred bands
+        # are gathered into it (its rows are read by then), so it holds 1 image and its canvas, not 3 images.
+        whole = loaded.pixels if loaded is not None else None
+        local = whole[rows.start:rows.stop] if whole is not None else np.empty((len(rows), width, channels), np.uint8)
         row_bytes = width * channels
         counts = [len(b) * row_bytes for b in plan]
         displacements = [b.start * row_bytes for b in plan]
-        whole = np.empty((height, width, channels), np.uint8) if self.rank == ROOT else None
         with self.timeline.span("scatter", index):
-            source = [loaded.pixels, counts, displacements, self.mpi.BYTE] if loaded is not None else None
-            self.finish(self.comm.Iscatterv(source, self._rows(local, rows, band), ROOT))
+            source = [whole, counts, displacements, self.mpi.BYTE] if whole is not None else None
+            self.finish(self.comm.Iscatterv(source, self.mpi.IN_PLACE if whole is not None else
+                                            self._rows(local, rows, band), ROOT))
         with self.timeline.span("exchange", index):
             self._exchange(plan, radius, local, rows)
         canvas = np.empty_like(local)
@@ -211,7 +214,7 @@ class Rank:
             target = [whole, counts, displacements, self.mpi.BYTE] if whole is not None else None
             self.finish(self.comm.Igatherv(self._rows(canvas, rows, band), target, ROOT))
         if whole is not None:
-            self._save(index, whole, loaded.mode)
+            self._save(index, whole, loaded.mode)  # the gathered bands
 
     def _exchange(self, plan: list[range], radius: int, local: np.ndarray, rows: range) -> None:
         """Fill the halo rows: each hop, every rank swaps rows with the rank above and the rank below."""

@@ -70,6 +70,7 @@ def work_loop(lane: str, tasks: Any, results: Any, work: Work, fault: TileFault 
             error = f"tile {task.tile.id}: {type(exc).__name__}: {exc}"
             log.exception("%s: %s, %s", lane, task.image, error)
         results.put(TileAnswer(task.image, task.tile, pixels, error, tuple(tuple(span) for span in local.spans)))
+        task = pixels = None  # held while waiting for the next task, a task would keep its whole image alive
 
 
 class WorkerPool:
