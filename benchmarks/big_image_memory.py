@@ -10,7 +10,7 @@ MPI ranks, dask workers, Valkey, RabbitMQ) every 20 ms.  The check against a's p
 measured run (it would decode two more copies in the main process); this script compares each output with a's
 file itself, after the run.  Exit status 0 when every approach stays within its bound, 1 when one does not.
 Each bound (BOUNDS, in raw images) is the copies of the image the approach's design holds at once, plus room
-for the interpreters (about 0.1 raw image each at 200 MP); docs/performance.md explains them.
+for the interpreters (0.2-0.4 raw image each at 200 MP); docs/performance.md explains them.
 """
 
 import argparse
@@ -30,19 +30,19 @@ from approaches.registry import APPROACHES  # noqa: E402
 from approaches.samples import SampleSpec, make_sample  # noqa: E402
 
 SHRINK = 8  # the landscape is drawn at 1/8 the size on each side: make_sample holds float64 copies of it
-BOUNDS = {  # peak / raw image, at most: see docs/performance.md for each approach's copies
-    "a": 3.0,  # Pillow's decode (4/3) and the array copied out of it (1); then input + output (2)
-    "b.threads": 3.0,  # as a: the image and its canvas, shared with the worker threads
-    "b.processes": 3.5,  # as a, plus padded tiles in flight in pipes and worker processes
-    "b.shm": 3.5,  # as a, the image and canvas in one shared segment, plus worker processes
-    "c": 3.0,  # as b.threads, one image in flight when an image is over the pipeline's byte budget
-    "d": 3.0,  # a, in one pod
-    "e": 5.0,  # the coordinator's image, every tile queued with its halo (1.2), results (1), the canvas
-    "f": 6.0,  # as e, but every tile of an image queued in one transaction: its bodies and the queued copy
-    "g": 6.0,  # as f
-    "h": 5.0,  # the coordinator's image, padded tiles held by dask until done (1.2), results, the canvas
-    "i": 3.0,  # rank 0 holds the image, then gathers the blurred bands into it; each rank its band and canvas
-    "j": 6.5,  # as f, and RabbitMQ's own copy of the queued tiles
+BOUNDS = {  # peak / raw image, at most: the copies each design holds at once (docs/performance.md#big-images)
+    "a": 3.5,  # the save: the blurred image (1) and fpng's filtered copy and output buffer (2); the load is 2.3
+    "b.threads": 3.5,  # as a: the image and its canvas are shared with the threads; the image is let go at the save
+    "b.processes": 3.5,  # as a: tiles in flight are bounded (pool.DEPTH per worker), each small
+    "b.shm": 4.5,  # the shared segment holds the image and its canvas (2) while fpng encodes (2)
+    "c": 3.5,  # as b.threads (one image: the pipeline's permits bound the images in flight)
+    "d": 3.5,  # a, in one pod
+    "e": 4.5,  # the coordinator's image (1), tiles queued one by one with halos, results (1), the canvas (1)
+    "f": 6.0,  # an image's tiles queued in one transaction: image (1), bodies (1.2), queued (1.2), results, canvas
+    "g": 7.0,  # as f, and the transaction's packed commands (1.2) beside the bodies
+    "h": 6.5,  # the coordinator's image, padded tiles held by the client and by the workers (1.2 each), results
+    "i": 4.5,  # rank 0: the image, the bands gathered into it, then fpng (2); five processes' interpreters
+    "j": 6.0,  # as f, with the tiles in RabbitMQ instead of Redis
 }
 
 

@@ -19,6 +19,7 @@ SMALL = "{small}"  # replaced by the folder of small samples
 SAVED_RUN = "{saved run}"  # replaced by a pytest-benchmark run file: see saved_run()
 CHEAPEST = {
     "bc_memory.py": ["--counts", "1", "2", "--input", SMALL],
+    "big_image_memory.py": ["--megapixels", "0.05", "--approaches", "a,i"],
     "bc_targets.py": ["--rounds", "2", "--input", SMALL],
     "bc_transfer.py": ["--tiles", "5", "--repeat", "1"],
     "cluster_targets.py": ["--rounds", "2", "--input", SMALL],
