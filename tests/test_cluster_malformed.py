@@ -23,6 +23,7 @@ from approaches.cluster.worker import STOP, work
 from approaches.core.config import RunConfig
 from approaches.core.images import find_images
 from approaches.core.kernel import blur_tile
+from approaches.core.limits import DEFAULT_MAX_PIXELS
 from approaches.core.settings import Settings
 from approaches.core.tiling import cut
 from approaches.core.trace import Tracer
@@ -134,12 +135,13 @@ def test_resuming_a_run_with_other_images_is_refused_by_name_and_content(client,
     board = Board(client, new_run_id())
     images = [[str(source.path), source.name] for source in find_images(image_dir)]
     before = fingerprint(images)
-    queue_images(life("coordinator"), board, StreamQueue(client, board.key("jobs"), "c"), images, 3, 16)
-    queue_images(life("coordinator"), board, StreamQueue(client, board.key("jobs"), "c"), images, 3, 16)  # same
+    jobs = StreamQueue(client, board.key("jobs"), "c")
+    queue_images(life("coordinator"), board, jobs, images, 3, 16, DEFAULT_MAX_PIXELS)
+    queue_images(life("coordinator"), board, jobs, images, 3, 16, DEFAULT_MAX_PIXELS)  # same
     (image_dir / "one.png").write_bytes((image_dir / "two.png").read_bytes())  # same name, other content
     assert fingerprint(images) != before
     with pytest.raises(ResumeRefused, match=r"was started with other images.*one"):
-        queue_images(life("coordinator"), board, StreamQueue(client, board.key("jobs"), "c"), images, 3, 16)
+        queue_images(life("coordinator"), board, jobs, images, 3, 16, DEFAULT_MAX_PIXELS)
 
 
 def test_a_service_worker_is_named_apart_from_every_other_process(tmp_path):

@@ -20,6 +20,7 @@ from approaches.core.config import RunConfig
 from approaches.core.images import find_images, load_image
 from approaches.core.job import Job, Outcome
 from approaches.core.kernel import blur
+from approaches.core.limits import DEFAULT_MAX_PIXELS
 from approaches.core.settings import Settings
 from approaches.core.tiling import cut
 from approaches.core.trace import Tracer
@@ -229,6 +230,7 @@ def test_tiles_in_flight_counted_from_outside_never_sees_the_stop_pills_missing(
     monkeypatch.setattr(NaiveQueue, "put", looking)
     images = [[str(source.path), source.name] for source in find_images(image_dir)]
     e_naive_queue.coordinator(life("coordinator"), url=memory_url, run=board.run, settings=Settings().plain(),
-                              images=images, kernel_size=3, tile_size=16, workers=2)
+                              images=images, kernel_size=3, tile_size=16, max_pixels=DEFAULT_MAX_PIXELS,
+                              workers=2)
     assert len(seen) == 2 and set(seen) <= {None, 0}  # nobody took a tile: none is in flight, ever
     assert e_naive_queue.tiles_in_flight(observer) == 0
