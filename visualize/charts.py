@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from visualize.documents import document_kind, lane_key, method_label
+from visualize.documents import lane_key, method_label
 
 DPI = 120
 # Okabe-Ito's colours, then Paul Tol's where eight run out: every pair stays distinct under the common
@@ -506,13 +506,3 @@ def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
     ax.set_xticks(range(len(rows)), [row["letter"] for row in rows], fontsize=9)
     ax.grid(axis="y", color="#DDDDDD")
     ax.set_axisbelow(True)
-
-
-def redraw(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw a saved document's charts again, whatever run made it (run_all.py redraw, python -m visualize)."""
-    kind = document_kind(doc)
-    if kind == "sweep":
-        return [draw_sweep(doc, directory / f"sweep_{doc['config']['sweep']}.png")]
-    if kind == "chaos":
-        return [draw_chaos(doc, directory / "chaos.png")]
-    return draw_all(doc, directory)

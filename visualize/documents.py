@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2  # 1: before "kind", "method" and "provenance" were written (read as runs, sweeps or chaos)
-KINDS = ("run", "sweep", "chaos")
+KINDS = ("run", "sweep", "chaos", "scaling", "crossover")
 LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
     (4, ("assembl",)),
     (5, ("saver", "writer")),
@@ -83,6 +83,32 @@ def method_label(doc: dict[str, Any]) -> str:
         return f"(n=1, single pass, {warm}{': --quick' if not warmups else ''}; noisy, and no spread to show it)"
     order = "rotated order" if method.get("rounds") else "fixed order"
     return f"(n={n}, median, {order}, {warm}) [fastest–slowest run]"
+
+
+def axis_stem(doc: dict[str, Any]) -> str:
+    """How a workload sweep's files are named: its axis as the command line says it, in a file name's spelling.
+
+    >>> axis_stem({"axis": {"name": "image-size"}})
+    'image_size'
+    """
+    return doc["axis"]["name"].replace("-", "_")
+
+
+def crossover_cell(cell: dict[str, Any] | None) -> str:
+    """What a cell of a crossover map says: the fastest approach and its margin over the runner-up, or a tie.
+
+    >>> crossover_cell({"fastest": "c", "runner_up": "b.threads", "margin": 1.31, "tie": False})
+    'c ×1.31'
+    >>> crossover_cell({"fastest": "c", "runner_up": "a", "margin": 1.02, "tie": True})
+    'tie c/a'
+    """
+    if cell is None:
+        return ""
+    if cell["fastest"] is None:
+        return "none"
+    if cell["runner_up"] is None:
+        return cell["fastest"]
+    return f"tie {cell['fastest']}/{cell['runner_up']}" if cell["tie"] else f"{cell['fastest']} ×{cell['margin']:.2f}"
 
 
 def lane_key(lane: str) -> tuple[int, list[Any]]:

@@ -175,6 +175,14 @@ def write_document(out: Output, doc: dict, kind: str = "", text: str | None = No
     return problems
 
 
+def write_partial(path: Path, doc: dict) -> None:
+    """Write doc, still being measured, to path through a temporary file, so Ctrl-C or a crash leaves its last
+    whole version (a sweep's or map's points so far, which `redraw` draws)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(headed(doc), encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def check_writable(config: RunConfig, out: Output, approaches: Sequence[str]) -> list[str]:
     """Every place this run will write, tried before any work: a line per one that cannot be written."""
     folders = [out.logs_dir, *(config.output_dir / letter for letter in approaches)]

@@ -31,8 +31,14 @@ def prepare(config: RunConfig, out: Output, letters: Sequence[str], folders: Seq
             default_input: bool) -> list[ImageSource]:
     """The input images, once every check has passed and the kernel is loaded.  letters: the approaches that
     will run; folders: the ones under --output they write; default_input: make the samples if missing."""
-    say = (lambda text: None) if out.quiet else (lambda text: print(text, file=sys.stderr))
-    sources = _inputs(config, out, default_input, say)
+    sources = _inputs(config, out, default_input, _say(out))
+    check_ready(config, out, letters, folders)
+    return sources
+
+
+def check_ready(config: RunConfig, out: Output, letters: Sequence[str], folders: Sequence[str]) -> None:
+    """prepare without the input images (a command that makes its own): the engines answer, the folders can be
+    written, the kernel is loaded."""
     if any(APPROACHES[letter].uses_broker for letter in letters):
         check_reachable(config.broker)  # one line now, not one failure per image and approach
     if config.amqp is not None and "j" in letters:
@@ -42,9 +48,12 @@ def prepare(config: RunConfig, out: Output, letters: Sequence[str], folders: Seq
     problems = check_writable(config, out, folders)
     if problems:
         raise ConfigError(problems[0])  # one line: the first place that cannot be written
-    say(f"loading the {config.kernel} kernel (compiled on the first run, read from numba's cache after)")
+    _say(out)(f"loading the {config.kernel} kernel (compiled on the first run, read from numba's cache after)")
     warm_up(config.kernel_size, method=config.kernel)
-    return sources
+
+
+def _say(out: Output) -> Callable[[str], None]:
+    return (lambda text: None) if out.quiet else (lambda text: print(text, file=sys.stderr))
 
 
 def run(config: RunConfig, out: Output, sources: Sequence[ImageSource]) -> int:
