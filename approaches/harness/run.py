@@ -13,9 +13,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from approaches.cluster.amqp import check_reachable as check_amqp_reachable
-from approaches.cluster.broker import check_reachable
-from approaches.cluster.dask_cluster import check_scheduler_reachable
 from approaches.core.config import RunConfig
 from approaches.core.errors import ConfigError
 from approaches.core.images import ImageSource, find_images
@@ -33,11 +30,18 @@ def prepare(config: RunConfig, out: Output, letters: Sequence[str], folders: Seq
     will run; folders: the ones under --output they write; default_input: make the samples if missing."""
     say = (lambda text: None) if out.quiet else (lambda text: print(text, file=sys.stderr))
     sources = _inputs(config, out, default_input, say)
+    # Each check's module (redis, RabbitMQ's, dask's) is imported only where a run needs it: not for a run of c
     if any(APPROACHES[letter].uses_broker for letter in letters):
+        from approaches.cluster.broker import check_reachable
+
         check_reachable(config.broker)  # one line now, not one failure per image and approach
     if config.amqp is not None and "j" in letters:
+        from approaches.cluster.amqp import check_reachable as check_amqp_reachable
+
         check_amqp_reachable(config.amqp)  # likewise: j would fail every image with it
     if config.scheduler is not None and "h" in letters:
+        from approaches.cluster.dask_cluster import check_scheduler_reachable
+
         check_scheduler_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
     problems = check_writable(config, out, folders)
     if problems:
