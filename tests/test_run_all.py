@@ -269,6 +269,18 @@ def test_help_and_version_import_no_numpy_numba_matplotlib_or_dask():
     assert done.stderr == "[]\n"
 
 
+def test_a_run_of_c_imports_no_broker_amqp_or_dask_client(tmp_path, image_dir):
+    # Before: prepare imported the broker's, RabbitMQ's and dask's checks for every run (redis alone 0.1 s of a
+    # one-approach process), though only e-g, j and h need them
+    script = ("import sys\nfrom approaches.harness.cli import main\n"
+              f"status = main(['--approaches', 'c', '--quick', '--no-charts', '--quiet', '--input', {str(image_dir)!r},"
+              f" '--output', {str(tmp_path / 'out')!r}, '--logs', {str(tmp_path / 'logs')!r}])\n"
+              "heavy = ('redis', 'pika', 'distributed', 'approaches.cluster.broker', 'approaches.cluster.amqp')\n"
+              "print(status, sorted(name for name in heavy if name in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == "0 []"
+
+
 def test_every_approach_names_a_run_function_its_lesson_has():
     # The registry imports a lesson at its first run; a renamed function must fail here, not at a run
     import importlib

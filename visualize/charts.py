@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from visualize.documents import lane_key, method_label
+from visualize.documents import lane_key, method_label, timed_rows
 
 DPI = 120
 # Okabe-Ito's colours, then Paul Tol's where eight run out: every pair stays distinct under the common
@@ -71,18 +71,20 @@ CAPTION_SETTINGS = (
 
 
 def draw_all(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw comparison.png and timeline_<approach>.png for every result into directory (created)."""
+    """Draw comparison.png and timeline_<approach>.png for every result, and timeline_verify.png for the check
+    against a where the run made it, into directory (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [draw_comparison(doc, directory / "comparison.png")]
-    for result in doc.get("results", []):
+    for result in timed_rows(doc):
         name = re.sub(r"[^\w.-]", "_", str(result["approach"]))
         paths.append(draw_timeline(doc, result, directory / f"timeline_{name}.png"))
     return paths
 
 
 def draw_comparison(doc: dict[str, Any], path: Path) -> Path:
-    """Wall time (left) and per-stage seconds (right) for each approach, side by side."""
-    results = doc.get("results", [])
+    """Wall time (left) and per-stage seconds (right) for each approach, side by side; the check against a
+    (where made) is the last row."""
+    results = timed_rows(doc)
     fig = _new_figure(doc, 11.0, max(5.0, 1.9 + 0.4 * len(results)))
     wall_ax, stage_ax = fig.subplots(1, 2, sharey=True)
     _title(fig, _comparison_title(results))

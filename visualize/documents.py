@@ -111,6 +111,37 @@ def crossover_cell(cell: dict[str, Any] | None) -> str:
     return f"tie {cell['fastest']}/{cell['runner_up']}" if cell["tie"] else f"{cell['fastest']} ×{cell['margin']:.2f}"
 
 
+def timed_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's results, then its check against a's pixels where it was checked: what is charted and traced."""
+    row = verify_row(doc)
+    return [*(doc.get("results") or []), *([row] if row else [])]
+
+
+def verify_row(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's check against a's pixels as a result row like an approach's (its wall, its stage seconds summed
+    over lanes, its spans), so the table, the comparison chart, the timelines and the trace file show it as a
+    stage of its own; None where the run was not checked (--no-verify) or was written before it was timed.
+
+    >>> row = verify_row({"verify": {"reference": "a's outputs from this run", "seconds": 0.5, "spans": [
+    ...     {"lane": "verify_0", "stage": "load", "image": "x", "tile": None, "start": 0.0, "end": 0.25}]}})
+    >>> row["approach"], row["wall_s"], row["stage_s"], row["images"]
+    ('verify', 0.5, {'load': 0.25}, [{'name': 'x'}])
+    >>> verify_row({"verify": {"reference": None, "seconds": None, "spans": []}}) is None
+    True
+    """
+    verify = doc.get("verify") or {}
+    if verify.get("seconds") is None:
+        return None
+    spans = verify.get("spans") or []
+    stage_s: dict[str, float] = {}
+    for span in spans:
+        stage_s[span["stage"]] = stage_s.get(span["stage"], 0.0) + span["end"] - span["start"]
+    return {"approach": "verify", "title": "check against a", "wall_s": verify["seconds"], "wall_runs": [],
+            "last_wall_s": verify["seconds"], "stage_s": stage_s, "spans": spans, "speedup_vs_a": None,
+            "identical_to_a": None, "images": [{"name": name} for name in dict.fromkeys(s["image"] for s in spans)],
+            "failed": []}
+
+
 def lane_key(lane: str) -> tuple[int, list[Any]]:
     """Order lanes as work flows: loaders, main/coordinator, workers by number, assembler, savers.
 

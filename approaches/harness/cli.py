@@ -207,7 +207,8 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
         sources = prepare(config, out, letters, [f"chaos-{letter}" for letter in letters], default_input)
         demo = config if settings is not None else replace(config, settings=DEMO_SETTINGS)
         return chaos(demo, out, letters, scenarios, sources)
-    return run(config, out, prepare(config, out, config.approaches, config.approaches, default_input))
+    return run(config, out, prepare(config, out, config.approaches, config.approaches, default_input),
+               check=not args.no_verify)
 
 
 @contextmanager
@@ -246,7 +247,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "BLUR_KERNEL, DASK_SCHEDULER_ADDRESS, MPI_HOSTS, AMQP_URL set defaults; flags override them.")
     shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
     command = commands.add_parser(
-        "run", parents=[_approaches_flag(), *shared, _timing_flags()],
+        "run", parents=[_approaches_flag(), *shared, _timing_flags(), _verify_flag()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="(the default) run the approaches on a folder of images, time them, check them against a, chart it",
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
@@ -379,6 +380,15 @@ def _timing_flags() -> argparse.ArgumentParser:
     add("--repeat", type=int, metavar="N", help=f"timed runs of each approach, after {WARMUPS} untimed warm-up, in "
         f"an order that rotates each round; tables show the median and the spread (default {REPEAT})")
     add("--quick", action="store_true", help="one timed pass, no warm-up: quicker, noisier, and the table says so")
+    return flags
+
+
+def _verify_flag() -> argparse.ArgumentParser:
+    """Whether a run checks its outputs against a's pixels (a stage of its own, after the timed runs)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument_group("checking").add_argument(
+        "--no-verify", action="store_true", help="do not check the outputs against a's pixels (a stage of its own, "
+        "timed apart: a's outputs decoded where a ran, else each input blurred again); the table says 'not verified'")
     return flags
 
 
