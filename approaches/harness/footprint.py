@@ -20,8 +20,9 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +55,13 @@ def measure_command(argv: Sequence[str], cwd: Path | None = None, env: Mapping[s
     """
     with tempfile.TemporaryFile() as output:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdout=output,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        with _signals_held() as held:
+            process = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdout=output,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         peak = most = samples = 0
         try:
+            for signum in held:  # Ctrl-C or SIGTERM came while it started: act on it now, with the child known
+                signal.raise_signal(signum)
             while True:
                 pids = tree(process.pid)
                 peak, most, samples = max(peak, sum(map(memory, pids))), max(most, len(pids)), samples + 1
@@ -112,6 +116,24 @@ def memory(pid: int) -> int:
         return int(Path(f"/proc/{pid}/statm").read_bytes().split()[1]) * PAGE
     except OSError:
         return 0
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM while the block runs, and yield the list of those that came.  Interrupted inside
+    Popen, after its fork, a caller would never learn the child's pid and never kill it; so they are noted, and
+    raised again once the child is known.  (Handlers, unlike ignored signals, do not outlive exec in the child.)"""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread hears signals
+        yield held
+        return
+    previous = {signum: signal.signal(signum, lambda number, frame: held.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _kill_session(process: subprocess.Popen) -> None:
