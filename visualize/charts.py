@@ -54,7 +54,8 @@ WALL_COLOUR = "#4C5B69"
 MISMATCH_COLOUR = "#D62728"
 # A sweep's lines: Okabe-Ito colours, and a marker each, so a line is told from another without its colour.
 APPROACH_STYLES = (("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"), ("#56B4E9", "v"),
-                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"))
+                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"),
+                   ("#882255", ">"), ("#44AA99", "d"))  # twelve: one per approach
 CHAOS_BARS = (("in_flight", "in flight at the kill", "#BBBBBB"), ("missing", "lost", "#D55E00"),
               ("duplicates", "done twice", "#0072B2"))
 CAPTION_COLOUR = "#555555"

@@ -10,6 +10,7 @@ from typing import Any
 
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FormatStrFormatter, LogLocator
 
 from visualize.charts import APPROACH_STYLES, _approach_label, _new_figure, _save, _say, _title
 
@@ -22,7 +23,7 @@ def draw_scaling(doc: dict[str, Any], path: Path) -> Path:
     """Time, throughput and peak memory per approach against the swept quantity, on log-log axes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     axis, results = doc.get("axis") or {}, doc.get("results") or []
-    fig = _new_figure(doc, 15.0, 5.0)
+    fig = _new_figure(doc, 17.0, 5.0)
     axes = fig.subplots(1, 3)
     _title(fig, f"Growing the work: {axis.get('name', 'sweep')} — time, throughput and memory per approach")
     measured = [r for r in results if any("wall_s" in p for p in r["points"])]
@@ -49,11 +50,15 @@ def draw_scaling(doc: dict[str, Any], path: Path) -> Path:
         ax.set_yscale("log")
         ax.set_xticks(values, [f"{value:g}" for value in values])
         ax.minorticks_off()
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a narrow range still gets labels
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.set_xlabel(axis.get("unit", ""))
         ax.set_ylabel(label)
         ax.grid(color="#DDDDDD", which="both")
         ax.set_axisbelow(True)
-    axes[0].legend(title="approach", loc="upper left", frameon=False, fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[2].legend(handles, labels, title="approach", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                   fontsize=8)
     return _save(fig, path)
 
 
