@@ -272,7 +272,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         description=f"Run the approaches at tile sizes 64..1024 ({CHARTS}/sweep_tile_size.png) or at 1..2x cores "
         f"workers (1..{2 * cores} here; {CHARTS}/sweep_workers.png); a and d blur whole images on one lane, so "
         "they run once and are drawn as a flat reference line.  Or grow the work: kernel sizes 3..255, image "
-        "sizes 0.25..16 MP, 1..64 images (generated photos, or --input's), each approach in a fresh process per "
+        "sizes 0.25..4 MP, 1..16 images (generated photos, or --input's), each approach in a fresh process per "
         "point, timed and its process tree's peak memory sampled; log-log charts and each approach's growth "
         "exponents.  Every point is saved as it completes: Ctrl-C keeps them.", epilog=environment)
     command.add_argument("axis", metavar="{" + ",".join(SWEEPS + WORKLOADS) + "}",

@@ -84,9 +84,9 @@ class WorkloadAxis:
 
 
 WORKLOAD_AXES = {  # keyed by the names the command line offers; defaults sized for a few minutes on 2 cores
-    "kernel-size": WorkloadAxis("kernel-size", "kernel_size", (3, 7, 15, 31, 63, 127, 255), 1, 255, "kernel size, px"),
-    "image-size": WorkloadAxis("image-size", "megapixels", (0.25, 1, 4, 16), 0.01, 256, "MP per image"),
-    "images": WorkloadAxis("images", "images", (1, 4, 16, 64), 1, 1024, "images"),
+    "kernel-size": WorkloadAxis("kernel-size", "kernel_size", (3, 15, 63, 255), 1, 255, "kernel size, px"),
+    "image-size": WorkloadAxis("image-size", "megapixels", (0.25, 1, 4), 0.01, 256, "MP per image"),
+    "images": WorkloadAxis("images", "images", (1, 4, 16), 1, 1024, "images"),
 }
 BASE = Workload(megapixels=1.0, images=4, kernel_size=21)  # what a sweep holds still: one axis moves at a time
 
