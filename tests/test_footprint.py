@@ -47,7 +47,7 @@ def test_a_process_memory_counts_what_it_touched():
 
 
 def test_the_peak_is_at_least_the_largest_process_own_peak_even_between_samples(tmp_path):
-    # The 300 MB live a moment only, freed before any sample can see them: the process's high-water mark has them.
+    # The 300 MB live a moment only, freed perhaps before a sample could see them: the high-water mark keeps them.
     freed, go = tmp_path / "freed", tmp_path / "go"
     script = (f"import pathlib, time\nb = bytearray(300 << 20)\nb[::4096] = b'x' * len(b[::4096])\ndel b\n"
               f"pathlib.Path({str(freed)!r}).touch()\n"
@@ -58,7 +58,6 @@ def test_the_peak_is_at_least_the_largest_process_own_peak_even_between_samples(
     opener.join()
     assert footprint.returncode == 0 and footprint.output.strip() == "done"
     assert footprint.max_rss_bytes > 300 * MB and footprint.peak_bytes >= footprint.max_rss_bytes
-    assert footprint.sampled_peak_bytes < 300 * MB  # the sum never saw them: the floor did
     assert footprint.samples >= 1 and footprint.wall_s > 0
 
 

@@ -44,7 +44,8 @@ def crossover(config: RunConfig, out: Output, values: dict[str, Sequence[float]]
                       ".partial.json")
     cells = [(m, x, y) for m in doc["maps"] for y in m["y"]["values"] for x in m["x"]["values"]]
     runs = len(config.approaches) * (config.warmups + config.repeat)
-    with tqdm(total=len(cells), unit="cell", disable=True if out.quiet else None, leave=False) as bar:
+    images = sum(_workload(m, x, y).images for m, x, y in cells) * runs
+    with tqdm(total=images, unit="image", disable=True if out.quiet else None, leave=False) as bar:
         try:
             for map_, x, y in cells:
                 workload = _workload(map_, x, y)
@@ -53,12 +54,11 @@ def crossover(config: RunConfig, out: Output, values: dict[str, Sequence[float]]
                 at = replace(config, kernel_size=workload.kernel_size)
                 warm_up(at.kernel_size, method=at.kernel)
                 bar.set_description(f"{map_['name']}: {x:g} × {y:g}: {runs} runs")
-                measured = measure_all([APPROACHES[letter] for letter in config.approaches], at, sources, lambda: None)
+                measured = measure_all([APPROACHES[letter] for letter in config.approaches], at, sources, bar.update)
                 verify(measured, sources, at)
                 map_["cells"].append({"x": x, "y": y, "megapixels": round(workload.pixels / 1e6, 4),
                                       **winner(measured)})
                 write_partial(partial, doc)
-                bar.update()
         except KeyboardInterrupt:
             print(f"interrupted: the cells measured are kept in {partial}", file=sys.stderr)
             raise

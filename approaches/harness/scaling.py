@@ -200,14 +200,16 @@ def _result(doc: dict, letter: str) -> dict:
 
 def _check_against_a(doc: dict, value: float, sources: Sequence[ImageSource], output: Path) -> None:
     """Mark each approach's point at value identical to a or not, comparing its saved outputs with a's, one
-    image at a time (memory does not grow with their number)."""
+    image at a time (memory does not grow with their number); None where nothing could be compared."""
     points = [(r["approach"], r["points"][-1]) for r in doc["results"]
               if r["points"] and r["points"][-1]["value"] == value]
+    compared = 0
     for source in sources:
         try:
             reference = load_image(output_path(output, "a", source.name)).pixels
         except ImageError:
-            continue  # a could not blur it: neither could the others, and their runs said so
+            continue  # a did not save it: its run said why, and nothing here can be compared
+        compared += 1
         for letter, point in points[1:]:
             if "wall_s" not in point or point.get("differs"):
                 continue
@@ -218,8 +220,9 @@ def _check_against_a(doc: dict, value: float, sources: Sequence[ImageSource], ou
                 same, why = False, error.reason
             if not same:
                 point["differs"] = f"{source.name}: {why}"
-    for _, point in points:
-        point["identical_to_a"] = "wall_s" in point and not point.get("differs")
+    for letter, point in points:
+        checked = compared and "wall_s" in point
+        point["identical_to_a"] = (not point.get("differs")) if checked or letter == "a" else None
 
 
 def _draw(doc: dict, folder: Path) -> Path:
