@@ -182,7 +182,17 @@ def scaling(docs: list[dict], only: str | None) -> str:
                  if "wall_s" in by_value.get(v, {}) else "–" for v in values]
         exps = [f"{r[key]:.2f}" if r.get(key) is not None else "–" for key in ("time_exponent", "memory_exponent")]
         rows.append([r["approach"], *cells, *exps])
-    return table(["approach", *(f"{v:g} {unit}" for v in values), "time exponent", "memory exponent"], rows)
+    header = ["approach", *(f"{v:g} {unit}" for v in values), "time exponent", "memory exponent"]
+    bent = [f"{r['approach']} ({r['time_exponent']:.2f})" for r in chosen(doc["results"], only)
+            if r.get("time_exponent") is not None and not 0.8 <= r["time_exponent"] <= 1.2]
+    caption = (f"Time not linear in {doc['axis']['name']} (exponent outside 0.8–1.2): {', '.join(bent)}.\n" if bent
+               else f"Every approach's time is close to linear in {doc['axis']['name']} (exponents 0.8–1.2).\n")
+    held = ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in doc["base"].items()
+                     if key != doc["axis"]["field"])
+    measured = (f"Measured on {doc['config']['machine']}, {doc['config']['timestamp'][:10]}: seconds are the median of "
+                f"{doc['method']['repeat']} in-run wall times, MiB the peak memory of the process tree; {held}, "
+                f"{doc['config']['workers']} workers. ")
+    return table(header, rows) + "\n" + measured + caption
 
 
 def printout(texts: list[str], only: str | None) -> str:
