@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +85,8 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
     >>> package_versions(["numpy", "no-such-package"])["no-such-package"] is None
     True
     """
+    from importlib import metadata  # 20 ms to import: not for --version or --help
+
     versions: dict[str, str | None] = {}
     for name in names:
         try:
