@@ -34,6 +34,7 @@ CHEAPEST = {
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "kernel_widths.py": ["--widths", "960", "962", "--height", "16", "--rounds", "1", "--kernel-sizes", "3"],
     "png_encoders.py": ["--rounds", "1"],
+    "process_overhead.py": ["--rounds", "1", "--input", SMALL],
     "run_memory.py": ["--small", "1", "--large", "2"],
 }
 
