@@ -16,6 +16,7 @@ of the rounds.  Exit status 0 when the median overheads, with and without scipy,
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from approaches.harness.results import machine  # noqa: E402
+
 WITHOUT_SCIPY = ("import sys; sys.modules['scipy'] = None; from approaches.harness.cli import run_as_script; "
                  "run_as_script(prog='run_all.py')")  # import scipy now fails, as where it is not installed
 PARTS = """
@@ -111,6 +116,7 @@ def main() -> int:
     overhead = statistics.median(times["overhead, as installed here"])
     harness = overhead - sum(statistics.median(times[name]) for name in parts)
     given = f" --input {args.input}" if args.input else ""
+    print(f"{machine()}; load average at the end {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
     print(f"{args.rounds} rounds, interleaved, each a fresh process: run_all.py --approaches {args.approach} --quick "
           f"--no-verify --no-charts --quiet --kernel {args.kernel}{given}")
     met = True

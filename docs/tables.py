@@ -10,8 +10,9 @@ closing marker:
 
 `python docs/tables.py` rewrites every block in place; `python docs/tables.py --check` changes nothing and
 exits 1 naming each stale block (tests/test_docs_tables.py runs it).  Kinds: timings, compare, stages,
-reading-order, sweep, chaos, original (a session of go_original.json), printout (a benchmark's text, quoted),
-crossover (one map, by its columns' axis), scaling (a workload sweep).
+reading-order, sweep, chaos, original (a session of go_original.json), go-ratios (that of a session against
+go_ratios.py's measurements), printout (a benchmark's text, quoted), crossover (one map, by its columns' axis),
+scaling (a workload sweep).
 """
 
 import argparse
@@ -59,6 +60,11 @@ def seconds(value: float) -> str:
 
 def times(value: float) -> str:
     return f"{value:.2f}×"
+
+
+def ratio(value: float) -> str:
+    """Two figures, as 84× or 8.8×: a third would claim more than runs on a shared machine can tell."""
+    return f"{value:.0f}×" if value >= 10 else f"{value:.1f}×"
 
 
 def spread(result: dict) -> str:
@@ -195,6 +201,34 @@ def scaling(docs: list[dict], only: str | None) -> str:
     return table(header, rows) + "\n" + measured + caption
 
 
+def go_ratios(docs: list[dict], session: str | None) -> str:
+    """Go's whole processes (a session of go_original.json) against this suite measured again (go_ratios.py's
+    file): the ratios in-run (Go's process against the approach's own timed wall) and whole process to whole
+    process, with when, where and how each side was measured."""
+    original, port = docs
+    found = next(s for s in original["sessions"] if s["name"] == session)
+    column = found["columns"].index("Go original, whole process: s")
+    quoted = {row[0]: row[column] for row in found["rows"]}  # "3.4 (saving nothing)": the figure, then a remark
+    go = {letter: float(cell.split()[0]) for letter, cell in quoted.items()}
+    measured = {(row["approach"], row["kernel"]): row for row in port["rows"]}
+    header = ["approach", "Go, whole process: s", "this suite, separable: in-run · whole process s",
+              "`--kernel direct`: in-run · whole process s", "Go / suite, separable: in-run · whole process",
+              "Go / suite, direct: in-run · whole process"]
+    rows = []
+    for letter in dict.fromkeys(row["approach"] for row in port["rows"]):
+        pair = [measured[(letter, kernel)] for kernel in ("separable", "direct")]
+        rows.append([letter, quoted[letter],
+                     *(f"{seconds(row['in_run_s'])} · {seconds(row['process_s'])}" for row in pair),
+                     *(f"{ratio(go[letter] / row['in_run_s'])} · {ratio(go[letter] / row['process_s'])}"
+                       for row in pair)])
+    commit = (port["provenance"].get("commit") or "unknown")[:10]
+    caption = (f"Go: when {found['when']}; machine {found['machine']}; how: {found['method']} (quoted from "
+               f"go_original.json, session '{session}': Go is not installed where this suite was measured again). "
+               f"This suite: when {port['when']}; machine {port['machine']}, load average {port['load_average']} "
+               f"at the end (a shared machine); how: {port['method']}; commit {commit}.\n")
+    return table(header, rows) + "\n" + caption
+
+
 def printout(texts: list[str], only: str | None) -> str:
     (text,) = texts
     return "```text\n" + text + ("" if text.endswith("\n") else "\n") + "```\n"
@@ -202,7 +236,8 @@ def printout(texts: list[str], only: str | None) -> str:
 
 KINDS: dict[str, Callable[[list, str | None], str]] = {
     "timings": timings, "compare": compare, "stages": stages, "reading-order": reading_order, "sweep": sweep,
-    "chaos": chaos, "original": original, "printout": printout, "crossover": crossover, "scaling": scaling,
+    "chaos": chaos, "original": original, "go-ratios": go_ratios, "printout": printout, "crossover": crossover,
+    "scaling": scaling,
 }
 
 
