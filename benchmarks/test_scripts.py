@@ -26,6 +26,7 @@ CHEAPEST = {
     "i_mpi_polling.py": ["--repeat", "1", "--rounds", "1"],  # still nine MPI launches on img1: ~15 s
     "i_mpi_vs_tiles.py": ["--repeat", "1"],
     "kernel_goals.py": [SAVED_RUN],
+    "go_ratios.py": ["--rounds", "1", "--input", SMALL],
     "h_vs_g.py": ["--rounds", "5", "--input", SMALL],
     "kernel_before_after.py": ["--rev", "HEAD", "--widths", "40", "--height", "16", "--rounds", "1", "--kernel-sizes",
                                "3"],
@@ -35,6 +36,7 @@ CHEAPEST = {
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "kernel_widths.py": ["--widths", "960", "962", "--height", "16", "--rounds", "1", "--kernel-sizes", "3"],
     "png_encoders.py": ["--rounds", "1"],
+    "process_overhead.py": ["--rounds", "1", "--input", SMALL],
     "run_memory.py": ["--small", "1", "--large", "2"],
 }
 

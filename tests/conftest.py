@@ -62,7 +62,7 @@ def main(argv: Sequence[str], env: Mapping[str, str] | None = None, settings: Se
     four times slower, and what it checks is the same every run; a flag given with it (--repeat N) still has its
     say, and a test of the default method calls cli.main itself."""
     command, *rest = cli.subcommand_first(argv)
-    return cli.main([command, *(["--quick"] if command in ("run", "sweep") else []), *rest], env, settings)
+    return cli.main([command, *(["--quick"] if command in ("run", "sweep", "crossover") else []), *rest], env, settings)
 
 
 def photo(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:

@@ -2,19 +2,23 @@
 file, the Chrome trace file, --compare of two runs, and --redraw of any results file."""
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from approaches import __version__
 from approaches.core.config import RunConfig
-from approaches.core.job import Outcome
-from approaches.core.trace import Span
+from approaches.core.images import find_images
+from approaches.core.job import Job, Outcome
+from approaches.core.trace import Span, Tracer
 from approaches.harness import cli
 from approaches.harness.cli import config_from, parse
-from approaches.harness.measure import measure_all, plan_rounds
+from approaches.harness.measure import Measured, measure_all, plan_rounds, verify
 from approaches.harness.results import PACKAGES, git_commit
-from approaches.registry import Approach
+from approaches.registry import APPROACHES, Approach
 from tests.conftest import main
 from visualize.documents import SCHEMA_VERSION
 
@@ -99,20 +103,71 @@ def test_a_results_file_says_what_made_it_and_its_timelines_open_as_a_chrome_tra
     (trace_file,) = (tmp_path / "logs").glob("*.trace.json")
     events = json.loads(trace_file.read_text())["traceEvents"]
     processes = {e["args"]["name"] for e in events if e["name"] == "process_name"}
-    assert processes == {"a · Sequential", "b.threads · Tile-parallel, threads"}
+    assert processes == {"a · Sequential", "b.threads · Tile-parallel, threads", "verify · check against a"}
     spans = [e for e in events if e["ph"] == "X"]
-    assert len(spans) == sum(len(r["spans"]) for r in doc["results"])
+    assert len(spans) == sum(len(r["spans"]) for r in doc["results"]) + len(doc["verify"]["spans"])
     assert all(e["dur"] >= 0 and e["ts"] >= 0 and {"pid", "tid", "name"} <= set(e) for e in spans)
     named = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
     assert {(e["pid"], e["tid"]) for e in spans} == set(named)
     lanes = set(named.values())  # which pool thread takes a tile is the scheduler's choice: any worker will do
     assert {"main", "coordinator"} <= lanes and any(lane.startswith("worker-") for lane in lanes)
+    assert any(lane.startswith("verify") for lane in lanes)
 
 
 def test_without_a_git_checkout_the_commit_is_none_not_an_error(tmp_path, monkeypatch):
     assert git_commit(tmp_path) == {"commit": None, "dirty": None}  # tmp: no checkout around it
     monkeypatch.setenv("PATH", str(tmp_path))  # and no git at all
     assert git_commit(Path(__file__).parent) == {"commit": None, "dirty": None}
+
+
+# --- the check against a's pixels ---------------------------------------------------------------------------
+
+
+def test_the_check_against_a_is_a_stage_of_its_own_and_reuses_as_outputs_when_a_ran(tmp_path, image_dir, capsys):
+    # Before: the check had no time of its own in the table, the JSON or the timelines, and it decoded every input
+    # again and blurred a reference even when a had just saved those very pixels
+    status, doc = run(tmp_path, image_dir, "--approaches", "a,b.threads", "--tile-size", "16")
+    assert status == 0
+    checked = doc["verify"]
+    assert checked["reference"] == "a's outputs from this run" and (checked["reused"], checked["recomputed"]) == (3, 0)
+    # a's three outputs decoded as references and b's three to compare with them: no input, no blur
+    assert checked["seconds"] > 0 and [span["stage"] for span in checked["spans"]] == ["load"] * 6
+    table = capsys.readouterr().out
+    assert re.search(r"^verify +\d+\.\d{3} ", table, re.M) and "against a's outputs from this run" in table
+    assert (tmp_path / "charts" / "timeline_verify.png").exists()
+
+
+def test_without_a_in_the_run_each_reference_is_blurred_again(tmp_path, image_dir):
+    status, doc = run(tmp_path, image_dir, "--approaches", "b.threads", "--tile-size", "16", "--no-charts")
+    assert status == 0 and doc["results"][0]["identical_to_a"] is True
+    assert doc["verify"]["reference"] == "a reference blurred again" and doc["verify"]["recomputed"] == 3
+    assert [span["stage"] for span in doc["verify"]["spans"]].count("blur") == 3
+
+
+def test_an_output_that_differs_from_the_one_a_saved_is_still_found(tmp_path, image_dir):
+    config = RunConfig(input_dir=image_dir, output_dir=tmp_path / "out", kernel_size=3, tile_size=16, workers=2)
+    sources = find_images(image_dir)
+    measured = [Measured(APPROACHES[letter], [1.0], APPROACHES[letter].run(Job(config, tuple(sources), letter),
+                                                                           Tracer()), [], 0.0)
+                for letter in ("a", "b.threads")]
+    wrong = next(saved.output for saved in measured[1].outcome.saved if saved.name == "two")
+    pixels = np.array(Image.open(wrong))
+    pixels[0, 0] ^= 1  # one level in one pixel
+    Image.fromarray(pixels).save(wrong)
+    verified = verify(measured, sources, config)
+    assert (verified.reused, verified.recomputed) == (3, 0)
+    assert measured[0].identical_to_a and measured[0].mismatches == []
+    assert measured[1].identical_to_a is False and measured[1].mismatches == [f"two: pixels differ ({wrong})"]
+
+
+def test_no_verify_skips_the_check_and_the_table_says_not_verified(tmp_path, image_dir, capsys):
+    status, doc = run(tmp_path, image_dir, "--approaches", "a,b.threads", "--tile-size", "16", "--no-verify")
+    assert status == 0  # nothing checked: no mismatch claimed
+    assert doc["verify"] == {"reference": None, "seconds": None, "spans": []}
+    assert [r["identical_to_a"] for r in doc["results"]] == [None, None]  # unknown, not False
+    table = capsys.readouterr().out
+    assert table.count("not verified") == 3 and "--no-verify" in table and not re.search(r"^verify ", table, re.M)
+    assert not (tmp_path / "charts" / "timeline_verify.png").exists()
 
 
 # --- --compare and --redraw -----------------------------------------------------------------------------------

@@ -80,9 +80,10 @@ def test_a_sweep_blurs_with_the_kernel_asked_for(tmp_path, image_dir):
 
 
 def test_an_unknown_sweep_is_one_line_and_status_2(tmp_path, capsys):
-    assert main(["--sweep", "kernel-size", "--logs", str(tmp_path / "logs")], env={}) == 2
+    assert main(["--sweep", "tile-sizes", "--logs", str(tmp_path / "logs")], env={}) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "sweep must be one of tile-size, workers, got 'kernel-size'" in err
+    assert err.count("\n") == 1
+    assert "sweep must be one of tile-size, workers, kernel-size, image-size, images, got 'tile-sizes'" in err
 
 
 def test_every_sweep_the_flag_accepts_has_an_axis():

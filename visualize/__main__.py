@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     name = str(args.document)
     try:
         doc = read_document(args.document)
-        from visualize.charts import redraw  # matplotlib is slow to import: not for --help or a bad file
+        from visualize.redraw import redraw  # matplotlib is slow to import: not for --help or a bad file
 
         drawn = redraw(doc, args.charts)
     except (DocumentError, OSError) as error:

@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
-from visualize.documents import document_kind, lane_key, method_label
+from visualize.documents import lane_key, method_label, timed_rows
 
 DPI = 120
 # Okabe-Ito's colours, then Paul Tol's where eight run out: every pair stays distinct under the common
@@ -54,7 +54,8 @@ WALL_COLOUR = "#4C5B69"
 MISMATCH_COLOUR = "#D62728"
 # A sweep's lines: Okabe-Ito colours, and a marker each, so a line is told from another without its colour.
 APPROACH_STYLES = (("#0072B2", "o"), ("#E69F00", "s"), ("#009E73", "^"), ("#CC79A7", "D"), ("#56B4E9", "v"),
-                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"))
+                   ("#D55E00", "P"), ("#000000", "X"), ("#332288", "*"), ("#AA3377", "h"), ("#999933", "<"),
+                   ("#882255", ">"), ("#44AA99", "d"))  # twelve: one per approach
 CHAOS_BARS = (("in_flight", "in flight at the kill", "#BBBBBB"), ("missing", "lost", "#D55E00"),
               ("duplicates", "done twice", "#0072B2"))
 CAPTION_COLOUR = "#555555"
@@ -71,18 +72,20 @@ CAPTION_SETTINGS = (
 
 
 def draw_all(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw comparison.png and timeline_<approach>.png for every result into directory (created)."""
+    """Draw comparison.png and timeline_<approach>.png for every result, and timeline_verify.png for the check
+    against a where the run made it, into directory (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [draw_comparison(doc, directory / "comparison.png")]
-    for result in doc.get("results", []):
+    for result in timed_rows(doc):
         name = re.sub(r"[^\w.-]", "_", str(result["approach"]))
         paths.append(draw_timeline(doc, result, directory / f"timeline_{name}.png"))
     return paths
 
 
 def draw_comparison(doc: dict[str, Any], path: Path) -> Path:
-    """Wall time (left) and per-stage seconds (right) for each approach, side by side."""
-    results = doc.get("results", [])
+    """Wall time (left) and per-stage seconds (right) for each approach, side by side; the check against a
+    (where made) is the last row."""
+    results = timed_rows(doc)
     fig = _new_figure(doc, 11.0, max(5.0, 1.9 + 0.4 * len(results)))
     wall_ax, stage_ax = fig.subplots(1, 2, sharey=True)
     _title(fig, _comparison_title(results))
@@ -506,13 +509,3 @@ def _plot_recovery(ax: Axes, rows: list[dict[str, Any]]) -> None:
     ax.set_xticks(range(len(rows)), [row["letter"] for row in rows], fontsize=9)
     ax.grid(axis="y", color="#DDDDDD")
     ax.set_axisbelow(True)
-
-
-def redraw(doc: dict[str, Any], directory: Path) -> list[Path]:
-    """Draw a saved document's charts again, whatever run made it (run_all.py redraw, python -m visualize)."""
-    kind = document_kind(doc)
-    if kind == "sweep":
-        return [draw_sweep(doc, directory / f"sweep_{doc['config']['sweep']}.png")]
-    if kind == "chaos":
-        return [draw_chaos(doc, directory / "chaos.png")]
-    return draw_all(doc, directory)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 2  # 1: before "kind", "method" and "provenance" were written (read as runs, sweeps or chaos)
-KINDS = ("run", "sweep", "chaos")
+KINDS = ("run", "sweep", "chaos", "scaling", "crossover")
 LANE_RANKS = (  # (rank, name fragments), first match wins: readers on top, writers at the bottom
     (4, ("assembl",)),
     (5, ("saver", "writer")),
@@ -83,6 +83,63 @@ def method_label(doc: dict[str, Any]) -> str:
         return f"(n=1, single pass, {warm}{': --quick' if not warmups else ''}; noisy, and no spread to show it)"
     order = "rotated order" if method.get("rounds") else "fixed order"
     return f"(n={n}, median, {order}, {warm}) [fastest–slowest run]"
+
+
+def axis_stem(doc: dict[str, Any]) -> str:
+    """How a workload sweep's files are named: its axis as the command line says it, in a file name's spelling.
+
+    >>> axis_stem({"axis": {"name": "image-size"}})
+    'image_size'
+    """
+    return doc["axis"]["name"].replace("-", "_")
+
+
+def crossover_cell(cell: dict[str, Any] | None) -> str:
+    """What a cell of a crossover map says: the fastest approach and its margin over the runner-up, or a tie.
+
+    >>> crossover_cell({"fastest": "c", "runner_up": "b.threads", "margin": 1.31, "tie": False})
+    'c ×1.31'
+    >>> crossover_cell({"fastest": "c", "runner_up": "a", "margin": 1.02, "tie": True})
+    'tie c/a'
+    """
+    if cell is None:
+        return ""
+    if cell["fastest"] is None:
+        return "none"
+    if cell["runner_up"] is None:
+        return cell["fastest"]
+    return f"tie {cell['fastest']}/{cell['runner_up']}" if cell["tie"] else f"{cell['fastest']} ×{cell['margin']:.2f}"
+
+
+def timed_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's results, then its check against a's pixels where it was checked: what is charted and traced."""
+    row = verify_row(doc)
+    return [*(doc.get("results") or []), *([row] if row else [])]
+
+
+def verify_row(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's check against a's pixels as a result row like an approach's (its wall, its stage seconds summed
+    over lanes, its spans), so the table, the comparison chart, the timelines and the trace file show it as a
+    stage of its own; None where the run was not checked (--no-verify) or was written before it was timed.
+
+    >>> row = verify_row({"verify": {"reference": "a's outputs from this run", "seconds": 0.5, "spans": [
+    ...     {"lane": "verify_0", "stage": "load", "image": "x", "tile": None, "start": 0.0, "end": 0.25}]}})
+    >>> row["approach"], row["wall_s"], row["stage_s"], row["images"]
+    ('verify', 0.5, {'load': 0.25}, [{'name': 'x'}])
+    >>> verify_row({"verify": {"reference": None, "seconds": None, "spans": []}}) is None
+    True
+    """
+    verify = doc.get("verify") or {}
+    if verify.get("seconds") is None:
+        return None
+    spans = verify.get("spans") or []
+    stage_s: dict[str, float] = {}
+    for span in spans:
+        stage_s[span["stage"]] = stage_s.get(span["stage"], 0.0) + span["end"] - span["start"]
+    return {"approach": "verify", "title": "check against a", "wall_s": verify["seconds"], "wall_runs": [],
+            "last_wall_s": verify["seconds"], "stage_s": stage_s, "spans": spans, "speedup_vs_a": None,
+            "identical_to_a": None, "images": [{"name": name} for name in dict.fromkeys(s["image"] for s in spans)],
+            "failed": []}
 
 
 def lane_key(lane: str) -> tuple[int, list[Any]]:

@@ -4,7 +4,8 @@
     run_all.py web [flags]                 the web page (`serve` is its other name)
     run_all.py service --mode ROLE ...     approach g as a service
     run_all.py chaos [e,f,g,h] [flags]     the fault demo
-    run_all.py sweep tile-size|workers     the approaches at each tile size or worker count
+    run_all.py sweep AXIS                  the approaches at each tile size or worker count, or as the work grows
+    run_all.py crossover                   which approach is fastest where: two maps of workloads
     run_all.py compare OLD.json NEW.json   faster or slower, beyond the noise?
     run_all.py redraw RUN.json             the charts again, from any results file
 
@@ -20,6 +21,7 @@ files) is stopped and removed on the way out.
 """
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -55,10 +57,14 @@ from approaches.registry import APPROACHES
 PROG = "run_all.py"
 REPEAT, WARMUPS = 3, 1  # the default method: timed runs and untimed warm-up runs per approach (harness/measure.py)
 CHARTS = Path("logs/charts")
-SWEEPS = ("tile-size", "workers")  # the keys of harness/sweep.AXES
+SWEEPS = ("tile-size", "workers")  # the keys of harness/sweep.AXES: the run's settings, in this process
+WORKLOADS = ("kernel-size", "image-size", "images")  # the keys of harness/workloads.WORKLOAD_AXES: the work itself
+CROSSOVER_APPROACHES = "a,b,c,g"  # d, e, f, h, i and j start pods, a cluster or ranks: seconds a run, 18 cells
+CROSSOVER_WHY = ("; the others start pods, a cluster or ranks for every run, seconds each, which would make the maps "
+                 "take half an hour: name them, or all, to map them too")
 SCENARIOS = ("workers", "one-worker", "assembler", "coordinator", "broker", "junk", "hung")  # chaos.SCENARIOS
 KILLABLE = tuple(letter for letter, approach in APPROACHES.items() if approach.killable)  # what chaos can kill
-COMMANDS = ("run", "web", "serve", "service", "chaos", "sweep", "compare", "redraw")
+COMMANDS = ("run", "web", "serve", "service", "chaos", "sweep", "crossover", "compare", "redraw")
 HANDED_ON = ("web", "serve", "service")  # each has its own parser: web/serve.py, harness/service.py
 OLD_SPELLINGS = {"--serve": ("web", 0), "--chaos": ("chaos", 1), "--sweep": ("sweep", 1), "--compare": ("compare", 2),
                  "--redraw": ("redraw", 1)}  # flag -> (its subcommand, how many values it takes)
@@ -117,11 +123,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def run_as_script(argv: Sequence[str] | None = None, prog: str = "blur-suite") -> None:
     """The console script's entry: main, then exit with its status.  prog: how the command was called, for its
-    help and messages."""
+    help and messages.
+
+    Before exiting, every object is frozen out of the garbage collector: the interpreter's last collections
+    would otherwise walk all that numba, numpy and the lessons made, 0.2-0.4 s of a one-approach process spent
+    on memory the exit frees anyway.  Exit handlers (atexit, logging, multiprocessing) still run."""
     argv = subcommand_first(sys.argv[1:] if argv is None else argv)
     if argv[:1] not in [[command] for command in HANDED_ON]:  # those configure their own logging
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
-    sys.exit(main(argv, prog=prog))
+    status = main(argv, prog=prog)
+    gc.freeze()
+    sys.exit(status)
 
 
 def subcommand_first(argv: Sequence[str]) -> list[str]:
@@ -176,14 +188,37 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
     out = Output(logs_dir=args.logs, charts_dir=None if args.no_charts else args.charts, json_path=args.json,
                  quiet=args.quiet)
     default_input = args.input is None and "INPUT_PATH" not in env
-    from approaches.harness.run import prepare, run
+    from approaches.harness.run import check_ready, prepare, run
 
+    if args.command == "sweep" and args.axis in WORKLOADS:
+        from approaches.harness.scaling import scaling_sweep
+        from approaches.harness.workloads import WORKLOAD_AXES
+
+        values = WORKLOAD_AXES[args.axis].parse(args.values, "--values") if args.values is not None else None
+        given = None if default_input else prepare(config, out, config.approaches, ["_workloads"], False)
+        if given is None:
+            check_ready(config, out, config.approaches, ["_workloads"])
+        return scaling_sweep(config, out, args.axis, values, given)
     if args.command == "sweep":
         if args.axis not in SWEEPS:
-            raise ConfigError(f"sweep must be one of {', '.join(SWEEPS)}, got {args.axis!r}")
+            raise ConfigError(f"sweep must be one of {', '.join(SWEEPS + WORKLOADS)}, got {args.axis!r}")
+        if args.values is not None:
+            raise ConfigError(f"--values is for the sweeps of the work ({', '.join(WORKLOADS)}), not {args.axis}")
         from approaches.harness.sweep import sweep
 
         return sweep(config, out, args.axis, prepare(config, out, config.approaches, config.approaches, default_input))
+    if args.command == "crossover":
+        if args.input is not None:
+            raise ConfigError("crossover makes its own images (generated photos of each size); --input is for run "
+                              "and sweep")
+        from approaches.harness.crossover import crossover
+        from approaches.harness.workloads import WORKLOAD_AXES
+
+        values = {name: WORKLOAD_AXES[name].parse(text, flag) for name, flag, text in (
+            ("image-size", "--image-sizes", args.image_sizes), ("kernel-size", "--kernel-sizes", args.kernel_sizes),
+            ("images", "--image-counts", args.image_counts)) if text is not None}
+        check_ready(config, out, config.approaches, ["_workloads"])
+        return crossover(config, out, values)
     if args.command == "chaos":
         from approaches.harness.chaos import DEMO_SETTINGS, chaos
 
@@ -191,7 +226,8 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
         sources = prepare(config, out, letters, [f"chaos-{letter}" for letter in letters], default_input)
         demo = config if settings is not None else replace(config, settings=DEMO_SETTINGS)
         return chaos(demo, out, letters, scenarios, sources)
-    return run(config, out, prepare(config, out, config.approaches, config.approaches, default_input))
+    return run(config, out, prepare(config, out, config.approaches, config.approaches, default_input),
+               check=not args.no_verify)
 
 
 @contextmanager
@@ -231,7 +267,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "override them.")
     shared = _setting_flags(), _cluster_flags(), _output_flags()  # what run, sweep and chaos all take
     command = commands.add_parser(
-        "run", parents=[_approaches_flag(), *shared, _timing_flags()],
+        "run", parents=[_approaches_flag(), *shared, _timing_flags(), _verify_flag()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="(the default) run the approaches on a folder of images, time them, check them against a, chart it",
         description="Blur a folder of images with each approach, time them, check they agree, and chart it.",
@@ -252,11 +288,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     cores = cores_present()
     command = commands.add_parser(
         "sweep", parents=[_approaches_flag(), *shared, _timing_flags()],
-        help="run the approaches at each tile size or worker count, and chart it",
+        help="run the approaches at each tile size or worker count, or as the work grows, and chart it",
         description=f"Run the approaches at tile sizes 64..1024 ({CHARTS}/sweep_tile_size.png) or at 1..2x cores "
-        f"workers (1..{2 * cores} here; {CHARTS}/sweep_workers.png), and chart it.  a and d blur whole images on "
-        "one lane, so they run once and are drawn as a flat reference line.", epilog=environment)
-    command.add_argument("axis", metavar="{" + ",".join(SWEEPS) + "}", help="what to vary")  # checked as --kernel is
+        f"workers (1..{2 * cores} here; {CHARTS}/sweep_workers.png); a and d blur whole images on one lane, so "
+        "they run once and are drawn as a flat reference line.  Or grow the work: kernel sizes 3..255, image "
+        "sizes 0.25..4 MP, 1..16 images (generated photos, or --input's), each approach in a fresh process per "
+        "point, timed and its process tree's peak memory sampled; log-log charts and each approach's growth "
+        "exponents.  Every point is saved as it completes: Ctrl-C keeps them.", epilog=environment)
+    command.add_argument("axis", metavar="{" + ",".join(SWEEPS + WORKLOADS) + "}",
+                         help="what to vary")  # checked as --kernel is
+    command.add_argument("--values", metavar="LIST", help="the values to sweep, comma-separated (kernel-size: odd, "
+                         "1..255; image-size: megapixels, 0.01..256; images: 1..1024); default: the ranges above")
+    command = commands.add_parser(
+        "crossover", parents=[_approaches_flag(CROSSOVER_APPROACHES, CROSSOVER_WHY), *shared, _timing_flags()],
+        help="which approach is fastest where: image size x kernel size, and number of images x image size",
+        description="Time the approaches on generated photos over two grids of workloads, image size x kernel "
+        "size and number of images x image size, and name the fastest in each cell with its margin over the "
+        f"runner-up, or a tie where this run's noise could swap them ({CHARTS}/crossover.png).", epilog=environment)
+    add = command.add_argument_group("the maps").add_argument
+    add("--image-sizes", metavar="LIST", help="megapixels per image, 0.01..256 (default 0.25,1,4)")
+    add("--kernel-sizes", metavar="LIST", help="odd kernel sizes, 1..255 (default 3,21,63)")
+    add("--image-counts", metavar="LIST", help="numbers of images, 1..1024 (default 1,4,16)")
     command = commands.add_parser(
         "compare", help="no run: which approaches got faster or slower between two results files, beyond the noise",
         description="Print each approach's new/old median wall time and its range, and which got faster or "
@@ -281,10 +333,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
-def _approaches_flag() -> argparse.ArgumentParser:
+def _approaches_flag(default: str = "all", why: str = "") -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
-    flags.add_argument("--approaches", default="all", metavar="LIST",
-                       help=f"comma-separated letters from {','.join(APPROACHES)}, or 'all' (default: all)")
+    flags.add_argument("--approaches", default=default, metavar="LIST",
+                       help=f"comma-separated letters from {','.join(APPROACHES)}, or 'all' (default: {default}{why})")
     return flags
 
 
@@ -350,6 +402,15 @@ def _timing_flags() -> argparse.ArgumentParser:
     add("--repeat", type=int, metavar="N", help=f"timed runs of each approach, after {WARMUPS} untimed warm-up, in "
         f"an order that rotates each round; tables show the median and the spread (default {REPEAT})")
     add("--quick", action="store_true", help="one timed pass, no warm-up: quicker, noisier, and the table says so")
+    return flags
+
+
+def _verify_flag() -> argparse.ArgumentParser:
+    """Whether a run checks its outputs against a's pixels (a stage of its own, after the timed runs)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument_group("checking").add_argument(
+        "--no-verify", action="store_true", help="do not check the outputs against a's pixels (a stage of its own, "
+        "timed apart: a's outputs decoded where a ran, else each input blurred again); the table says 'not verified'")
     return flags
 
 

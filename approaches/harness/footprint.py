@@ -7,7 +7,9 @@ session and every descendant (a process that left the session, as the guardian d
 parent).  PSS splits a page shared by n processes (libraries, forked copy-on-write pages, b.shm's segment)
 n ways, so the sum counts each page once, as the machine does; where /proc/PID/smaps_rollup cannot be read,
 resident set size stands in.  A peak shorter than the interval can fall between two samples, so the largest
-single process's own peak (ru_maxrss, kept by the kernel over the whole life of the process tree) is a floor.
+single process's own high-water mark (VmHWM, which the kernel keeps for each process) is a floor.  Not
+ru_maxrss: Linux folds into it the size of the process before its exec, which for a child forked from a large
+parent (a sweep holding images) is the parent's size, not the child's.
 
 Linux only (/proc).  benchmarks/big_image_memory.py uses it; a sweep can too:
 
@@ -20,8 +22,9 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +36,7 @@ class Footprint:
     """One command's run: its exit status, its output, how long it took and its peak memory.
 
     peak_bytes is the figure to quote: the larger of the sampled sum and the largest single process's
-    ru_maxrss.
+    high-water mark.
     """
 
     returncode: int
@@ -41,7 +44,7 @@ class Footprint:
     wall_s: float
     peak_bytes: int
     sampled_peak_bytes: int  # the largest sum of PSS over the process tree at one sample
-    max_rss_bytes: int  # the largest ru_maxrss of any one process of the tree (the floor)
+    max_rss_bytes: int  # the largest high-water mark (VmHWM) of any one process of the tree, as sampled (the floor)
     most_processes: int  # the most processes found in one sample
     samples: int
 
@@ -54,14 +57,18 @@ def measure_command(argv: Sequence[str], cwd: Path | None = None, env: Mapping[s
     """
     with tempfile.TemporaryFile() as output:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdout=output,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        peak = most = samples = 0
+        with _signals_held() as held:
+            process = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdout=output,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        peak = most = samples = max_rss = 0
         try:
+            for signum in held:  # Ctrl-C or SIGTERM came while it started: act on it now, with the child known
+                signal.raise_signal(signum)
             while True:
                 pids = tree(process.pid)
                 peak, most, samples = max(peak, sum(map(memory, pids))), max(most, len(pids)), samples + 1
-                done, status, usage = os.wait4(process.pid, os.WNOHANG)
+                max_rss = max([max_rss, *map(high_water, pids)])
+                done, status = os.waitpid(process.pid, os.WNOHANG)
                 if done:
                     break
                 if timeout_s is not None and time.perf_counter() - started > timeout_s:
@@ -71,10 +78,9 @@ def measure_command(argv: Sequence[str], cwd: Path | None = None, env: Mapping[s
             _kill_session(process)
             raise
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: Popen must not wait again
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped by waitpid: Popen must not wait again
         output.seek(0)
         text = output.read().decode(errors="replace")
-    max_rss = usage.ru_maxrss * 1024  # KiB on Linux; the child's own and that of every descendant it reaped
     return Footprint(process.returncode, text, wall, max(peak, max_rss), peak, max_rss, most, samples)
 
 
@@ -112,6 +118,35 @@ def memory(pid: int) -> int:
         return int(Path(f"/proc/{pid}/statm").read_bytes().split()[1]) * PAGE
     except OSError:
         return 0
+
+
+def high_water(pid: int) -> int:
+    """pid's own peak resident set size in bytes since its exec (VmHWM); 0 once gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_bytes().splitlines():
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM while the block runs, and yield the list of those that came.  Interrupted inside
+    Popen, after its fork, a caller would never learn the child's pid and never kill it; so they are noted, and
+    raised again once the child is known.  (Handlers, unlike ignored signals, do not outlive exec in the child.)"""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread hears signals
+        yield held
+        return
+    previous = {signum: signal.signal(signum, lambda number, frame: held.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _kill_session(process: subprocess.Popen) -> None:

@@ -9,10 +9,12 @@ and says so.
 """
 
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import BlurSuiteError, Crashed, ImageError
 from approaches.core.images import ImageSource, load_image
-from approaches.core.job import Job, Outcome
+from approaches.core.job import Job, Outcome, Saved
 from approaches.core.kernel import blur, warm_up
 from approaches.core.trace import Span, Tracer
 from approaches.harness.results import STAGES, settings_of
@@ -61,7 +63,7 @@ class Measured:
     outcome: Outcome
     spans: list[Span]
     started: float
-    identical_to_a: bool = False
+    identical_to_a: bool | None = None  # None: not checked (yet, or --no-verify)
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -121,54 +123,111 @@ def _run_once(approach: Approach, config: RunConfig, sources: Sequence[ImageSour
     return time.perf_counter() - started, outcome, tracer.spans, started
 
 
+@dataclass
+class Verified:
+    """What the check against a's pixels did, timed as a stage of its own: how many images' references were a's
+    outputs from this run (decoded) and how many were blurred again, when it started (perf_counter), how long it
+    took, and its spans (a lane per thread: "load" decodes, "blur" references blurred again)."""
+
+    reused: int
+    recomputed: int
+    started: float
+    seconds: float
+    spans: list[Span]
+
+    @property
+    def reference(self) -> str:
+        """What the outputs were compared with, in a few words (the table and the results document say it)."""
+        if not self.recomputed:
+            return "a's outputs from this run"
+        if not self.reused:
+            return "a reference blurred again"
+        return f"a's outputs from this run ({self.recomputed} blurred again)"
+
+
 def verify(measured: Sequence[Measured], sources: Sequence[ImageSource], config: RunConfig,
-           progress: Progress = lambda: None) -> None:
-    """Compare every saved output with a's pixels (load, then blur on one thread), image by image.
+           progress: Progress = lambda: None) -> Verified:
+    """Compare every saved output with a's pixels, image by image, and say what that took.
 
     An approach is identical to a when each of its outputs has exactly a's pixels and it saved every
-    image that a can produce.  The reference uses the run's kernel (--kernel): separable and direct
-    differ by one level in a few pixels, so each is only ever compared with itself.  Images are checked on
-    every core at once (decoding and the kernel release the GIL), each holding one reference at a time, so
-    memory does not grow with the number of images.
+    image that a can produce.  Where a ran in this run and saved an image, its output is the reference: it
+    is decoded once, not blurred again (a is identical to itself by definition).  Elsewhere (a not run, or
+    it saved no readable output) the input is decoded and blurred with the run's kernel (--kernel:
+    separable and direct differ by one level in a few pixels, so each is only ever compared with itself).
+    Images are checked on every core at once (decoding and the kernel release the GIL), each thread holding
+    one reference at a time, so memory does not grow with the number of images.
     """
     saved = [{s.name: s for s in m.outcome.saved} for m in measured]
+    of_a = next((outputs for m, outputs in zip(measured, saved, strict=True) if m.approach.letter == "a"), {})
+    tracer = Tracer()
 
-    def check(source: ImageSource) -> list[list[str]]:
+    def decode(path: Path, name: str) -> np.ndarray:
+        with tracer.span(threading.current_thread().name, "load", name):
+            return load_image(path, config.max_pixels).pixels
+
+    def reference_of(source: ImageSource) -> tuple[np.ndarray | None, bool]:
+        """The image's reference, and whether it is a's output from this run."""
+        if source.name in of_a:
+            try:
+                return decode(of_a[source.name].output, source.name), True
+            except ImageError:
+                pass  # unreadable: blur a reference, and a's own comparison says why
         try:
-            reference = blur(load_image(source.path, config.max_pixels).pixels, config.kernel_size,
-                             truncate=config.truncate, method=config.kernel)
+            pixels = decode(source.path, source.name)
         except ImageError:
-            reference = None
-        found = [_compare(source.name, reference, outputs.get(source.name), config.max_pixels) for outputs in saved]
+            return None, False
+        with tracer.span(threading.current_thread().name, "blur", source.name):
+            return blur(pixels, config.kernel_size, truncate=config.truncate, method=config.kernel), False
+
+    def check(source: ImageSource) -> tuple[list[list[str]], bool]:
+        reference, reused = reference_of(source)
+        found = [[] if reused and outputs is of_a else _compare(source.name, reference, outputs.get(source.name),
+                                                                decode)
+                 for outputs in saved]
         progress()
-        return found
+        return found, reused
 
     for m in measured:
         m.mismatches = []
+    reused = 0
+    started = time.perf_counter()
     with ThreadPoolExecutor(cores_present(), thread_name_prefix="verify") as pool:
-        for found in pool.map(check, sources):
+        for found, from_a in pool.map(check, sources):
+            reused += from_a
             for m, mismatches in zip(measured, found, strict=True):
                 m.mismatches += mismatches
     for m in measured:
         m.identical_to_a = not m.mismatches
+    return Verified(reused, len(sources) - reused, started, time.perf_counter() - started, tracer.spans)
 
 
-def _compare(name: str, reference: np.ndarray | None, saved, max_pixels: int) -> list[str]:
+def _compare(name: str, reference: np.ndarray | None, saved: Saved | None,
+             decode: Callable[[Path, str], np.ndarray]) -> list[str]:
     if saved is None:
         return [] if reference is None else [f"{name}: not saved"]
     try:
-        same = reference is not None and np.array_equal(load_image(saved.output, max_pixels).pixels, reference)
+        same = reference is not None and np.array_equal(decode(saved.output, name), reference)
     except ImageError as error:
         return [f"{name}: output unreadable ({error.reason})"]
     return [] if same else [f"{name}: pixels differ ({saved.output})"]
 
 
-def document(config: RunConfig, measured: Sequence[Measured]) -> dict:
-    """The run as plain data: what the JSON file, the log, the table and the charts are made from."""
+def document(config: RunConfig, measured: Sequence[Measured], verified: Verified | None) -> dict:
+    """The run as plain data: what the JSON file, the log, the table and the charts are made from.  verified:
+    what verify did, or None where the outputs were not checked (--no-verify): its "reference" is then null."""
     baseline = next((m.wall_s for m in measured if m.approach.letter == "a"), None)
     return {"kind": "run", "config": settings_of(config),
             "method": method_of(config, [m.approach.letter for m in measured]),
-            "results": [_result(m, config, baseline) for m in measured]}
+            "results": [_result(m, config, baseline) for m in measured],
+            "verify": _verification(verified)}
+
+
+def _verification(verified: Verified | None) -> dict:
+    if verified is None:
+        return {"reference": None, "seconds": None, "spans": []}
+    return {"reference": verified.reference, "seconds": round(verified.seconds, 6),
+            "reused": verified.reused, "recomputed": verified.recomputed,
+            "spans": _relative(verified.spans, verified.started)}
 
 
 def method_of(config: RunConfig, letters: Sequence[str]) -> dict:
@@ -201,6 +260,11 @@ def _result(m: Measured, config: RunConfig, baseline: float | None) -> dict:
         "workers": config.workers,
         "images": images,
         "failed": [asdict(f) for f in m.outcome.failed],
-        "spans": [{**span._asdict(), "start": round(span.start - m.started, 6), "end": round(span.end - m.started, 6)}
-                  for span in m.spans],
+        "spans": _relative(m.spans, m.started),
     }
+
+
+def _relative(spans: Sequence[Span], started: float) -> list[dict]:
+    """Spans as plain data, their times in seconds since started."""
+    return [{**span._asdict(), "start": round(span.start - started, 6), "end": round(span.end - started, 6)}
+            for span in spans]

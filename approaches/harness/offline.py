@@ -94,7 +94,7 @@ def _named(path: Path, doc: dict[str, Any]) -> str:
 def redraw_file(path: Path, charts_dir: Path) -> list[Path]:
     """redraw: a saved document's charts, drawn again into charts_dir, whatever kind of run wrote it."""
     doc = _read(path)
-    from visualize.charts import redraw  # matplotlib is slow to import: only when drawing
+    from visualize.redraw import redraw  # matplotlib is slow to import: only when drawing
 
     return redraw(doc, charts_dir)
 

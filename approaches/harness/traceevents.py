@@ -5,12 +5,13 @@ the whole run to one 0.5 ms tile, searches by image, and lays the approaches one
 format (Chrome's "Trace Event Format") is plain JSON: a list of events, here one complete event (``"ph":
 "X"``, start ``ts`` and length ``dur`` in microseconds) per span, one process per approach (``pid``) and
 one thread per lane (``tid``), named by metadata events (``"ph": "M"``) and sorted as work flows.  Each
-approach's times start at its own run's start, so the approaches line up at 0 and compare by eye.
+approach's times start at its own run's start, so the approaches line up at 0 and compare by eye; the check
+against a's pixels, where the run made it, is a process of its own after them, from its own start too.
 """
 
 from typing import Any
 
-from visualize.documents import lane_key
+from visualize.documents import lane_key, timed_rows
 
 
 def chrome_trace(doc: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def chrome_trace(doc: dict[str, Any]) -> dict[str, Any]:
     (500000.0, 250000.0)
     """
     events: list[dict[str, Any]] = []
-    for pid, result in enumerate(doc.get("results") or [], start=1):
+    for pid, result in enumerate(timed_rows(doc), start=1):
         label = f"{result['approach']} · {result['title']}" if result.get("title") else str(result["approach"])
         events += [_meta("process_name", pid, None, name=label), _meta("process_sort_index", pid, None, sort_index=pid)]
         spans = result.get("spans") or []

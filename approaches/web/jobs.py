@@ -348,8 +348,7 @@ class JobStore:
         sources = [ImageSource(folder / "inputs" / image["path"], image["name"]) for image in job.images]
         job.live = LiveRun(APPROACHES[options.approach], config, sources, job.events.append)
         measured = job.live.run()
-        verify([measured], sources, config)
-        doc = document(config, [measured])
+        doc = document(config, [measured], verify([measured], sources, config))
         _write_text(folder / "results.json", headed(doc))
         files = ["results.json"]
         from visualize.charts import draw_all  # matplotlib is slow to import: only when drawing
