@@ -73,6 +73,9 @@ def test_a_point_whose_output_differs_from_a_is_marked_and_named(tmp_path):
     (["sweep", "tile-size", "--values", "64"], "--values is for the sweeps of the work"),
     (["crossover", "--image-counts", "2000"], "--image-counts: images must be whole numbers from 1 to 1024"),
     (["crossover", "--input", "somewhere"], "crossover makes its own images"),
+    (["sweep", "image-size", "--values", "1,100"], "--values: images of 100 MP (11547x8660) are over the limit of "
+                                                   "89,478,485 pixels an image; raise it with --max-pixels"),
+    (["crossover", "--image-sizes", "120"], "--image-sizes: images of 120 MP"),
 ])
 def test_a_bad_sweep_or_map_argument_is_one_line_naming_the_flag_and_the_range(tmp_path, capsys, argv, message):
     assert main([*argv, *flags(tmp_path)], env={}) == 2

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from approaches.core.images import load_image, save_image
-from approaches.core.png import PNG_ENCODERS, Fpng, check_encoder, encode_png, resolve_encoder
+from approaches.core.png import PNG_ENCODERS, Fpng, check_encoder, encode_png, resolve_encoder, write_png
 from tests.conftest import photo
 
 pytestmark = pytest.mark.timeout(60)
@@ -147,3 +147,22 @@ def test_save_image_with_each_encoder_round_trips_every_mode(tmp_path, encoder, 
     assert loaded.mode == mode and np.array_equal(loaded.pixels, pixels)
     assert (FPNG_CHUNK in path.read_bytes()) == (encoder == "fpng" and channels >= 3)
     assert [p.name for p in path.parent.iterdir()] == ["x.png"]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("band_bytes", [1, 50, 1 << 20])
+def test_a_huge_image_is_written_band_by_band_and_reads_back_exactly(channels, band_bytes):
+    """write_png's streamed path (for images over Pillow's default limit), tried on a small one: one row a band,
+    a few rows, and all in one."""
+    pixels = photo(23, 17, channels, seed=channels)
+    buffer = io.BytesIO()
+    write_png(pixels, buffer, "fpng", level=1, stream_above=0, band_bytes=band_bytes)
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        decoded = np.asarray(image)
+    assert np.array_equal(decoded.reshape(pixels.shape), pixels)
+
+
+def test_a_save_that_fails_on_its_pixels_leaves_no_partial_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot encode"):
+        save_image(np.zeros((2, 2, 5), np.uint8), tmp_path / "x.png", 1)
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from approaches.core.errors import ConfigError, ImageError, shown
 from approaches.core.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS
-from approaches.core.png import encode_png
+from approaches.core.png import write_png
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 BLURRED_AS_IS = frozenset({"L", "LA", "RGB", "RGBA"})
@@ -183,13 +183,15 @@ def save_image(pixels: np.ndarray, path: Path, png_level: int, *, encoder: str =
 
     encoder is one of core.png.PNG_ENCODERS; png_level is Pillow's zlib level (fpng has none).
     """
-    png = encode_png(pixels, encoder, png_level)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(png)
+        with partial.open("wb") as file:
+            write_png(pixels, file, encoder, png_level)
         os.replace(partial, path)
-    except OSError as error:
+    except BaseException as error:  # a bad array or Ctrl-C as much as a full disk: no half file left behind
         with contextlib.suppress(OSError):
             partial.unlink()
-        raise ImageError(path, f"cannot write ({error.strerror or error})") from error
+        if isinstance(error, OSError):
+            raise ImageError(path, f"cannot write ({error.strerror or error})") from error
+        raise

@@ -192,9 +192,11 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
 
     if args.command == "sweep" and args.axis in WORKLOADS:
         from approaches.harness.scaling import scaling_sweep
-        from approaches.harness.workloads import WORKLOAD_AXES
+        from approaches.harness.workloads import WORKLOAD_AXES, check_sizes
 
         values = WORKLOAD_AXES[args.axis].parse(args.values, "--values") if args.values is not None else None
+        if args.axis == "image-size":
+            check_sizes(values or WORKLOAD_AXES[args.axis].values, config.max_pixels, "--values")
         given = None if default_input else prepare(config, out, config.approaches, ["_workloads"], False)
         if given is None:
             check_ready(config, out, config.approaches, ["_workloads"])
@@ -211,12 +213,13 @@ def _command(args: argparse.Namespace, env: Mapping[str, str], settings: Setting
         if args.input is not None:
             raise ConfigError("crossover makes its own images (generated photos of each size); --input is for run "
                               "and sweep")
-        from approaches.harness.crossover import crossover
-        from approaches.harness.workloads import WORKLOAD_AXES
+        from approaches.harness.crossover import DEFAULTS, crossover
+        from approaches.harness.workloads import WORKLOAD_AXES, check_sizes
 
         values = {name: WORKLOAD_AXES[name].parse(text, flag) for name, flag, text in (
             ("image-size", "--image-sizes", args.image_sizes), ("kernel-size", "--kernel-sizes", args.kernel_sizes),
             ("images", "--image-counts", args.image_counts)) if text is not None}
+        check_sizes(values.get("image-size", DEFAULTS["image-size"]), config.max_pixels, "--image-sizes")
         check_ready(config, out, config.approaches, ["_workloads"])
         return crossover(config, out, values)
     if args.command == "chaos":

@@ -126,11 +126,11 @@ def child_flags(config: RunConfig) -> list[str]:
 
     >>> child_flags(RunConfig(kernel_size=7, workers=2, repeat=1))
     ['--kernel-size', '7', '--tile-size', '256', '--workers', '2', '--png-level', '1', '--png-encoder', 'fpng', \
-'--kernel', 'separable', '--broker', 'memory://', '--quick']
+'--kernel', 'separable', '--broker', 'memory://', '--max-pixels', '89478485', '--quick']
     """
     flags = ["--kernel-size", str(config.kernel_size), "--tile-size", str(config.tile_size), "--workers",
              str(config.workers), "--png-level", str(config.png_level), "--png-encoder", config.png_encoder,
-             "--kernel", config.kernel, "--broker", config.broker]
+             "--kernel", config.kernel, "--broker", config.broker, "--max-pixels", str(config.max_pixels)]
     for flag, value in (("--scheduler", config.scheduler), ("--mpi-hosts", config.mpi_hosts),
                         ("--amqp", config.amqp)):
         if value is not None:

@@ -88,6 +88,22 @@ WORKLOAD_AXES = {  # keyed by the names the command line offers; defaults sized 
     "image-size": WorkloadAxis("image-size", "megapixels", (0.25, 1, 4), 0.01, 256, "MP per image"),
     "images": WorkloadAxis("images", "images", (1, 4, 16), 1, 1024, "images"),
 }
+def check_sizes(megapixels: Sequence[float], max_pixels: int, flag: str) -> None:
+    """Refuse, in one line before any work, an image size the run's --max-pixels would refuse in every process.
+
+    >>> check_sizes([1, 100], 89_478_485, "--values")
+    Traceback (most recent call last):
+    ...
+    approaches.core.errors.ConfigError: --values: images of 100 MP (11547x8660) are over the limit of 89,478,485 \
+pixels an image; raise it with --max-pixels
+    """
+    for value in megapixels:
+        width, height = Workload(value, 1, 1).size
+        if width * height > max_pixels:
+            raise ConfigError(f"{flag}: images of {value:g} MP ({width}x{height}) are over the limit of "
+                              f"{max_pixels:,} pixels an image; raise it with --max-pixels")
+
+
 BASE = Workload(megapixels=1.0, images=4, kernel_size=21)  # what a sweep holds still: one axis moves at a time
 
 
