@@ -6,7 +6,7 @@ The image is made here, deterministically, into a temporary folder (never commit
 (approaches/samples.py) drawn at 1/8 the size on each side and scaled up, RGB, so 3 bytes a pixel ("raw").
 Each approach then runs as a fresh process, `run_all.py --approaches X --quick --max-pixels N --no-verify
 --no-charts`, and harness/footprint.py adds up the memory of that process and of everything it starts (pods,
-MPI ranks, dask workers, Valkey, RabbitMQ) every 20 ms.  The check against a's pixels is left out of the
+MPI ranks, dask workers, Valkey, RabbitMQ) every 50 ms.  The check against a's pixels is left out of the
 measured run (it would decode two more copies in the main process); this script compares each output with a's
 file itself, after the run.  Exit status 0 when every approach stays within its bound, 1 when one does not.
 Each bound (BOUNDS, in raw images) is the copies of the image the approach's design holds at once, plus room
