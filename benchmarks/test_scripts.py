@@ -33,6 +33,7 @@ CHEAPEST = {
     "kernel_passes.py": ["--rounds", "1", "--kernel-sizes", "3"],
     "j_vs_f_g.py": ["--rounds", "3", "--tiles", "20", "--input", SMALL],
     "kernel_startup.py": ["--rounds", "1"],
+    "kernel_threads.py": ["--rounds", "1", "--kernel-sizes", "3", "--width", "300", "--height", "200"],
     "kernel_vs_opencv.py": ["--pairs", "2", "--no-asm"],
     "kernel_widths.py": ["--widths", "960", "962", "--height", "16", "--rounds", "1", "--kernel-sizes", "3"],
     "png_encoders.py": ["--rounds", "1"],

@@ -1,5 +1,6 @@
 """The one Gaussian kernel: right numbers (oracle), and the same numbers whatever the tiling."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -202,7 +203,33 @@ def test_scratch_rows_start_on_lines_and_lie_apart_modulo_4_kib_at_every_width()
                 starts = sorted(offset % PAGE_FLOATS for offset in [*rows, *copies, layout.acc])
                 gaps = [b - a for a, b in zip(starts, [*starts[1:], starts[0] + PAGE_FLOATS], strict=True)]
                 assert min(gaps) >= spacing - LINE_FLOATS, (span, at, starts)
-    assert kernel._scratch(scratch(1000, 0, 4)).ctypes.data % (4 * LINE_FLOATS) == 0
+    layout = scratch(1000, 0, 4)
+    for misaligned in range(LINE_FLOATS):
+        raw = np.zeros(layout.size + 2 * LINE_FLOATS, np.float32)[misaligned:]
+        buf = kernel._scratch(layout, raw)
+        assert buf.ctypes.data % (4 * LINE_FLOATS) == 0 and buf.size == layout.size
+
+
+def test_two_threads_blurring_tiles_share_no_scratch_and_keep_theirs():
+    """Each thread's scratch is its own and outlives a call: allocated in every call, it cost glibc a heap grown
+    and given back, and two threads blurring tiles ran ten times slower than one (benchmarks/kernel_threads.py)."""
+    image = photo(300, 520, 3, seed=5)
+    tiles = [Tile(i, x, 0, 130, 300) for i, x in enumerate(range(0, 520, 130))]
+    canvas = np.empty_like(image)
+    seen = []
+
+    def blur_some(part):
+        for tile in part:
+            blur_into(image, tile, canvas, 21)
+        seen.append(kernel._scratch_floats(1))
+
+    threads = [threading.Thread(target=blur_some, args=(tiles[i::2],)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen[0] is not seen[1] and all(buf.size > 1 for buf in seen)  # a thread's own, kept from its tiles
+    assert np.array_equal(canvas, blur(image, 21))
 
 
 # --- the direct 2-D kernel (--kernel direct) -------------------------------------------------------

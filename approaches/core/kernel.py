@@ -19,15 +19,17 @@ approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measur
 
 import functools
 import math
+import threading
 
 import numpy as np
 from numba import njit
 
 from approaches.core.limits import KERNELS, validate_kernel_size
-from approaches.core.scratch import LINE_FLOATS, ROWS, scratch
+from approaches.core.scratch import LINE_FLOATS, PAGE_FLOATS, ROWS, SECTIONS, scratch
 from approaches.core.tiling import Tile, cut
 
 _CONTRACT = {"contract"}
+_THREAD = threading.local()  # each thread's scratch rows: _scratch_floats
 
 
 def validate_method(method: str) -> str:
@@ -217,22 +219,22 @@ def _horizontal_row(dst, y, x, buf, layout, t, n, channels, w, k, rounding):
 
 
 @njit(nogil=True, cache=True)
-def _scratch(layout):
-    """A float32 buffer for the layout whose first element starts a cache line (the layout counts from it)."""
-    raw = np.empty(layout.size + LINE_FLOATS, np.float32)
-    return raw[(-raw.ctypes.data % (LINE_FLOATS * 4)) // 4:]
+def _scratch(layout, raw):
+    """The part of raw for the layout, its first element starting a cache line (the layout counts from it)."""
+    start = (-raw.ctypes.data % (LINE_FLOATS * 4)) // 4
+    return raw[start:start + layout.size]
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst_top, dst_left):
+def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst_top, dst_left, raw):
     """Blur the height x width pixels at (top, left) of src into dst at (dst_top, dst_left).
 
     src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
     src itself, clamped at its border (so a padded tile and the image it was cut from give the same
     sums).  w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at
     a time: the vertical pass into four float rows (`_vertical_block`), then each row's horizontal pass
-    straight into dst (`_horizontal_row`), in scratch laid out by `scratch`.  The rows of a last group of
-    fewer than four are computed, not written.
+    straight into dst (`_horizontal_row`), in scratch laid out by `scratch` in raw (`_scratch_floats`).  The
+    rows of a last group of fewer than four are computed, not written.
     """
     radius = k // 2
     pixels = src.shape[1] // channels
@@ -241,7 +243,7 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     at = (inside_left - (left - radius)) * channels
     end = at + (inside_right - inside_left) * channels
     layout = scratch(span, at, channels)
-    buf = _scratch(layout)
+    buf = _scratch(layout, raw)
     inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
     x = np.uint64(dst_left * channels)
     for y in range(0, height, ROWS):
@@ -292,6 +294,21 @@ def _weights(kernel_size: int, method: str) -> np.ndarray:
     return padded
 
 
+def _scratch_floats(count: int) -> np.ndarray:
+    """This thread's scratch for the separable kernel, at least count floats (more than any layout of a tile
+    that size needs: core/scratch.py), allocated once per thread, zero-filled (its pages touched here, once)
+    and kept.
+
+    Allocated in every call instead, a tile's few dozen kilobytes made glibc grow a worker thread's heap and
+    give it back each time, and two threads blurring tiles ran far slower than one (docs/kernel.md, measured by
+    benchmarks/kernel_threads.py).
+    """
+    buf = getattr(_THREAD, "scratch", None)
+    if buf is None or buf.size < count:
+        buf = _THREAD.scratch = np.zeros(count, np.float32)
+    return buf
+
+
 def _as_rows(pixels: np.ndarray, *, read_only: bool = False) -> np.ndarray:
     """An (H, W, C) uint8 array as the (H, W * C) rows the kernels take: a view, never a copy.
 
@@ -324,8 +341,10 @@ def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, d
         _blur_direct(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
                      _weights(kernel_size, method), rounding, _as_rows(dst), dst_top, dst_left)
     else:
+        span = (region.width + 2 * radius) * channels
         _blur_rows(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
-                   _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left)
+                   _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left,
+                   _scratch_floats(SECTIONS * (span + 3 * LINE_FLOATS + PAGE_FLOATS) + LINE_FLOATS))
 
 
 def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
