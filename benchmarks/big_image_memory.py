@@ -31,18 +31,18 @@ from approaches.samples import SampleSpec, make_sample  # noqa: E402
 
 SHRINK = 8  # the landscape is drawn at 1/8 the size on each side: make_sample holds float64 copies of it
 BOUNDS = {  # peak / raw image, at most: the copies each design holds at once (docs/performance.md#big-images)
-    "a": 3.5,  # the save: the blurred image (1) and fpng's filtered copy and output buffer (2); the load is 2.3
-    "b.threads": 3.5,  # as a: the image and its canvas are shared with the threads; the image is let go at the save
-    "b.processes": 3.5,  # as a: tiles in flight are bounded (pool.DEPTH per worker), each small
-    "b.shm": 4.5,  # the shared segment holds the image and its canvas (2) while fpng encodes (2)
-    "c": 3.5,  # as b.threads (one image: the pipeline's permits bound the images in flight)
-    "d": 3.5,  # a, in one pod
-    "e": 4.5,  # the coordinator's image (1), tiles queued one by one with halos, results (1), the canvas (1)
-    "f": 6.0,  # an image's tiles queued in one transaction: image (1), bodies (1.2), queued (1.2), results, canvas
-    "g": 7.0,  # as f, and the transaction's packed commands (1.2) beside the bodies
-    "h": 6.5,  # the coordinator's image, padded tiles held by the client and by the workers (1.2 each), results
-    "i": 4.5,  # rank 0: the image, the bands gathered into it, then fpng (2); five processes' interpreters
-    "j": 6.0,  # as f, with the tiles in RabbitMQ instead of Redis
+    "a": 3.0,  # the load: Pillow's decoded copy (1.33) and the array copied out of it (1); the save streams
+    "b.threads": 3.0,  # as a: the image and its canvas (2) are shared with the threads, the image let go at the save
+    "b.processes": 3.0,  # as a: tiles in flight are bounded (pool.DEPTH per worker), each small
+    "b.shm": 3.5,  # the shared segment holds the image and its canvas (2) until the next image
+    "c": 3.0,  # as b.threads (one image: the pipeline's permits bound the images in flight)
+    "d": 3.0,  # a, in one pod
+    "e": 3.5,  # the coordinator's image (1), tiles queued one by one with halos, results, the canvas (1)
+    "f": 4.5,  # an image's tiles queued in one transaction: image (1), bodies (1.2) and the broker's copy, canvas
+    "g": 5.0,  # as f, and the transaction's packed commands beside the bodies
+    "h": 6.0,  # the coordinator's image, padded tiles held by the client and by the workers (1.2 each), results
+    "i": 3.5,  # rank 0: the load (2.3), the bands gathered into the image; the ranks' and mpiexec's interpreters
+    "j": 5.0,  # as f, with the tiles in RabbitMQ instead of Redis
 }
 
 

@@ -329,7 +329,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     run_help = commands.choices["run"].format_help()
     parser.epilog = (
         f"Each command's flags: `{prog} run --help`, `{prog} chaos --help`, `{prog} sweep --help`,\n"
-        f"`{prog} compare --help`, `{prog} redraw --help`, `{prog} service --help`, and\n"
+        f"`{prog} crossover --help`, `{prog} compare --help`, `{prog} redraw --help`, `{prog} service --help`, and\n"
         f"`{prog} web --help` (the same as `{prog} serve --help`).\n\n"
         f"Without a COMMAND, {prog} runs `run`: `{prog} --approaches a` is `{prog} run --approaches a`.\n\n"
         f"run's flags:{run_help[run_help.index(chr(10) + 'options:') + len('options:') + 1:]}")
