@@ -296,16 +296,16 @@ def _weights(kernel_size: int, method: str) -> np.ndarray:
 
 def _scratch_floats(count: int) -> np.ndarray:
     """This thread's scratch for the separable kernel, at least count floats (more than any layout of a tile
-    that size needs: core/scratch.py), allocated once per thread, zero-filled (its pages touched here, once)
-    and kept.
+    that size needs: core/scratch.py), allocated once per thread, written through once, and kept.
 
-    Allocated in every call instead, a tile's few dozen kilobytes made glibc grow a worker thread's heap and
-    give it back each time, and two threads blurring tiles ran far slower than one (docs/kernel.md, measured by
-    benchmarks/kernel_threads.py).
+    Allocated in every call instead, a tile's few dozen kilobytes came as fresh pages from the system in a
+    worker thread each time, and two threads blurring tiles ran far slower than one (docs/kernel.md;
+    benchmarks/kernel_threads.py).  Fresh pages are the reason it is written through here (np.full, not
+    np.zeros or np.empty, which leave them untouched): a buffer left untouched stayed slow at every call.
     """
     buf = getattr(_THREAD, "scratch", None)
     if buf is None or buf.size < count:
-        buf = _THREAD.scratch = np.zeros(count, np.float32)
+        buf = _THREAD.scratch = np.full(count, 0.0, np.float32)
     return buf
 
 
