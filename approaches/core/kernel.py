@@ -125,7 +125,7 @@ def _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, start):
     Returns the next group's first tap.
 
     Zero-weight padding taps (i >= k) read row first + k + 2 instead of further down; a group of seven
-    reads one row it does not use.
+    leaves the eleventh row unused.
     """
     last = k + 2
     ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
