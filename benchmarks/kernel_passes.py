@@ -5,7 +5,7 @@
 Per image and kernel size, interleaved round by round, best-of: the whole blur, the vertical pass alone
 (every 4-row block into the scratch rows, edges filled) and the horizontal pass alone (every output row from
 those scratch rows).  Each pass is given in GFLOP/s of useful multiply-adds (k per
-channel-value, 2 flops each; the kernel computes k rounded up to a multiple of 8) and as a share of the peak
+channel-value, 2 flops each; the kernel computes k padded to a sum of eights and sevens) and as a share of the peak
 that benchmarks/kernel_vs_opencv.py measures.  Goal: the horizontal pass within 10% of the vertical pass's rate.
 """
 

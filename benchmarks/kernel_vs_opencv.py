@@ -148,9 +148,12 @@ def ceiling(images: dict[str, np.ndarray], sizes: list[int], rounds: int, pool: 
                   f"x{2 / overhead:.2f}, where two bands (x{halo_work(image, k, halves):.2f} the columns) "
                   f"reach x{whole / best['2 bands, 2 threads']:.2f}")
         k = max(sizes)
+        taps = kernel._weights(k, "separable").size  # = 8a + 7b: a = taps % 7 groups of eight, then b of seven
+        groups = taps % 7 + (taps - 8 * (taps % 7)) // 7
         print(f"   k={k}: {fixed_cost(image, k, rounds) * 1e6:.1f} us per (tile, 4-row block) on top of its "
               f"arithmetic (as much on an image small enough for L2: not memory, but the set-up of the "
-              f"{5 * -(-k // 8)} vectorised loops a block runs, one per 8 taps, vertically for the block and "
+              f"{5 * groups} vectorised loops a block runs, one per group of 7 or 8 taps, vertically for the block "
+              f"and "
               f"horizontally for each of its rows); a whole row pays it once, a row of {TILE_SIZE}-px tiles once "
               f"per tile")
 
@@ -233,7 +236,7 @@ def why(images: dict[str, np.ndarray], sizes: list[int]) -> None:
     print(f"  float32 multiply-add peak of one core, numba's own code: {peak:.0f} GFLOP/s (a multiply-add is 2)")
     for image_name, image in images.items():
         for k in sizes:
-            padded = -(-k // 8) * 8
+            padded = kernel._weights(k, "separable").size
             times = interleaved({"ours": lambda: blur(image, k), "opencv": lambda: opencv(image, k)}, 11)  # noqa: B023
             ours, theirs = min(times["ours"]), min(times["opencv"])
             useful = image.size * 2 * k * 2  # flops: k multiply-adds per channel-value in each of the two passes

@@ -54,68 +54,62 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8(buf, out, n, first, s, w, i):
-    """Add taps i..i+7: buf[out + j] (+)= w[i] * buf[s[0] + j] + ... + w[i+7] * buf[s[7] + j], in order, j < n."""
-    s0, s1, s2, s3, s4, s5, s6, s7 = s
-    w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
-    w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
-    if first:
-        for j in range(n):
-            buf[out + j] = (w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
-                            + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j])
-    else:
-        for j in range(n):
-            buf[out + j] = (buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
-                            + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
-                            + w7 * buf[s7 + j])
+def _group(w, i):
+    """Weights i..i+7 as a tuple, loaded once before a loop (a weight read inside it could alias the stores)."""
+    last = w.size - 1
+    return (w[i], w[min(i + 1, last)], w[min(i + 2, last)], w[min(i + 3, last)], w[min(i + 4, last)],
+            w[min(i + 5, last)], w[min(i + 6, last)], w[min(i + 7, last)])
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8_round(dst, y, x, buf, out, n, first, s, w, i, rounding):
-    """The last eight taps, as `_taps8`, then + rounding and stored as uint8 at dst[y, x + j] (no float row)."""
-    s0, s1, s2, s3, s4, s5, s6, s7 = s
-    w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
-    w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
-    if first:
-        for j in range(n):
-            dst[y, x + j] = np.uint8(w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j] + w3 * buf[s3 + j]
-                                     + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j] + w7 * buf[s7 + j]
-                                     + rounding)
-    else:
-        for j in range(n):
-            dst[y, x + j] = np.uint8(buf[out + j] + w0 * buf[s0 + j] + w1 * buf[s1 + j] + w2 * buf[s2 + j]
-                                     + w3 * buf[s3 + j] + w4 * buf[s4 + j] + w5 * buf[s5 + j] + w6 * buf[s6 + j]
-                                     + w7 * buf[s7 + j] + rounding)
+def _size(w, i):
+    """How many taps the group from tap i takes: eight, or seven once the rest is a multiple of seven."""
+    return 8 if (w.size - i) % 7 else 7
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _taps8x4(buf, r, first, last, o, src, ys, x, n, w, i):
-    """Add taps i..i+7 to four output rows from eleven uint8 input rows: row t gets src rows ys[t..t+7].
+def _add(total, start, product):
+    """total + product, or the product alone for a sum's first tap.
 
-    buf[r[t] + j] (+)= w[i] * src[ys[t], x + j] + ... + w[i+7] * src[ys[t+7], x + j], for j < n, and when
-    `last` the sum also goes to buf[o[t] + j].  Each input value is loaded and converted once and used by
+    With `start` a constant the choice is made at compile time, so a sum's first two taps are one expression,
+    w0 * x0 + w1 * x1, whatever the group size: LLVM contracts that to fma(w0, x0, w1 * x1), and a choice left
+    to run time (a select) would give fma(w1, x1, w0 * x0), which rounds differently.
+    """
+    return product if start else total + product
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _clamped(src, y):
+    """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
+    return np.uint64(min(max(y, 0), src.shape[0] - 1))
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _taps_x4(buf, r, o, first, last, src, ys, x, n, ws, size):
+    """Add `size` taps (7 or 8) to four output rows from size + 3 uint8 input rows: row t gets src rows
+    ys[t..t + size-1], buf[r[t] + j] (+)= ws[0] * src[ys[t], x + j] + ... + ws[size-1] * src[ys[t+size-1], x + j].
+
+    When `last` the sums also go to buf[o[t] + j].  Each input value is loaded and converted once and used by
     up to four sums; per sum the taps are still added in order, exactly as one row at a time would add them.
+    size and first are constants, so LLVM unrolls the loop over taps and vectorises the loop over j.
     """
     y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
     r0, r1, r2, r3 = r
     o0, o1, o2, o3 = o
-    w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
-    w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
     for j in range(n):
         c = x + j
-        x0, x1, x2, x3 = np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c])
-        x4, x5, x6, x7 = np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c])
-        x8, x9, x10 = np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c])
+        xs = (np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c]),
+              np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c]),
+              np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c]))
         if first:
-            v0 = w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            v1 = w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            v2 = w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            v3 = w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0 = v1 = v2 = v3 = np.float32(0.0)  # not added: the first tap replaces it (`_add`)
         else:
-            v0 = buf[r0 + j] + w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
-            v1 = buf[r1 + j] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * x8
-            v2 = buf[r2 + j] + w0 * x2 + w1 * x3 + w2 * x4 + w3 * x5 + w4 * x6 + w5 * x7 + w6 * x8 + w7 * x9
-            v3 = buf[r3 + j] + w0 * x3 + w1 * x4 + w2 * x5 + w3 * x6 + w4 * x7 + w5 * x8 + w6 * x9 + w7 * x10
+            v0, v1, v2, v3 = buf[r0 + j], buf[r1 + j], buf[r2 + j], buf[r3 + j]
+        for t in range(size):
+            v0 = _add(v0, first and t == 0, ws[t] * xs[t])
+            v1 = _add(v1, first and t == 0, ws[t] * xs[t + 1])
+            v2 = _add(v2, first and t == 0, ws[t] * xs[t + 2])
+            v3 = _add(v3, first and t == 0, ws[t] * xs[t + 3])
         buf[r0 + j] = v0
         buf[r1 + j] = v1
         buf[r2 + j] = v2
@@ -128,28 +122,36 @@ def _taps8x4(buf, r, first, last, o, src, ys, x, n, w, i):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _clamped(src, y):
-    """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
-    return np.uint64(min(max(y, 0), src.shape[0] - 1))
+def _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, start):
+    """The group of taps from tap i on (`_size`) into the four rows; `start` (a constant) when i is 0.
+    Returns the next group's first tap.
+
+    Zero-weight padding taps (i >= k) read row first + k + 2 instead of further down; a group of seven
+    leaves the eleventh row unused.
+    """
+    last = k + 2
+    ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
+          _clamped(src, first + min(i + 2, last)), _clamped(src, first + min(i + 3, last)),
+          _clamped(src, first + min(i + 4, last)), _clamped(src, first + min(i + 5, last)),
+          _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
+          _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
+          _clamped(src, first + min(i + 10, last)))
+    size = _size(w, i)
+    if size == 8:
+        _taps_x4(buf, r, o, start, copy and i + size >= w.size, src, ys, x, n, _group(w, i), 8)
+    else:
+        _taps_x4(buf, r, o, start, copy and i + size >= w.size, src, ys, x, n, _group(w, i), 7)
+    return i + size
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _vertical4(buf, r, o, copy, src, first, x, n, w, k):
     """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n; if copy,
-    buf[o[t] + j] as well.
-
-    Rows outside src are clamped.  Zero-weight padding taps (i >= k) read row first + k + 2 instead of
-    further down.
+    buf[o[t] + j] as well.  Rows outside src are clamped.
     """
-    last = k + 2
-    for i in range(0, w.size, 8):
-        ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
-              _clamped(src, first + min(i + 2, last)), _clamped(src, first + min(i + 3, last)),
-              _clamped(src, first + min(i + 4, last)), _clamped(src, first + min(i + 5, last)),
-              _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
-              _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
-              _clamped(src, first + min(i + 10, last)))
-        _taps8x4(buf, r, i == 0, copy and i + 8 >= w.size, o, src, ys, x, n, w, i)
+    i = _vertical_group(buf, r, o, copy, src, first, x, n, w, k, 0, True)
+    while i < w.size:
+        i = _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, False)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -165,21 +167,41 @@ def _tap(row, shifted, i, k, step):
     return np.uint64(row + i * step)
 
 
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _taps(dst, y, x, buf, row, shifted, acc, n, first, last, ws, size, i, k, step, rounding):
+    """Add taps i..i+size-1 (size 7 or 8) of the row at buf[row] into buf[acc:acc + n], in order; when
+    `last`, + rounding and stored as uint8 at dst[y, x + j] instead (no float row).  size and first are
+    constants (`_add`)."""
+    for j in range(n):
+        v = np.float32(0.0) if first else buf[acc + j]
+        for t in range(size):
+            v = _add(v, first and t == 0, ws[t] * buf[_tap(row, shifted, i + t, k, step) + j])
+        if last:
+            dst[y, x + j] = np.uint8(v + rounding)
+        else:
+            buf[acc + j] = v
+
+
+@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+def _horizontal_group(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding, i, start):
+    """The group of taps from tap i on (`_size`), as `_vertical_group`."""
+    size = _size(w, i)
+    if size == 8:
+        _taps(dst, y, x, buf, row, shifted, acc, n, start, i + size >= w.size, _group(w, i), 8, i, k, step, rounding)
+    else:
+        _taps(dst, y, x, buf, row, shifted, acc, n, start, i + size >= w.size, _group(w, i), 7, i, k, step, rounding)
+    return i + size
+
+
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _horizontal(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding):
     """dst[y, x + j] = uint8(sum over taps i of w[i] * buf[row + j + i*step] + rounding) for j < n.
 
     Odd taps read the shifted copy of the row when there is one (`_tap`).  buf[acc:acc + n] is scratch.
     """
-    for i in range(0, w.size, 8):
-        s = (_tap(row, shifted, i, k, step), _tap(row, shifted, i + 1, k, step), _tap(row, shifted, i + 2, k, step),
-             _tap(row, shifted, i + 3, k, step), _tap(row, shifted, i + 4, k, step),
-             _tap(row, shifted, i + 5, k, step), _tap(row, shifted, i + 6, k, step),
-             _tap(row, shifted, i + 7, k, step))
-        if i + 8 < w.size:
-            _taps8(buf, acc, n, i == 0, s, w, i)
-        else:
-            _taps8_round(dst, y, x, buf, acc, n, i == 0, s, w, i, rounding)
+    i = _horizontal_group(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding, 0, True)
+    while i < w.size:
+        i = _horizontal_group(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding, i, False)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
@@ -231,10 +253,10 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
 
     src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
     src itself, clamped at its border (so a padded tile and the image it was cut from give the same
-    sums).  w holds the k weights padded with zeros to a multiple of eight.  Output rows are made four at
-    a time: the vertical pass into four float rows (`_vertical_block`), then each row's horizontal pass
-    straight into dst (`_horizontal_row`), in scratch laid out by `scratch` in raw (`_scratch_floats`).  The
-    rows of a last group of fewer than four are computed, not written.
+    sums).  w holds the k weights padded with zeros to a sum of eights and sevens (`_grouped`).  Output rows
+    are made four at a time: the vertical pass into four float rows (`_vertical_block`), then each row's
+    horizontal pass straight into dst (`_horizontal_row`), in scratch laid out by `scratch` in raw
+    (`_scratch_floats`).  The rows of a last group of fewer than four are computed, not written.
     """
     radius = k // 2
     pixels = src.shape[1] // channels
@@ -285,13 +307,26 @@ def _blur_direct(src, top, left, height, width, channels, w2, rounding, dst, dst
 
 @functools.cache
 def _weights(kernel_size: int, method: str) -> np.ndarray:
-    """What each kernel takes: the 1-D weights in groups of eight, or their 2-D outer product."""
+    """What each kernel takes: the 1-D weights padded with zeros to a sum of sevens and eights, or their
+    2-D outer product."""
     weights = gaussian_weights(kernel_size)
     if method == "direct":
         return np.outer(weights, weights)
-    padded = np.zeros(-(-weights.size // 8) * 8, np.float32)  # zero taps add exactly nothing
+    padded = np.zeros(_grouped(weights.size), np.float32)  # zero taps add exactly nothing
     padded[:weights.size] = weights
     return padded
+
+
+def _grouped(taps: int) -> int:
+    """The fewest taps, at least `taps`, that groups of eight, then sevens once the rest is a multiple of
+    seven, add up to exactly (every count from 42 on; 21 = 7 + 7 + 7 and 15 = 8 + 7 need no padding).
+
+    >>> [_grouped(k) for k in (1, 3, 9, 15, 17, 21, 23, 25, 33, 41)]
+    [7, 7, 14, 15, 21, 21, 23, 28, 35, 42]
+    """
+    while taps % 7 and taps % 7 * 8 > taps:  # taps = 8a + 7b needs a % 7 == taps % 7, so 8 * (taps % 7) <= taps
+        taps += 1
+    return taps
 
 
 def _scratch_floats(count: int) -> np.ndarray:
