@@ -1,5 +1,8 @@
 """The chaos demo, run as a person runs it (run_all.py --chaos e,f,g): e must show loss, truthfully, and f and g
-none, on both brokers and under every scenario."""
+none, on both brokers and under every scenario.
+
+A minute of killed and restarted pods: a step of its own in CI, beside j's chaos matrix, and out of the
+README's test command (`python -m pytest -m 'chaos_demo or rabbitmq_chaos'` runs both)."""
 
 import json
 import re
@@ -10,6 +13,8 @@ from approaches.core.settings import Settings
 from approaches.harness import chaos
 from approaches.harness.cli import SCENARIOS as CHAOS_SCENARIOS
 from tests.conftest import main
+
+pytestmark = pytest.mark.chaos_demo
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")
 ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d+|-)$", re.M)

@@ -1,6 +1,6 @@
 """j's chaos matrix and its private node's clean-up: minutes of RabbitMQ boots, so not in the default run.
 
-    python -m pytest -m rabbitmq_chaos
+    python -m pytest -m 'chaos_demo or rabbitmq_chaos'
 
 Every scenario of the chaos demo against j with process pods (SIGKILL, SIGSTOP) on a real Valkey, each run on
 a RabbitMQ node of its own (the broker scenario restarts it); and the node, its epmd and its folder gone
