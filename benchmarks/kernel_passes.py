@@ -18,7 +18,7 @@ from numba import njit
 
 from approaches.core import kernel
 from approaches.core.kernel import blur, warm_up
-from approaches.core.scratch import ROWS, scratch
+from approaches.core.scratch import LINE_FLOATS, ROWS, scratch
 
 GOAL = 0.90  # the horizontal pass's rate, at least this fraction of the vertical pass's
 
@@ -43,7 +43,7 @@ def passes(image: np.ndarray, k: int):
     radius, w = k // 2, kernel._weights(k, "separable")
     span, at = (width + 2 * radius) * channels, radius * channels
     layout = scratch(span, at, channels)
-    buf = kernel._scratch(layout)
+    buf = kernel._scratch(layout, np.full(layout.size + LINE_FLOATS, 0.0, np.float32))  # written: _scratch_floats
     inside, end = (np.uint64(0), np.uint64(width * channels)), at + width * channels
     vertical_only(src, buf, layout, inside, at, end, span, channels, w, k)  # the rows the horizontal pass reads
     return {"whole": lambda: blur(image, k),
