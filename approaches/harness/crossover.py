@@ -24,9 +24,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from approaches.core.config import RunConfig, cores_present
-from approaches.core.kernel import warm_up
 from approaches.harness.measure import Measured, measure_all, method_of, verify
-from approaches.harness.results import Output, reserve, settings_of, write_document, write_partial
+from approaches.harness.results import Output, aligned, reserve, settings_of, write_document, write_partial
 from approaches.harness.workloads import BASE, WORKLOAD_AXES, Workload, inputs_for
 from approaches.registry import APPROACHES
 from visualize.documents import crossover_cell
@@ -52,7 +51,6 @@ def crossover(config: RunConfig, out: Output, values: dict[str, Sequence[float]]
                 bar.set_description(f"{map_['name']}: {x:g} × {y:g}: inputs")
                 sources = inputs_for(workload, config.output_dir / "_workloads")
                 at = replace(config, kernel_size=workload.kernel_size)
-                warm_up(at.kernel_size, method=at.kernel)
                 bar.set_description(f"{map_['name']}: {x:g} × {y:g}: {runs} runs")
                 measured = measure_all([APPROACHES[letter] for letter in config.approaches], at, sources, bar.update)
                 verify(measured, sources, at)
@@ -111,9 +109,7 @@ def crossover_table(doc: dict, map_: dict) -> str:
     cells = {(c["x"], c["y"]): c for c in map_["cells"]}
     header = (f"{y['name']} \\ {x['name']}", *(f"{v:g}" for v in x["values"]))
     rows = [header] + [(f"{w:g}", *(crossover_cell(cells.get((v, w))) for v in x["values"])) for w in y["values"]]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     held = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in map_["held"].items())
     lines.insert(0, f"fastest by {x['unit']} (columns) and {y['unit']} (rows); {held}; margin: runner-up's median "
                     f"over the fastest's; on {doc['config']['machine']}")

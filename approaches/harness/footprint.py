@@ -114,12 +114,9 @@ def tree(root: int) -> list[int]:
 
 def memory(pid: int) -> int:
     """pid's proportional set size in bytes (its resident set size where that cannot be read); 0 once gone."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_bytes().splitlines():
-            if line.startswith(b"Pss:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    pss = _kib(pid, "smaps_rollup", b"Pss:")
+    if pss is not None:
+        return pss
     try:
         return int(Path(f"/proc/{pid}/statm").read_bytes().split()[1]) * PAGE
     except OSError:
@@ -128,13 +125,18 @@ def memory(pid: int) -> int:
 
 def high_water(pid: int) -> int:
     """pid's own peak resident set size in bytes since its exec (VmHWM); 0 once gone."""
+    return _kib(pid, "status", b"VmHWM:") or 0
+
+
+def _kib(pid: int, file: str, key: bytes) -> int | None:
+    """The bytes of the `key: N kB` line of /proc/pid/file; None where the file or the line is missing."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_bytes().splitlines():
-            if line.startswith(b"VmHWM:"):
+        for line in Path(f"/proc/{pid}/{file}").read_bytes().splitlines():
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return None
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 from approaches.core.errors import ConfigError
 from approaches.core.images import shown
-from approaches.harness.results import spread
+from approaches.harness.results import aligned, spread
 from visualize.documents import DocumentError, document_kind, read_document
 
 COMPARED_SETTINGS = ("kernel_size", "kernel", "tile_size", "workers", "png_level", "png_encoder", "broker",
@@ -48,8 +48,7 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for letter, new_result in new_by.items():
         if letter in old_by:
             rows.append(_row(old_by[letter], new_result))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += aligned(rows, rule=False)
     only_old, only_new = [x for x in old_by if x not in new_by], [x for x in new_by if x not in old_by]
     if only_old:
         lines.append(f"only in the old run: {', '.join(only_old)}")

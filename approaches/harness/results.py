@@ -241,6 +241,20 @@ def settings_of(config: RunConfig) -> dict[str, Any]:
 # --- a measured run: table and log -----------------------------------------------------------------------
 
 
+def aligned(rows: Sequence[Sequence[str]], *, rule: bool = True) -> list[str]:
+    """Rows of cells as lines of a text table, each column as wide as its widest cell; under the first row (the
+    header), a rule of dashes.
+
+    >>> aligned([("approach", "s"), ("a", "0.25")])
+    ['approach  s', '--------  ----', 'a         0.25']
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
 def spread(runs: Sequence[float]) -> str:
     """ [fastest–slowest] of several runs; nothing for one.
 
@@ -272,9 +286,7 @@ def summary_table(doc: dict) -> str:
         images = len(checked["images"])
         rows.append(("verify", f"{checked['wall_s']:.3f}", f"{checked['wall_s'] / images:.3f}" if images else "-",
                      *(f"{checked['stage_s'].get(stage, 0.0):.3f}" for stage in STAGES), "-", "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     cfg = doc["config"]
     lines.append(f"wall s {method_label(doc)}")
     lines.append("stage seconds: the last run's, summed over lanes (so parallel approaches can exceed their wall time)")

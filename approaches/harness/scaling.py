@@ -31,7 +31,7 @@ from approaches.core.config import RunConfig, cores_present
 from approaches.core.errors import ImageError
 from approaches.core.images import ImageSource, load_image, output_path
 from approaches.harness.footprint import measure_command
-from approaches.harness.results import Output, reserve, settings_of, write_document, write_partial
+from approaches.harness.results import Output, aligned, reserve, settings_of, write_document, write_partial
 from approaches.harness.workloads import BASE, WORKLOAD_AXES, Workload, WorkloadAxis, inputs_for
 from approaches.registry import APPROACHES
 from visualize.documents import axis_stem
@@ -71,7 +71,7 @@ def scaling_sweep(config: RunConfig, out: Output, name: str, values: Sequence[fl
             print(f"interrupted: the points measured are kept in {partial}", file=sys.stderr)
             raise
     for result in doc["results"]:
-        result.update(growth(result["points"], axis.field))
+        result.update(growth(result["points"]))
     if not out.quiet:
         print(scaling_table(doc))
     problems = [f"{r['approach']} at {axis.name} {p['value']:g}: {p.get('failed') or 'differs from a: ' + p['differs']}"
@@ -140,12 +140,11 @@ def child_flags(config: RunConfig) -> list[str]:
     return flags + (["--quick"] if config.repeat == 1 and not config.warmups else ["--repeat", str(config.repeat)])
 
 
-def growth(points: Sequence[dict], field: str) -> dict:
+def growth(points: Sequence[dict]) -> dict:
     """The growth exponents of time and of memory against the swept quantity: least-squares slopes on log-log
     axes over the points measured (None with fewer than two).
 
-    >>> growth([{"value": 1, "wall_s": 2.0, "peak_bytes": 100}, {"value": 4, "wall_s": 8.0, "peak_bytes": 100}],
-    ...        "images")
+    >>> growth([{"value": 1, "wall_s": 2.0, "peak_bytes": 100}, {"value": 4, "wall_s": 8.0, "peak_bytes": 100}])
     {'time_exponent': 1.0, 'memory_exponent': 0.0}
     """
     def slope(key: str) -> float | None:
@@ -171,9 +170,7 @@ def scaling_table(doc: dict) -> str:
         cells = [_cell(by_value.get(v)) for v in values]
         exps = [f"{r[key]:.2f}" if r.get(key) is not None else "–" for key in ("time_exponent", "memory_exponent")]
         rows.append((f"{r['approach']} {r['title']}", *cells, *exps))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     base, cfg = doc["base"], doc["config"]
     held = {"kernel_size": f"kernel {base['kernel_size']}", "megapixels": f"{base['megapixels']:g} MP images",
             "images": f"{base['images']} images"}

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from approaches.core.config import RunConfig, cores_present
 from approaches.core.images import ImageSource
 from approaches.harness.measure import Measured, measure_all, method_of, verify
-from approaches.harness.results import Output, settings_of, spread, write_document
+from approaches.harness.results import Output, aligned, settings_of, spread, write_document
 from approaches.registry import APPROACHES
 from visualize.documents import method_label
 
@@ -131,9 +131,7 @@ def sweep_table(doc: dict) -> str:
             cells.append(f"{wall:.3f}{spread(runs)}{gain}")
         cells += [""] * (len(axis["values"]) - len(cells))
         rows.append((f"{r['approach']} {r['title']}", *cells))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     gain = f", speed-up over {axis['column'].format(axis['values'][0])}" if axis["panel"] == "speedup" else ""
     settings = [f"kernel {cfg['kernel_size']} ({cfg['kernel']})"]
     settings += [f"{key.replace('_', ' ')} {cfg[key]}" for key in ("tile_size", "workers") if cfg[key] is not None]
