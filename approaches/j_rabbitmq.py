@@ -22,7 +22,7 @@ client, synchronous like the rest of the suite):
   first, so a dead worker holds at most one), stores its result in Redis, then acks (f's store_then_ack);
 - a worker killed, its connection reset, has its tile back in the queue at once: no heartbeat to expire,
   no reaper.  A worker that hangs, alive and holding its tile, is noticed only when its connection's AMQP
-  heartbeats stop (Settings.visibility_s here; RabbitMQ's default is 60 s), or, if a thread of it still
+  heartbeats stop (within Settings.visibility_s here; at RabbitMQ's default, minutes), or, if a thread of it still
   answers heartbeats, by the broker's consumer-ack timeout (30 min by default; cluster/amqp.py shortens it
   on a private node);
 - the queue is a quorum queue: it is written to disk, survives a broker restart, and counts deliveries
@@ -99,11 +99,15 @@ class RabbitQueue:
     guarantee = "at-least-once"
 
     def __init__(self, url: str, board: Board, consumer: str, *, max_deliveries: int = Settings.max_deliveries,
-                 heartbeat_s: float = Settings.visibility_s) -> None:
+                 visibility_s: float = Settings.visibility_s) -> None:
         self.url, self.board, self.consumer = url, board, consumer
         self.key = board.key("jobs")
         self.dead = f"{self.key}:dead"
-        self.max_deliveries, self.heartbeat_s = max_deliveries, heartbeat_s
+        self.max_deliveries = max_deliveries
+        # RabbitMQ closes a silent connection about three heartbeat timeouts after its last frame (measured here:
+        # 3 s at 1, 6 s at 2, 15 s at 5), so a worker silent for visibility_s is presumed dead within it, as f's and
+        # g's are: a third of it, in AMQP's whole seconds, at least one
+        self.heartbeat_s = max(1, int(visibility_s // 3))
         self._holding = board.key("holding")  # consumer -> the head of the message it holds (see the module doc)
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
@@ -222,7 +226,7 @@ class RabbitQueue:
         while True:
             try:
                 parameters = pika.URLParameters(self.url)
-                parameters.heartbeat = max(1, round(self.heartbeat_s))
+                parameters.heartbeat = self.heartbeat_s
                 parameters.blocked_connection_timeout = RECONNECT_S
                 self._connection = pika.BlockingConnection(parameters)
                 channel = self._connection.channel()
@@ -292,7 +296,7 @@ def _text(value: object) -> str:
 def jobs_queue(amqp: str, board: Board, consumer: str, settings: Settings) -> RabbitQueue:
     """A worker silent for visibility_s (no AMQP heartbeat) is presumed dead by the broker."""
     return RabbitQueue(amqp, board, consumer, max_deliveries=settings.max_deliveries,
-                       heartbeat_s=settings.visibility_s)
+                       visibility_s=settings.visibility_s)
 
 
 # --- the pods ------------------------------------------------------------------------------------------

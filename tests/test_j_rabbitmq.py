@@ -7,6 +7,7 @@ process pods, SIGKILL and broker restarts, is tests/test_j_rabbitmq_chaos.py
 """
 
 import secrets
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -94,6 +95,26 @@ def test_a_delivery_whose_consumer_closes_its_connection_goes_to_the_next_counte
         second.ack(again)
         assert second.waiting() == 0 and second.in_flight() == 0
         second.remove()
+
+
+def test_a_consumer_silent_for_visibility_s_loses_its_delivery_within_twice_that(rabbit):
+    # Given a message taken by a consumer that then says nothing (a blocking connection answers heartbeats only
+    # when called: as silent as a stopped process), and visibility_s 3 s
+    board = Board(connect_fake(), secrets.token_hex(8))
+    with j_rabbitmq.RabbitQueue(rabbit.url, board, "silent", visibility_s=3.0) as silent, \
+            j_rabbitmq.RabbitQueue(rabbit.url, board, "other", visibility_s=3.0) as other:
+        silent.put(b"a tile")
+        assert silent.next(5.0).body == b"a tile"
+        started = time.monotonic()
+        # Then the broker presumes it dead and hands the tile on within the visibility timeout (a margin as
+        # long again for a busy machine); its heartbeats set to visibility_s, it took three times that
+        again = None
+        while again is None and time.monotonic() - started < 30:
+            again = other.next(1.0)
+        assert again is not None and again.body == b"a tile"
+        assert time.monotonic() - started < 2 * 3.0
+        other.ack(again)
+        other.remove()
 
 
 def connect_fake():
