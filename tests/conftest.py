@@ -112,6 +112,16 @@ def ctrl_c_raises() -> Iterator[None]:
     signal.signal(signal.SIGINT, previous)
 
 
+@pytest.fixture(autouse=True)
+def grouped_as_marked(request: pytest.FixtureRequest) -> None:
+    """Fail a test whose xdist_group an xdist worker ignored (pytest 9.2 with pytest-xdist 3.8 does, silently:
+    pytest-xdist#1386): j's tests would boot a RabbitMQ node on every worker instead of one."""
+    if (getattr(request.config.option, "loadgroup", False) and request.node.get_closest_marker("xdist_group")
+            and "@" not in request.node.nodeid):
+        pytest.fail(f"--dist loadgroup ignored this test's xdist_group under pytest {pytest.__version__}: "
+                    "install the versions of requirements.lock")
+
+
 @pytest.fixture(scope="session")
 def rabbit() -> Iterator[AmqpBroker]:
     """The RabbitMQ of approach j's tests: AMQP_URL's broker, or one private node for the whole session (it takes

@@ -2,7 +2,7 @@
 none, on both brokers and under every scenario.
 
 A minute of killed and restarted pods: a step of its own in CI, beside j's chaos matrix, and out of the
-README's test command (`python -m pytest -m 'chaos_demo or rabbitmq_chaos'` runs both)."""
+README's test command (`python -m pytest -m slow` runs them)."""
 
 import json
 import re
@@ -14,7 +14,7 @@ from approaches.harness import chaos
 from approaches.harness.cli import SCENARIOS as CHAOS_SCENARIOS
 from tests.conftest import main
 
-pytestmark = pytest.mark.chaos_demo
+pytestmark = pytest.mark.slow
 
 LINE = re.compile(r"^(\w+): expected=(\d+) processed=(\d+) missing=(\d+) duplicates=(\d+) output=(present|absent)$")
 ROW = re.compile(r"^([\w-]+) +([efg]) +3 +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d+|-)$", re.M)

@@ -144,6 +144,7 @@ def test_resuming_a_run_with_other_images_is_refused_by_name_and_content(client,
         queue_images(life("coordinator"), board, jobs, images, 3, 16, DEFAULT_MAX_PIXELS)
 
 
+@pytest.mark.slow
 def test_a_service_worker_is_named_apart_from_every_other_process(tmp_path):
     # Before: every g worker process was the consumer "worker": a second one took over a live peer's tiles
     names = {subprocess.run([sys.executable, "-c", "from approaches.harness.service import _parser; "
@@ -178,6 +179,7 @@ def test_workers_record_their_waits_for_work_as_blocked_spans_between_their_tile
         assert all(one.end <= two.start + 1e-6 for one, two in itertools.pairwise(spans))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("module", [f_reliable_queue, g_service], ids=["f", "g"])
 def test_on_a_real_server_a_client_pushing_junk_all_along_changes_nothing_and_little_is_left(tmp_path, image_dir,

@@ -46,7 +46,7 @@ def assert_identical_to_a(outcome: Outcome, kernel_size: int) -> None:
 
 @pytest.mark.parametrize("broker,tile_size,workers", [
     ("memory://", 7, 1), ("memory://", 16, 3), ("memory://", 256, 2),  # 256: each image is one tile
-    pytest.param("embedded://", 16, 2, marks=pytest.mark.timeout(120)),
+    pytest.param("embedded://", 16, 2, marks=[pytest.mark.timeout(120), pytest.mark.slow]),
 ])
 def test_outputs_are_identical_to_a_and_every_pod_leaves_its_spans(tmp_path, image_dir, broker, tile_size, workers):
     tracer = Tracer()

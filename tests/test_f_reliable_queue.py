@@ -64,7 +64,7 @@ def assert_nothing_lost(outcome, reports, duplicates: int | None = 0) -> None:
 
 @pytest.mark.parametrize("broker,tile_size,workers", [
     ("memory://", 7, 1), ("memory://", 16, 3), ("memory://", 256, 2),
-    pytest.param("embedded://", 16, 2, marks=pytest.mark.timeout(120)),
+    pytest.param("embedded://", 16, 2, marks=[pytest.mark.timeout(120), pytest.mark.slow]),
 ])
 def test_outputs_are_identical_to_a(tmp_path, image_dir, broker, tile_size, workers):
     outcome = f_reliable_queue.run(f_job(image_dir, tmp_path / "out", broker=broker, tile_size=tile_size,
@@ -142,6 +142,7 @@ def test_bad_images_are_reported_and_the_others_saved(tmp_path, image_dir):
     assert_bad_inputs_reported(outcome, reasons)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_run_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given f on a real server, with worker processes slowed so that each holds a tile when killed

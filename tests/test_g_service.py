@@ -62,7 +62,7 @@ def blurs(tracer: Tracer) -> int:
 
 @pytest.mark.parametrize("broker,tile_size,pods,threads", [
     ("memory://", 7, 1, 1), ("memory://", 16, 1, 3), ("memory://", 256, 2, 2),
-    pytest.param("embedded://", 16, 2, 2, marks=pytest.mark.timeout(120)),
+    pytest.param("embedded://", 16, 2, 2, marks=[pytest.mark.timeout(120), pytest.mark.slow]),
 ])
 def test_outputs_are_identical_to_a_and_each_thread_is_a_lane(tmp_path, image_dir, broker, tile_size, pods, threads):
     tracer = Tracer()
@@ -173,6 +173,7 @@ def test_a_worker_slower_than_the_visibility_timeout_delivers_late_and_harmlessl
     assert_identical_to_a(outcome, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_every_worker_process_sigkilled_mid_tile_and_restarted_loses_nothing(tmp_path, image_dir):
     # Given g on a real server, two worker processes of two threads, slowed so that they hold tiles when killed

@@ -33,6 +33,7 @@ def assert_outputs_identical_to_a(image_dir: Path, output: Path) -> None:
         assert np.array_equal(load_image(output_path(output, "g", source.name)).pixels, expected), source.name
 
 
+@pytest.mark.slow
 def test_all_mode_runs_every_role_in_one_process_and_exits_when_every_image_is_done(tmp_path, image_dir):
     done = subprocess.run(service("--mode", "all", "--broker", "memory://", "--input", str(image_dir),
                                   "--output", str(tmp_path / "out"), "--threads", "2"),
@@ -42,6 +43,7 @@ def test_all_mode_runs_every_role_in_one_process_and_exits_when_every_image_is_d
     assert_outputs_identical_to_a(image_dir, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_each_mode_as_its_own_process_on_one_server_gives_as_pixels(tmp_path, image_dir):
     run, output = new_run_id(), tmp_path / "out"
     with open_broker("embedded://") as broker:
@@ -77,6 +79,7 @@ def test_each_mode_as_its_own_process_on_one_server_gives_as_pixels(tmp_path, im
     assert_outputs_identical_to_a(image_dir, output)
 
 
+@pytest.mark.slow
 def test_sigterm_makes_a_worker_finish_the_tile_in_hand_and_leave_the_rest_to_others(tmp_path):
     # Given a run with many tiles and one single-threaded worker at work on it
     image_dir = tmp_path / "input"

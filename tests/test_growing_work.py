@@ -27,6 +27,7 @@ def flags(tmp_path: Path, *more: str) -> list[str]:
             "--charts", str(tmp_path / "charts"), *more]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_images_sweep_measures_each_approach_in_a_process_of_its_own_and_checks_it_against_a(
         tmp_path, image_dir, capsys):
@@ -132,6 +133,7 @@ def test_the_margin_is_the_runner_up_over_the_fastest_and_overlapping_runs_are_a
     assert broken["fastest"] == "a" and broken["runner_up"] is None  # an approach that failed cannot win
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ctrl_c_keeps_the_points_measured_so_far(tmp_path, image_dir):
     process = subprocess.Popen(

@@ -25,6 +25,7 @@ from tests.test_images import assert_bad_inputs_reported, bad_inputs
 pytestmark = pytest.mark.timeout(60)  # every test here waits on a cluster: a hang must fail, not stall CI
 
 TILES_16 = 5 * 6 + 3 * 3 + 2 * 2  # 16-px tiles of the three images of image_dir (70x90, 33x41, 20x25)
+DELAY_ERROR_S = 0.25  # dask's worker times carry its estimated clock delay to the scheduler: see the task stream test
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def run_h(image_dir, output, **options):
     return run_approach("h", image_dir, output, **options)
 
 
-@pytest.mark.parametrize("tile_size,kernel_size", [(7, 5), (16, 5), (33, 9), (256, 5), (5, 21)])
+@pytest.mark.parametrize("tile_size,kernel_size", [(33, 9), (256, 5), *(pytest.param(*case, marks=pytest.mark.slow)
+                                                                    for case in [(7, 5), (16, 5), (5, 21)])])
 def test_outputs_are_identical_to_a_for_any_tiling_on_a_scheduler_given(tmp_path, image_dir, scheduler, tile_size,
                                                                         kernel_size):
     # 7 and 33 divide none of the images; 256 makes each one tile; with 5 the halo (10) is wider than the tile.
@@ -52,6 +54,7 @@ def test_outputs_are_identical_to_a_for_any_tiling_on_a_scheduler_given(tmp_path
     assert {s.mode for s in outcome.saved} == {"RGBA", "RGB", "L"}
 
 
+@pytest.mark.slow
 def test_its_own_local_cluster_gives_a_pixels_with_its_start_up_apart(tmp_path, image_dir):
     # One worker process here; the shared cluster above has two, and the chaos tests start two of their own.
     outcome, tracer = run_h(image_dir, tmp_path / "out", workers=1, tile_size=16)
@@ -80,11 +83,14 @@ def test_the_task_stream_becomes_blur_spans_in_worker_lanes_on_this_process_cloc
     coordinator, assembler = h_dask.COORDINATOR, h_dask.ASSEMBLER
     assert stages[coordinator, "load"] == stages[assembler, "save"] == 3
     assert stages[coordinator, "cut"] == stages[assembler, "assemble"] == TILES_16
-    # dask's time.time() moved onto perf_counter: each tile is blurred after it is cut and before it is pasted
+    # dask's time.time() moved onto perf_counter: each tile is blurred after it is cut and before it is pasted,
+    # within the error of the clock delay dask's worker adds to its times (estimated from heartbeats: milliseconds,
+    # tens of them on a loaded machine; a wrong move would be off by decades)
     cut = {(s.image, s.tile): s for s in tracer.spans if s.stage == "cut"}
     pasted = {(s.image, s.tile): s for s in tracer.spans if s.stage == "assemble"}
     for span in blurs:
-        assert cut[span.image, span.tile].end - 0.005 <= span.start <= span.end <= pasted[span.image, span.tile].start
+        assert cut[span.image, span.tile].end - DELAY_ERROR_S <= span.start <= span.end
+        assert span.end <= pasted[span.image, span.tile].start + DELAY_ERROR_S
 
 
 def test_an_unreachable_scheduler_fails_every_image_with_its_address(tmp_path, image_dir):

@@ -122,7 +122,7 @@ def rank_processes_end(before: set[int]) -> bool:
 
 @needs_mpi
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("ranks", [1, 2, 3])
+@pytest.mark.parametrize("ranks", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_ranks_save_as_pixels_for_every_shape_report_a_bad_image_and_draw_a_lane_per_rank(tmp_path, ranks):
     inputs = mpi_inputs(tmp_path / "input")
     config = RunConfig(input_dir=inputs, output_dir=tmp_path / "out", kernel_size=K, workers=ranks)

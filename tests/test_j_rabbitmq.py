@@ -3,7 +3,7 @@
 Every test shares one RabbitMQ (the session's `rabbit` fixture: a private node boots in seconds) and runs j's
 pods as threads on memory:// for the results, so each run takes a fraction of a second.  The chaos matrix, with
 process pods, SIGKILL and broker restarts, is tests/test_j_rabbitmq_chaos.py
-(python -m pytest -m 'chaos_demo or rabbitmq_chaos').
+(python -m pytest -m slow).
 """
 
 import secrets

@@ -1,6 +1,6 @@
 """j's chaos matrix and its private node's clean-up: minutes of RabbitMQ boots, so not in the default run.
 
-    python -m pytest -m 'chaos_demo or rabbitmq_chaos'
+    python -m pytest -m slow
 
 Every scenario of the chaos demo against j with process pods (SIGKILL, SIGSTOP) on a real Valkey, each run on
 a RabbitMQ node of its own (the broker scenario restarts it); and the node, its epmd and its folder gone
@@ -25,7 +25,7 @@ from approaches.core.settings import Settings
 from tests.conftest import main
 from tests.test_cluster_chaos import ROW
 
-pytestmark = [pytest.mark.rabbitmq_chaos, pytest.mark.timeout(900), pytest.mark.xdist_group("rabbitmq")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.xdist_group("rabbitmq")]
 ROW_J = re.compile(ROW.pattern.replace("[efg]", "j"), re.M)  # a row of the side-by-side table, for j
 
 

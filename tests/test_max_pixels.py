@@ -57,9 +57,9 @@ def test_an_image_over_pillow_limit_is_refused_by_default_and_blurred_with_max_p
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("approach, broker", [
     ("d", "memory://"),  # a's loop in a spawned pod
-    ("f", "embedded://"),  # the coordinator is a spawned pod on a real server
+    pytest.param("f", "embedded://", marks=pytest.mark.slow),  # the coordinator: a spawned pod on a real server
     ("i", "memory://"),  # rank 0 of an MPI job
-    ("h", "memory://"),  # the coordinator beside a dask cluster
+    pytest.param("h", "memory://", marks=pytest.mark.slow),  # the coordinator beside a dask cluster
 ])
 def test_the_limit_reaches_the_process_that_decodes(tmp_path, image_dir, short_tmp, capsys, approach, broker):
     # Given images of 6300 (70x90), 1353 and 500 pixels, and a limit one under the largest

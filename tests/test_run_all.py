@@ -127,6 +127,7 @@ def test_help_lists_the_flags():
         assert flag in out.stdout
 
 
+@pytest.mark.slow
 def test_default_input_makes_the_bundled_samples_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["--approaches", "a", "--kernel-size", "3", "--no-charts"], env={}) == 0

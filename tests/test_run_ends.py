@@ -97,8 +97,8 @@ def test_run_all_reports_a_crash_in_one_line_and_status_1(tmp_path, image_dir, m
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("signum,status,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130,
-                                                                                       "interrupted")])
+@pytest.mark.parametrize("signum,status,word", [(signal.SIGTERM, 143, "terminated"),
+                                               pytest.param(signal.SIGINT, 130, "interrupted", marks=pytest.mark.slow)])
 def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tmp_path, short_tmp, image_dir, signum,
                                                                               status, word):
     # Before: SIGTERM orphaned valkey-server and /tmp/blur-valkey-*; Ctrl-C printed a 28-line traceback
@@ -128,6 +128,7 @@ def test_a_signal_ends_the_run_in_one_line_and_stops_the_server_and_every_pod(tm
     assert list(scratch.iterdir()) == []  # the server's folder is gone
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ctrl_c_while_h_starts_its_dask_cluster_is_one_line_and_leaves_no_process(tmp_path, image_dir):
     # Before: dask's exit hook tried to close the half-started cluster and printed a 30-line AssertionError

@@ -280,6 +280,7 @@ def test_the_command_line_starts_the_page_as_serve_or_with_the_serve_flag(tmp_pa
         assert ended.value.code == 0 and "removed 0 finished jobs" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_under_h_a_killed_dask_worker_s_tiles_are_computed_again(tmp_path, image_dir):
     events, live = killed_run("h", tmp_path, image_dir)
     assert live.faults is not None and live.faults.victims

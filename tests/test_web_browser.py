@@ -31,6 +31,7 @@ def chromium():
         yield driver
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_the_page_blurs_two_uploads_to_a_s_pixels_and_links_them(chromium, tmp_path: Path):
     from selenium.webdriver.common.by import By

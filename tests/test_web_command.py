@@ -82,6 +82,7 @@ def get(url: str) -> bytes:
         return response.read()
 
 
+@pytest.mark.slow
 def test_serve_prints_its_url_runs_a_job_to_a_s_pixels_and_stops_on_sigterm_with_one_line(tmp_path):
     server, url = start(tmp_path / "web")
     try:
