@@ -26,7 +26,7 @@ GOAL = 0.90  # the horizontal pass's rate, at least this fraction of the vertica
 @njit(nogil=True)
 def vertical_only(src, buf, layout, inside, at, end, span, channels, w, k):
     for y in range(0, src.shape[0], ROWS):
-        kernel._vertical_block(buf, layout, src, False, -(k // 2), y, inside, at, end, span, channels, w, k)
+        kernel._vertical_block(buf, layout, src, y - k // 2, inside, at, end, span, channels, w, k)
 
 
 @njit(nogil=True)
@@ -42,7 +42,7 @@ def passes(image: np.ndarray, k: int):
     src, dst = image.reshape(height, -1), np.empty((height, width * channels), np.uint8)
     radius, w = k // 2, kernel._weights(k, "separable")
     span, at = (width + 2 * radius) * channels, radius * channels
-    layout = scratch(span, at, channels, 0, 0)  # the photos' rows are not crowded: read in place
+    layout = scratch(span, at, channels)
     buf = kernel._scratch(layout, np.full(layout.size + LINE_FLOATS, 0.0, np.float32))  # written: _scratch_floats
     inside, end = (np.uint64(0), np.uint64(width * channels)), at + width * channels
     vertical_only(src, buf, layout, inside, at, end, span, channels, w, k)  # the rows the horizontal pass reads

@@ -15,7 +15,7 @@ from approaches.core import kernel
 from approaches.core.images import load_image
 from approaches.core.kernel import KERNELS, blur_into, blur_tile, gaussian_weights, warm_up
 from approaches.core.limits import MAX_KERNEL_SIZE, validate_kernel_size
-from approaches.core.scratch import CROWDED, HALF_LINE_FLOATS, LINE_FLOATS, PAGE_FLOATS, SECTIONS, crowd, scratch
+from approaches.core.scratch import HALF_LINE_FLOATS, LINE_FLOATS, PAGE_FLOATS, SECTIONS, scratch
 from approaches.core.tiling import Tile, cut, paste, plan_tiles
 from tests.conftest import photo
 
@@ -190,7 +190,7 @@ def test_scratch_rows_start_on_lines_and_lie_apart_modulo_4_kib_at_every_width()
     for channels in (1, 3, 4):
         for span in range(channels, 5000, 3 * channels):
             for at in (0, span % 50 // channels * channels, 10 * channels):
-                layout = scratch(span, at, channels, 0, 0)
+                layout = scratch(span, at, channels)
                 assert layout.shifted == (channels == 4) and layout.stride % LINE_FLOATS == 0
                 if layout.shifted:  # even taps from the row, odd ones from the copy: all on half lines
                     assert layout.row % HALF_LINE_FLOATS == 0 and layout.copy % LINE_FLOATS == 0
@@ -203,33 +203,11 @@ def test_scratch_rows_start_on_lines_and_lie_apart_modulo_4_kib_at_every_width()
                 starts = sorted(offset % PAGE_FLOATS for offset in [*rows, *copies, layout.acc])
                 gaps = [b - a for a, b in zip(starts, [*starts[1:], starts[0] + PAGE_FLOATS], strict=True)]
                 assert min(gaps) >= spacing - LINE_FLOATS, (span, at, starts)
-    layout = scratch(1000, 0, 4, 0, 0)
+    layout = scratch(1000, 0, 4)
     for misaligned in range(LINE_FLOATS):
         raw = np.zeros(layout.size + 2 * LINE_FLOATS, np.float32)[misaligned:]
         buf = kernel._scratch(layout, raw)
         assert buf.ctypes.data % (4 * LINE_FLOATS) == 0 and buf.size == layout.size
-
-
-def test_staged_rows_start_on_lines_after_the_float_rows_and_never_share_an_offset_modulo_4_kib():
-    # The image's rows at RGBA ~1024 px share one offset modulo 4 KiB, eleven read at once: 8-14% slower.
-    for staged in range(1, 20_000, 7):
-        layout = scratch(staged, 0, 4, staged, 18)
-        assert layout.ring >= layout.acc + staged and layout.ring % LINE_FLOATS == 0
-        assert layout.ring_stride % (4 * LINE_FLOATS) == 0 and staged <= layout.ring_stride < staged + 8 * LINE_FLOATS
-        assert crowd(layout.ring_stride) == 1 and layout.size == layout.ring + 18 * layout.ring_stride // 4
-
-
-@pytest.mark.parametrize("channels,width", [(4, 1024), (4, 2047), (3, 1366), (1, 4096)])
-def test_an_image_read_through_staged_rows_gives_the_pixels_of_one_read_in_place(channels, width):
-    # A crop whose rows crowd one offset is staged; the same pixels inside a wider image are read in place.
-    wide = photo(45, width + 40, channels)
-    crop = np.ascontiguousarray(wide[:, :width])
-    assert crowd(width * channels) >= CROWDED > crowd((width + 40) * channels)
-    for kernel_size in (3, 15, 21, 51):
-        canvas = np.zeros_like(wide)
-        blur_into(wide, Tile(0, 0, 0, width, 45), canvas, kernel_size)
-        inner = width - kernel_size // 2  # columns whose halo lies inside both
-        assert np.array_equal(blur(crop, kernel_size)[:, :inner], canvas[:, :inner])
 
 
 def test_two_threads_blurring_tiles_share_no_scratch_and_keep_theirs():

@@ -13,8 +13,8 @@ operations whatever tile it falls in: tiled results are bit-identical to the who
 sum is within k * 3e-5 of a level of the exact blur, so rounded it is within one level of a float64 blur
 for every k in 1..255; ``truncate=True`` (the original course's rounding) takes its floor instead.
 
-docs/kernel.md explains the loops (unsigned indices, eight taps per pass, the scratch rows' layout and the
-staged image rows in approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measure it.
+docs/kernel.md explains the loops (unsigned indices, eight taps per pass, the scratch rows' layout in
+approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measure it.
 """
 
 import functools
@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from approaches.core.limits import KERNELS, validate_kernel_size
-from approaches.core.scratch import CROWDED, LINE_FLOATS, ROWS, crowd, floats, scratch
+from approaches.core.scratch import LINE_FLOATS, PAGE_FLOATS, ROWS, SECTIONS, scratch
 from approaches.core.tiling import Tile, cut
 
 _CONTRACT = {"contract"}
@@ -79,21 +79,9 @@ def _add(total, start, product):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _input(src, staged, top, v):
-    """Where input row v lies in src (v = 0: the first halo row, the image's row top): in the image, a row
-    above or below it repeating its first or last row (the halo rule); `staged`, in the ring, row v modulo
-    its size."""
-    if staged:
-        return np.uint64(v % src.shape[0])
-    return np.uint64(min(max(top + v, 0), src.shape[0] - 1))
-
-
-@njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _stage(ring, v, src, top, inside):
-    """Copy input row v, src's columns inside = (start, count), into the ring (`_input`)."""
-    row, y, x = ring[_input(ring, True, 0, v)], _input(src, False, top, v), inside[0]
-    for j in range(inside[1]):
-        row[j] = src[y, x + j]
+def _clamped(src, y):
+    """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
+    return np.uint64(min(max(y, 0), src.shape[0] - 1))
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -134,7 +122,7 @@ def _taps_x4(buf, r, o, first, last, src, ys, x, n, ws, size):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _vertical_group(buf, r, o, copy, src, staged, top, first, x, n, w, k, i, start):
+def _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, start):
     """The group of taps from tap i on (`_size`) into the four rows; `start` (a constant) when i is 0.
     Returns the next group's first tap.
 
@@ -142,12 +130,12 @@ def _vertical_group(buf, r, o, copy, src, staged, top, first, x, n, w, k, i, sta
     leaves the eleventh row unused.
     """
     last = k + 2
-    ys = (_input(src, staged, top, first + min(i, last)), _input(src, staged, top, first + min(i + 1, last)),
-          _input(src, staged, top, first + min(i + 2, last)), _input(src, staged, top, first + min(i + 3, last)),
-          _input(src, staged, top, first + min(i + 4, last)), _input(src, staged, top, first + min(i + 5, last)),
-          _input(src, staged, top, first + min(i + 6, last)), _input(src, staged, top, first + min(i + 7, last)),
-          _input(src, staged, top, first + min(i + 8, last)), _input(src, staged, top, first + min(i + 9, last)),
-          _input(src, staged, top, first + min(i + 10, last)))
+    ys = (_clamped(src, first + min(i, last)), _clamped(src, first + min(i + 1, last)),
+          _clamped(src, first + min(i + 2, last)), _clamped(src, first + min(i + 3, last)),
+          _clamped(src, first + min(i + 4, last)), _clamped(src, first + min(i + 5, last)),
+          _clamped(src, first + min(i + 6, last)), _clamped(src, first + min(i + 7, last)),
+          _clamped(src, first + min(i + 8, last)), _clamped(src, first + min(i + 9, last)),
+          _clamped(src, first + min(i + 10, last)))
     size = _size(w, i)
     if size == 8:
         _taps_x4(buf, r, o, start, copy and i + size >= w.size, src, ys, x, n, _group(w, i), 8)
@@ -157,13 +145,13 @@ def _vertical_group(buf, r, o, copy, src, staged, top, first, x, n, w, k, i, sta
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical4(buf, r, o, copy, src, staged, top, first, x, n, w, k):
-    """buf[r[t] + j] = sum over taps i of w[i] * src[input row first + t + i, x + j] for t in 0..3, j < n
-    (`_input`); if copy, buf[o[t] + j] as well.
+def _vertical4(buf, r, o, copy, src, first, x, n, w, k):
+    """buf[r[t] + j] = sum over taps i of w[i] * src[first + t + i, x + j] for t in 0..3, j < n; if copy,
+    buf[o[t] + j] as well.  Rows outside src are clamped.
     """
-    i = _vertical_group(buf, r, o, copy, src, staged, top, first, x, n, w, k, 0, True)
+    i = _vertical_group(buf, r, o, copy, src, first, x, n, w, k, 0, True)
     while i < w.size:
-        i = _vertical_group(buf, r, o, copy, src, staged, top, first, x, n, w, k, i, False)
+        i = _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, False)
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
@@ -217,9 +205,8 @@ def _horizontal(dst, y, x, buf, row, shifted, acc, n, w, k, step, rounding):
 
 
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _vertical_block(buf, layout, src, staged, top, first, inside, at, end, span, channels, w, k):
-    """Rows first + radius .. + 3 of the vertical pass, from input rows first .. first + k + 2 (`_input`), into
-    the layout's four rows, edges filled.
+def _vertical_block(buf, layout, src, first, inside, at, end, span, channels, w, k):
+    """Rows first + radius .. + 3 of the vertical pass into the layout's four rows, edges filled.
 
     inside: (start, count) of src's columns the rows take (from column `at` of the rows on); the columns
     beyond src's border, before at and from end on, repeat its border column (the vertical sum of a
@@ -230,7 +217,7 @@ def _vertical_block(buf, layout, src, staged, top, first, inside, at, end, span,
          np.uint64(layout.row + 3 * stride + at))
     c = layout.copy + at - channels  # o: unused without copies, but o apart from r keeps the loop vectorised
     o = (np.uint64(c), np.uint64(c + stride), np.uint64(c + 2 * stride), np.uint64(c + 3 * stride))
-    _vertical4(buf, r, o, layout.shifted, src, staged, top, first, inside[0], inside[1], w, k)
+    _vertical4(buf, r, o, layout.shifted, src, first, inside[0], inside[1], w, k)
     for t in range(ROWS):
         row = layout.row + t * stride
         for p in range(at):
@@ -260,14 +247,8 @@ def _scratch(layout, raw):
     return raw[start:start + layout.size]
 
 
-@njit(nogil=True, cache=True)
-def _ring(layout, buf, rows):
-    """The layout's ring in buf: `rows` uint8 rows of layout.ring_stride bytes."""
-    return buf[layout.ring:].view(np.uint8)[:rows * layout.ring_stride].reshape(rows, layout.ring_stride)
-
-
 @njit(nogil=True, cache=True, fastmath=_CONTRACT)
-def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst_top, dst_left, staged, raw):
+def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst_top, dst_left, raw):
     """Blur the height x width pixels at (top, left) of src into dst at (dst_top, dst_left).
 
     src and dst are images as rows of interleaved channels, (rows, pixels * C).  The halo is read from
@@ -275,9 +256,7 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     sums).  w holds the k weights padded with zeros to a sum of eights and sevens (`_grouped`).  Output rows
     are made four at a time: the vertical pass into four float rows (`_vertical_block`), then each row's
     horizontal pass straight into dst (`_horizontal_row`), in scratch laid out by `scratch` in raw
-    (`_scratch_floats`).  The rows of a last group of fewer than four are computed, not written.  With
-    `staged` (src's rows crowd one offset modulo 4 KiB: core/scratch.py), the vertical pass reads them from a
-    ring of k + 3 copies in the scratch, each row copied in once (`_stage`).
+    (`_scratch_floats`).  The rows of a last group of fewer than four are computed, not written.
     """
     radius = k // 2
     pixels = src.shape[1] // channels
@@ -285,19 +264,12 @@ def _blur_rows(src, top, left, height, width, channels, w, k, rounding, dst, dst
     span = (width + 2 * radius) * channels
     at = (inside_left - (left - radius)) * channels
     end = at + (inside_right - inside_left) * channels
-    inside = np.uint64(inside_left * channels), np.uint64(end - at)
-    rows = k + 3 if staged else 0
-    layout = scratch(span, at, channels, end - at, rows)
+    layout = scratch(span, at, channels)
     buf = _scratch(layout, raw)
-    ring, in_ring = _ring(layout, buf, rows), (np.uint64(0), inside[1])
+    inside = np.uint64(inside_left * channels), np.uint64((inside_right - inside_left) * channels)
     x = np.uint64(dst_left * channels)
     for y in range(0, height, ROWS):
-        if staged:  # the input rows this group of four adds, then the group from the ring
-            for v in range(0 if y == 0 else y + k - 1, y + k + 3):
-                _stage(ring, v, src, top - radius, inside)
-            _vertical_block(buf, layout, ring, True, 0, y, in_ring, at, end, span, channels, w, k)
-        else:
-            _vertical_block(buf, layout, src, False, top - radius, y, inside, at, end, span, channels, w, k)
+        _vertical_block(buf, layout, src, top - radius + y, inside, at, end, span, channels, w, k)
         for t in range(min(ROWS, height - y)):
             _horizontal_row(dst, np.uint64(dst_top + y + t), x, buf, layout, t, width * channels, channels, w, k,
                             rounding)
@@ -405,10 +377,9 @@ def _blur_region(src: np.ndarray, region: Tile, dst: np.ndarray, dst_top: int, d
                      _weights(kernel_size, method), rounding, _as_rows(dst), dst_top, dst_left)
     else:
         span = (region.width + 2 * radius) * channels
-        staged = crowd(src.shape[1] * channels) >= CROWDED
         _blur_rows(_as_rows(src, read_only=True), region.y, region.x, region.height, region.width, channels,
-                   _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left, staged,
-                   _scratch_floats(floats(span, span, kernel_size + 3 if staged else 0)))
+                   _weights(kernel_size, method), kernel_size, rounding, _as_rows(dst), dst_top, dst_left,
+                   _scratch_floats(SECTIONS * (span + 3 * LINE_FLOATS + PAGE_FLOATS) + LINE_FLOATS))
 
 
 def blur_tile(padded: np.ndarray, kernel_size: int, *, truncate: bool = False,
