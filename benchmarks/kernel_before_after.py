@@ -3,13 +3,14 @@
     python benchmarks/kernel_before_after.py [--rev 2ad5c78] [--widths 1000 1003 ...] [--height 1400]
                                              [--rounds 21] [--kernel-sizes 15 21]
 
-Two runs of a script on a shared machine see different loads, so a before/after figure taken from two runs
-says little.  Here the earlier kernel (approaches/core/kernel.py at --rev, read with `git show` into a temporary
-folder and imported under another name; numba compiles it there, a few seconds) runs in the same process as
-today's: each round blurs with before, after and cv2.GaussianBlur (one thread) back to back, the order rotating,
-on RGBA and RGB crops of the photo-like samples.  Printed: best-of ms of each, after / before, and each / OpenCV;
-before and after must give the same pixels.  The default widths are where the earlier kernel's float rows lay a
-multiple of 4 KiB apart (1004 at k = 21, 1010 at k = 15), their neighbours, and 1000.
+Two runs of a script on a shared machine see different loads, so a before/after figure taken from two runs says
+little. Here the earlier kernel (approaches/core/kernel.py at --rev, read with `git show` into a temporary
+folder and imported under another name; numba compiles it there in a child process, tens of seconds, and this
+one loads it from the cache) runs in the same process as today's: each round blurs with before, after and
+cv2.GaussianBlur (one thread) back to back, the order rotating, on RGBA and RGB crops of the photo-like samples.
+Printed: best-of ms of each, after / before, and each / OpenCV; before and after must give the same pixels. The
+default widths are where the earlier kernel's float rows lay a multiple of 4 KiB apart (1004 at k = 21, 1010 at
+k = 15), their neighbours, and 1000.
 """
 
 import argparse
@@ -49,6 +50,11 @@ def kernel_at(rev: str, folder: Path) -> ModuleType:
         (folder / f"{name}_before.py").write_text(source_at(rev, name))
         source = source.replace(f"from approaches.core.{name} import", f"from {name}_before import")
     (folder / "kernel_before.py").write_text(source)
+    # numba compiles it in a child, and this process loads it from the cache the child leaves: a kernel compiled
+    # in the process that times it ran ~3x slower there (docs/kernel.md)
+    subprocess.run([sys.executable, "-c", "import numpy, kernel_before\n"
+                    "for channels in (3, 4): kernel_before.blur(numpy.zeros((1, 1, channels), numpy.uint8), 3)"],
+                   cwd=folder, check=True)
     sys.path.insert(0, str(folder))
     return importlib.import_module("kernel_before")
 
@@ -63,6 +69,7 @@ def main() -> int:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     samples = {"RGBA": np.asarray(make_sample(SAMPLES[0])), "RGB": np.asarray(make_sample(SAMPLES[1]))}
+    kernel.warm_up(method="separable")  # today's, compiled in a child if need be, as the "before" kernel is
     with tempfile.TemporaryDirectory() as folder:
         before = kernel_at(args.rev, Path(folder))
         print(f"before: the kernel at {args.rev}; after: the working tree's.  Best of {args.rounds} interleaved rounds")

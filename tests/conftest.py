@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from approaches.cluster.amqp import AmqpBroker, open_amqp, unavailable
+from approaches.core.kernel import warm_up
 from approaches.core.settings import Settings
 from approaches.harness import cli
 
@@ -29,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["TMPDIR"] = os.path.join(os.environ[OWN_TMPDIR], worker)
         os.makedirs(os.environ["TMPDIR"], exist_ok=True)
     tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    if not worker:  # compile the kernels once, here, if numba's cache is cold, not once in every xdist worker
+        warm_up()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
