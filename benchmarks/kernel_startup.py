@@ -4,7 +4,8 @@
 
 Each round starts two fresh interpreters: one with numba's cache as it is (the normal case: the kernel is
 loaded, not compiled), one with an empty cache directory (a new checkout, or kernel.py just edited: numba
-keys its cache on the source file's time stamp, so it compiles).  Each reports the seconds to import
+keys its cache on the source's contents, so it compiles, in a child process warm_up starts, and the process
+measured loads what the child leaves).  Each reports the seconds to import
 approaches.core.kernel and to run warm_up, whether numba compiled or loaded the kernel, and which of scipy
 and scipy.linalg were imported by then.  Printed: median and fastest over the rounds.
 """
