@@ -104,8 +104,8 @@ class RabbitQueue:
         self.key = board.key("jobs")
         self.dead = f"{self.key}:dead"
         self.max_deliveries = max_deliveries
-        # RabbitMQ closes a silent connection about three heartbeat timeouts after its last frame (measured here:
-        # 3 s at 1, 6 s at 2, 15 s at 5), so a worker silent for visibility_s is presumed dead within it, as f's and
+        # RabbitMQ closes a silent connection about three heartbeat timeouts after its last frame (measured in
+        # docs/lessons/j-rabbitmq.md), so a worker silent for visibility_s is presumed dead within it, as f's and
         # g's are: a third of it, in AMQP's whole seconds, at least one
         self.heartbeat_s = max(1, int(visibility_s // 3))
         self._holding = board.key("holding")  # consumer -> the head of the message it holds (see the module doc)

@@ -464,18 +464,19 @@ def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:
     checks for BLAS), about half of the 0.25 s measured.
 
     Without a cache entry (a new checkout, or kernel.py edited: numba keys its cache on the source's contents)
-    the kernel is compiled, about 20 s here, in a child process, and loaded from the cache it leaves:
-    a kernel compiled in the process that runs it ran ~3x slower there, for the whole process, than the same
-    kernel loaded from the cache (numba 0.68; docs/kernel.md).
+    the kernel is compiled in a child process and loaded here from the cache it leaves: a kernel compiled in
+    the process that runs it ran several times slower there, for the whole process, than the same kernel
+    loaded from the cache (docs/kernel.md).
     """
     validate_kernel_size(kernel_size)
     methods = KERNELS if method is None else (validate_method(method),)
-    if not all(_cached(name) is None or _cached(name).exists() for name in methods):
+    marks = [mark for name in methods if (mark := _cached(name)) is not None]
+    if not all(mark.exists() for mark in marks):
         subprocess.run([sys.executable, "-c", f"from approaches.core.kernel import _load; _load({kernel_size}, "
                         f"{tuple(methods)!r})"], check=False)  # if it fails, _load compiles here: slower, same pixels
     _load(kernel_size, methods)
-    for name in methods:  # numba's cache holds them now, compiled from this source
-        _mark_cached(name)
+    for mark in marks:  # numba's cache holds them now, compiled from this source
+        _leave(mark)
 
 
 def _load(kernel_size: int, methods: tuple[str, ...]) -> None:
@@ -497,9 +498,9 @@ def _cached(method: str) -> Path | None:
     return Path(dispatcher.stats.cache_path) / f"kernel.{dispatcher.__name__}.{stamp}.warm"
 
 
-def _mark_cached(method: str) -> None:
-    """Leave the file `_cached` names, and remove those of earlier sources."""
-    if (mark := _cached(method)) is None or mark.exists():
+def _leave(mark: Path) -> None:
+    """Leave the mark `_cached` names, and remove those of earlier sources."""
+    if mark.exists():
         return
     with contextlib.suppress(OSError):  # a cache folder that cannot be written: numba then compiles in memory
         for stale in mark.parent.glob(mark.name.rsplit(".", 2)[0] + ".*.warm"):
