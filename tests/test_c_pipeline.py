@@ -75,9 +75,12 @@ def test_images_overlap_each_is_saved_when_whole_and_memory_is_bounded(tmp_path,
     # At most loaders + savers + 1 images are between loading and saved at any moment.
     lives = [(load[image].start, save[image].end) for image in load]
     assert max(sum(start <= t < end for start, end in lives) for t, _ in lives) <= 3
-    assert {s.lane for s in tracer.spans} == {"loader-1", "worker-1", "worker-2", "assembler", "saver-1"}
+    # Which workers got a tile is the scheduler's choice: on a busy machine one worker may take them all.
+    workers = {s.lane for s in tracer.spans if s.stage == "blur"}
+    assert workers and workers <= {"worker-1", "worker-2"}
+    assert {s.lane for s in tracer.spans} == {"loader-1", "assembler", "saver-1"} | workers
     # A lane waiting for work or for room (a permit, a tile) records it as "blocked"
-    assert {"loader-1", "worker-1"} <= {s.lane for s in tracer.spans if s.stage == "blocked"}
+    assert {"loader-1"} | workers <= {s.lane for s in tracer.spans if s.stage == "blocked"}
 
 
 def test_a_loader_decodes_the_next_image_while_the_workers_still_blur_the_last(tmp_path, many_images):
