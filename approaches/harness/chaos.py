@@ -181,11 +181,13 @@ def run_scenario(config: RunConfig, sources: Sequence[ImageSource], letter: str,
         say(f"waiting for the assembler to finish or give up ({roles.gives_up_after(settings):g} s without progress)")
         _, reports = cluster.collect(Tracer())
         left = cluster.left()
-        letters = (cluster.board.summary() or {}).get("dead_letters", [])
+        # Read now that the workers have stopped, not from the summary: a worker may set a junk job aside
+        # after the assembler wrote it (a stream hands junk out behind the real tiles).
+        letters = cluster.board.dead_letters()
     pills = " (among them the STOP pills that killed workers never took)" if letter == "e" and left.get("jobs") else ""
     say(f"left in the queues: jobs={left.get('jobs', 0)}{pills} results={left.get('results', 0)}")
-    for source, _, reason in letters:
-        say(f"dead-lettered from {source}: {reason}")
+    for source, dead in letters:
+        say(f"dead-lettered from {source}: {dead.reason}")
     return replace(_summary(job, letter, scenario, kill.held, reports, say), recovery_s=recovery_s)
 
 
