@@ -59,7 +59,7 @@ def gaussian_weights(kernel_size: int) -> np.ndarray:
     return (w / math.fsum(w)).astype(np.float32)
 
 
-@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _group(w, i):
     """Weights i..i+7 as a tuple, loaded once before a loop (a weight read inside it could alias the stores)."""
     last = w.size - 1
@@ -67,24 +67,13 @@ def _group(w, i):
             w[min(i + 5, last)], w[min(i + 6, last)], w[min(i + 7, last)])
 
 
-@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _size(w, i):
     """How many taps the group from tap i takes: eight, or seven once the rest is a multiple of seven."""
     return 8 if (w.size - i) % 7 else 7
 
 
-@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
-def _add(total, start, product):
-    """total + product, or the product alone for a sum's first tap.
-
-    With `start` a constant the choice is made at compile time, so a sum's first two taps are one expression,
-    w0 * x0 + w1 * x1, whatever the group size: LLVM contracts that to fma(w0, x0, w1 * x1), and a choice left
-    to run time (a select) would give fma(w1, x1, w0 * x0), which rounds differently.
-    """
-    return product if start else total + product
-
-
-@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _clamped(src, y):
     """Row index y in src, a row above or below src repeating its first or last row (the halo rule)."""
     return np.uint64(min(max(y, 0), src.shape[0] - 1))
@@ -97,7 +86,10 @@ def _taps_x4(buf, r, o, first, last, src, ys, x, n, ws, size):
 
     When `last` the sums also go to buf[o[t] + j].  Each input value is loaded and converted once and used by
     up to four sums; per sum the taps are still added in order, exactly as one row at a time would add them.
-    size and first are constants, so LLVM unrolls the loop over taps and vectorises the loop over j.
+    size and first are constants (numba inlines this function, so its callers' literals reach LLVM): LLVM
+    unrolls the loop over taps and vectorises the loop over j, and a sum's first two taps are one expression,
+    w0 * x0 + w1 * x1, which LLVM contracts to fma(w0, x0, w1 * x1) whatever the group size.  A `first` left
+    to run time would give fma(w1, x1, w0 * x0), which rounds differently.
     """
     y0, y1, y2, y3, y4, y5, y6, y7, y8, y9, y10 = ys
     r0, r1, r2, r3 = r
@@ -107,15 +99,15 @@ def _taps_x4(buf, r, o, first, last, src, ys, x, n, ws, size):
         xs = (np.float32(src[y0, c]), np.float32(src[y1, c]), np.float32(src[y2, c]), np.float32(src[y3, c]),
               np.float32(src[y4, c]), np.float32(src[y5, c]), np.float32(src[y6, c]), np.float32(src[y7, c]),
               np.float32(src[y8, c]), np.float32(src[y9, c]), np.float32(src[y10, c]))
-        if first:
-            v0 = v1 = v2 = v3 = np.float32(0.0)  # not added: the first tap replaces it (`_add`)
+        if first:  # a sum's first tap is its product alone (docs/kernel.md: how the sum rounds)
+            v0, v1, v2, v3 = ws[0] * xs[0], ws[0] * xs[1], ws[0] * xs[2], ws[0] * xs[3]
         else:
             v0, v1, v2, v3 = buf[r0 + j], buf[r1 + j], buf[r2 + j], buf[r3 + j]
-        for t in range(size):
-            v0 = _add(v0, first and t == 0, ws[t] * xs[t])
-            v1 = _add(v1, first and t == 0, ws[t] * xs[t + 1])
-            v2 = _add(v2, first and t == 0, ws[t] * xs[t + 2])
-            v3 = _add(v3, first and t == 0, ws[t] * xs[t + 3])
+        for t in range(1 if first else 0, size):
+            v0 = v0 + ws[t] * xs[t]
+            v1 = v1 + ws[t] * xs[t + 1]
+            v2 = v2 + ws[t] * xs[t + 2]
+            v3 = v3 + ws[t] * xs[t + 3]
         buf[r0 + j] = v0
         buf[r1 + j] = v1
         buf[r2 + j] = v2
@@ -160,7 +152,7 @@ def _vertical4(buf, r, o, copy, src, first, x, n, w, k):
         i = _vertical_group(buf, r, o, copy, src, first, x, n, w, k, i, False)
 
 
-@njit(nogil=True, cache=True, fastmath=_CONTRACT, inline="always")
+@njit(nogil=True, cache=True, fastmath=_CONTRACT)
 def _tap(row, shifted, i, k, step):
     """Where tap i's values start: row + i*step, or for odd i with a shifted copy (shifted >= 0, the row one
     pixel on), shifted + (i-1)*step, so that every tap starts a multiple of 2*step floats on.
@@ -177,11 +169,11 @@ def _tap(row, shifted, i, k, step):
 def _taps(dst, y, x, buf, row, shifted, acc, n, first, last, ws, size, i, k, step, rounding):
     """Add taps i..i+size-1 (size 7 or 8) of the row at buf[row] into buf[acc:acc + n], in order; when
     `last`, + rounding and stored as uint8 at dst[y, x + j] instead (no float row).  size and first are
-    constants (`_add`)."""
+    constants, as in `_taps_x4`."""
     for j in range(n):
-        v = np.float32(0.0) if first else buf[acc + j]
-        for t in range(size):
-            v = _add(v, first and t == 0, ws[t] * buf[_tap(row, shifted, i + t, k, step) + j])
+        v = ws[0] * buf[_tap(row, shifted, i, k, step) + j] if first else buf[acc + j]  # as in _taps_x4
+        for t in range(1 if first else 0, size):
+            v = v + ws[t] * buf[_tap(row, shifted, i + t, k, step) + j]
         if last:
             dst[y, x + j] = np.uint8(v + rounding)
         else:
