@@ -5,8 +5,8 @@
 
 Two runs of a script on a shared machine see different loads, so a before/after figure taken from two runs says
 little. Here the earlier kernel (approaches/core/kernel.py at --rev, read with `git show` into a temporary
-folder and imported under another name; numba compiles it there in a child process, tens of seconds, and this
-one loads it from the cache) runs in the same process as today's: each round blurs with before, after and
+folder and imported under another name; numba compiles it there in a child process, and this one
+loads it from the cache) runs in the same process as today's: each round blurs with before, after and
 cv2.GaussianBlur (one thread) back to back, the order rotating, on RGBA and RGB crops of the photo-like samples.
 Printed: best-of ms of each, after / before, and each / OpenCV; before and after must give the same pixels. The
 default widths are where the earlier kernel's float rows lay a multiple of 4 KiB apart (1004 at k = 21, 1010 at

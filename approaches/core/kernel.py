@@ -486,8 +486,13 @@ def _cached(method: str) -> Path | None:
     dispatcher = _blur_direct if method == "direct" else _blur_rows
     if dispatcher.stats.cache_path is None:
         return None
-    stamp = hashlib.sha256(Path(__file__).read_bytes() + numba.__version__.encode()).hexdigest()[:16]
-    return Path(dispatcher.stats.cache_path) / f"kernel.{dispatcher.__name__}.{stamp}.warm"
+    return Path(dispatcher.stats.cache_path) / f"kernel.{dispatcher.__name__}.{_stamp()}.warm"
+
+
+@functools.cache
+def _stamp() -> str:
+    """This source and this numba, hashed: what numba's cache entries are compiled from."""
+    return hashlib.sha256(Path(__file__).read_bytes() + numba.__version__.encode()).hexdigest()[:16]
 
 
 def _leave(mark: Path) -> None:
