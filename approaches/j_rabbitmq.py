@@ -359,6 +359,15 @@ def tiles_in_flight(cluster: Cluster) -> int:
 
 def roles(amqp: AmqpBroker) -> Roles:
     """j's pods on this AMQP broker (each is given its URL: a spawned pod connects itself)."""
+    def settled(cluster: Cluster) -> None:
+        """The pods are stopped: a job a worker set aside after the assembler's last look is still on the
+        dead-letter queue; move it onto the board, beside the others, for whoever reads them now."""
+        try:
+            with jobs_queue(amqp.url, cluster.board, "settle", cluster.job.config.settings) as queue:
+                queue.drain_dead_letters()
+        except AmqpError as error:
+            log.warning("the run's last dead letters stay on %s: %s", amqp.shown, error)
+
     def ended(cluster: Cluster) -> None:
         """The run is over and its pods stopped: delete its queues (left alone, they expire in a day)."""
         try:
@@ -369,5 +378,5 @@ def roles(amqp: AmqpBroker) -> Roles:
 
     return Roles(partial(coordinator, amqp=amqp.url), partial(worker, amqp=amqp.url),
                  partial(assembler, amqp=amqp.url), pills=False, in_flight=tiles_in_flight,
-                 gives_up_after=lambda settings: settings.progress_wait_s, ended=ended,
+                 gives_up_after=lambda settings: settings.progress_wait_s, settled=settled, ended=ended,
                  jobs_queue=partial(jobs_queue, amqp.url))

@@ -180,6 +180,27 @@ def test_junk_published_to_the_queue_is_dead_lettered_with_its_reason_and_nothin
     assert source == "jobs" and reason
 
 
+def test_a_job_set_aside_after_the_assembler_finished_is_on_the_board_once_collected(tmp_path, image_dir, rabbit):
+    # Given a run whose assembler has finished, and then a worker sets a job aside (the junk a stream hands out
+    # behind the real tiles): its dead letter lands on RabbitMQ's dead-letter queue, which no assembler drains now
+    def late_dead_letter(cluster):
+        cluster.assembler.wait()
+        connection = pika.BlockingConnection(pika.URLParameters(rabbit.url))
+        try:
+            connection.channel().basic_publish("", f"{cluster.board.key('jobs')}:dead", b"\x00junk",
+                                               pika.BasicProperties(headers={j_rabbitmq.REASON: "late junk"}))
+        finally:
+            connection.close()
+
+    job = j_job(image_dir, tmp_path / "out", rabbit)
+    with open_broker("memory://") as broker, deployment.launched(broker, job, j_rabbitmq.roles(rabbit)) as cluster:
+        late_dead_letter(cluster)
+        cluster.collect(Tracer())
+        letters = [(source, letter.reason) for source, letter in cluster.board.dead_letters()]
+    # Then once collected, the board has it with its reason (the chaos demo reads the board then)
+    assert letters == [("jobs", "late junk")]
+
+
 def test_on_the_page_tiles_come_live_and_a_killed_worker_s_tiles_come_back(tmp_path, image_dir, rabbit):
     assert_killed_worker_s_tiles_come_back(tmp_path, image_dir, "j", rabbit.url)
 

@@ -44,7 +44,8 @@ class Roles:
     pills: bool
     in_flight: Callable[["Cluster"], int | None]
     gives_up_after: Callable[[Settings], float]  # the assembler's patience without progress, from the settings
-    ended: Callable[["Cluster"], None] | None = None  # called once the run's pods are stopped (j: remove its queues)
+    settled: Callable[["Cluster"], None] | None = None  # called in collect once the pods are stopped (j: see roles)
+    ended: Callable[["Cluster"], None] | None = None  # called once the run's keys are deleted (j: remove its queues)
     jobs_queue: Callable[[Board, str, Settings], WorkQueue] | None = None  # j: its job queue, on RabbitMQ
 
 
@@ -75,6 +76,8 @@ class Cluster:
             if not pod.wait(max(deadline - time.monotonic(), 0.0)):
                 log.warning("%s still running after the run: killed", pod.name)
                 pod.kill()
+        if self.roles.settled is not None:
+            self.roles.settled(self)
         for pod in (self.coordinator, *self.workers, self.assembler):
             if pod.report is not None:  # a killed pod's spans died with it
                 tracer.extend(pod.report.spans)
