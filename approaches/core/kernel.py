@@ -17,16 +17,10 @@ docs/kernel.md explains the loops (unsigned indices, eight taps per pass, the sc
 approaches/core/scratch.py) and what was measured; benchmarks/kernel_*.py measure it.
 """
 
-import contextlib
 import functools
-import hashlib
 import math
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit
 
@@ -453,53 +447,11 @@ def warm_up(kernel_size: int = 3, *, method: str | None = None) -> None:
     cut tile is writable), so one call per kernel loads all there is.  What it costs in a fresh process
     with numba's cache filled: the kernel itself loads in milliseconds; the first call of any numba
     function also sets up numba's CPU target, which imports scipy.linalg when scipy is installed (numba
-    checks for BLAS), about half of the 0.25 s measured.
-
-    Without a cache entry (a new checkout, or kernel.py edited: numba keys its cache on the source's contents)
-    the kernel is compiled in a child process and loaded here from the cache it leaves: a kernel compiled in
-    the process that runs it ran several times slower there, for the whole process, than the same kernel
-    loaded from the cache (docs/kernel.md).
+    checks for BLAS), about half of the 0.25 s measured.  Without a cache entry (a new checkout, or
+    kernel.py edited: numba keys its cache on the source's contents) it compiles, about 10 s
+    (benchmarks/kernel_startup.py, which also checks that the kernel then runs as fast as one loaded).
     """
     validate_kernel_size(kernel_size)
-    methods = KERNELS if method is None else (validate_method(method),)
-    marks = [mark for name in methods if (mark := _cached(name)) is not None]
-    if not all(mark.exists() for mark in marks):
-        subprocess.run([sys.executable, "-c", f"from approaches.core.kernel import _load; _load({kernel_size}, "
-                        f"{tuple(methods)!r})"], check=False)  # if it fails, _load compiles here: slower, same pixels
-    _load(kernel_size, methods)
-    for mark in marks:  # numba's cache holds them now, compiled from this source
-        _leave(mark)
-
-
-def _load(kernel_size: int, methods: tuple[str, ...]) -> None:
-    """One blur per kernel: what compiles it, or loads it from the cache."""
     image = np.zeros((1, 1, 1), np.uint8)
-    for name in methods:
+    for name in KERNELS if method is None else (validate_method(method),):
         blur_into(image, Tile(0, 0, 0, 1, 1), np.zeros_like(image), kernel_size, method=name)
-
-
-@functools.cache
-def _cached(method: str) -> Path | None:
-    """A file that says numba's cache holds the kernel for method compiled from this very source (numba keys its
-    entries on the source's contents, and so does the file's name): absent, it may have to be compiled.  None
-    where numba has no cache folder."""
-    dispatcher = _blur_direct if method == "direct" else _blur_rows
-    if dispatcher.stats.cache_path is None:
-        return None
-    return Path(dispatcher.stats.cache_path) / f"kernel.{dispatcher.__name__}.{_stamp()}.warm"
-
-
-@functools.cache
-def _stamp() -> str:
-    """This source and this numba, hashed: what numba's cache entries are compiled from."""
-    return hashlib.sha256(Path(__file__).read_bytes() + numba.__version__.encode()).hexdigest()[:16]
-
-
-def _leave(mark: Path) -> None:
-    """Leave the mark `_cached` names, and remove those of earlier sources."""
-    if mark.exists():
-        return
-    with contextlib.suppress(OSError):  # a cache folder that cannot be written: numba then compiles in memory
-        for stale in mark.parent.glob(mark.name.rsplit(".", 2)[0] + ".*.warm"):
-            stale.unlink()
-        mark.touch()
