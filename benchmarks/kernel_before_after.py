@@ -68,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     samples = {"RGBA": np.asarray(make_sample(SAMPLES[0])), "RGB": np.asarray(make_sample(SAMPLES[1]))}
-    kernel.warm_up(method="separable")  # today's, compiled in a child if need be, as the "before" kernel is
+    kernel.warm_up(method="separable")  # today's, compiled (or loaded) before anything is timed
     with tempfile.TemporaryDirectory() as folder:
         before = kernel_at(args.rev, Path(folder))
         print(f"before: the kernel at {args.rev}; after: the working tree's.  Best of {args.rounds} interleaved rounds")
